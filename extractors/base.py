@@ -1,0 +1,115 @@
+"""The extractor contract: the one shape every feature extractor has from the outside.
+
+Borrowed from lhotse and the HEAR API (see ../shared/STYLE.md): an extractor is a name, a
+frozen config dataclass whose hash identifies its output, the sample rate it wants, how it
+wants the track cut into windows, and one method from a batch of windows to embeddings.
+Decoding, resampling, windowing, batching, device placement and pooling over windows live
+once, in `mfs.extractors.pipeline`, never in a model module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+POOLING_STATS = ("mean", "std", "max", "min")
+
+
+@dataclass(frozen=True)
+class ExtractorConfig:
+    """Base of every extractor's config. Every field changes the output, so all are hashed."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Windowing:
+    """How the shared pipeline cuts a decoded track before calling `Extractor.embed`.
+
+    `seconds=None` hands the whole track over as one window (for features whose statistics
+    are defined over the full track, like FMA's). Otherwise windows start every
+    `hop_seconds`; a track shorter than one window is zero-padded to one window, and when
+    the hops leave a tail uncovered a last window is aligned to the track's end, so every
+    sample is seen and nothing is random.
+    """
+
+    seconds: float | None = None
+    hop_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One embedding the extractor returns per window, and how it is pooled per track.
+
+    `layers > 0` means the per-window output has shape (layers, dim) and each layer is
+    stored as its own column. `pooling` names the statistics over windows that are stored
+    (column `<name>_<stat>`); an empty tuple stores the single per-track value as `<name>`
+    (only meaningful with whole-track windowing).
+    """
+
+    name: str
+    dim: int
+    pooling: tuple[str, ...] = ("mean", "std")
+    layers: int = 0
+    feature_names: tuple[str, ...] | None = None  # optional name per dimension
+
+
+class ExtractorUnavailable(RuntimeError):
+    """Raised when an extractor cannot run here (weights or package missing); says how to fix."""
+
+
+class Extractor(ABC):
+    """A feature extractor. Subclasses set the class attributes and implement `embed`."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[ExtractorConfig]]
+
+    def __init__(self, config: ExtractorConfig | None = None) -> None:
+        self.config = config if config is not None else self.config_class()
+
+    # --- what the pipeline needs to know -------------------------------------------------
+    @property
+    @abstractmethod
+    def sample_rate(self) -> int | None:
+        """Rate the audio is resampled to before `embed`; None keeps the file's native rate."""
+
+    @property
+    @abstractmethod
+    def windowing(self) -> Windowing: ...
+
+    @property
+    @abstractmethod
+    def outputs(self) -> tuple[OutputSpec, ...]: ...
+
+    def model_files(self) -> list[Path]:
+        """Files whose bytes define the model (hashed into every stored row). None by default."""
+        return []
+
+    def unavailable_reason(self) -> str | None:
+        """None when the extractor can run here, else one line saying how to make it run."""
+        return None
+
+    # --- running ----------------------------------------------------------------------
+    def load(self, device: torch.device) -> None:
+        """Load weights onto `device`. Called once before the first `embed`."""
+        self.device = device
+
+    @abstractmethod
+    def embed(self, windows: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
+        """Map windows (batch, samples), mono float32 on the loaded device, to embeddings.
+
+        Returns one tensor per `OutputSpec`: (batch, dim), or (batch, layers, dim).
+        """
+
+    # --- identity ---------------------------------------------------------------------
+    def config_hash(self) -> str:
+        """Short stable hash of name + config: a new config is a new output, never an overwrite."""
+        payload = json.dumps({"extractor": self.name, **self.config.to_dict()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]

@@ -1,0 +1,84 @@
+"""Scanning a library into the store's `tracks` table (flow `scan-library`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import flow
+
+from mfs.libraries.base import LibraryKind
+from mfs.libraries.fma import FmaLibrary
+from mfs.libraries.folder import FolderLibrary
+from mfs.libraries.gtzan import GtzanLibrary
+from mfs.libraries.scan import scan
+from mfs.store import Store
+from mfs.store.provenance import library_versions
+
+KINDS = ("gtzan", "fma", "folder")
+
+
+def make_library(kind: str, root: Path, metadata: Path | None = None,
+                 split_dir: Path | None = None) -> LibraryKind:
+    """The scanner for `kind`; a one-line error for a bad kind or folder."""
+    if kind not in KINDS:
+        raise ValueError(f"--kind {kind!r} is not one of {', '.join(KINDS)}")
+    if not root.is_dir():
+        raise FileNotFoundError(f"library folder {root} does not exist or is not a folder")
+    if kind == "gtzan":
+        return GtzanLibrary(root, split_dir)
+    if kind == "fma":
+        return FmaLibrary(root, metadata)
+    return FolderLibrary(root)
+
+
+def run_scan(store: Store, name: str, kind: str | None = None, root: Path | None = None,
+             metadata: Path | None = None, split_dir: Path | None = None,
+             progress: Callable[[str], None] | None = None) -> dict:
+    """Scan library `name` and write its tracks, failures and a `runs` row.
+
+    Without `kind`/`root` the library is rescanned as it was last scanned.
+    """
+    config = _library_config(store, name, kind, root, metadata, split_dir)
+    library = make_library(config["kind"], Path(config["root"]),
+                           _opt_path(config["metadata"]), _opt_path(config["split_dir"]))
+    run_id = uuid.uuid4().hex
+    started = datetime.now(UTC)
+    with store.writing(f"scan {name}") as writer:
+        result = scan(library, name, store.read_tracks(name), run_id, progress)
+        writer.save_library_config(name, config)
+        writer.replace_tracks(name, result.tracks)
+        writer.append_failures(result.failures)
+        counts = {**result.counts, "tracks": result.tracks.num_rows}
+        writer.append_run({
+            "run_id": run_id, "kind": "scan", "library": name, "extractors": [],
+            "status": "completed", "started_at": started, "finished_at": datetime.now(UTC),
+            "counts": json.dumps(counts), "versions": library_versions(),
+            "command": " ".join(sys.argv),
+        })
+    return {"library": name, "run_id": run_id, **counts}
+
+
+def _library_config(store: Store, name: str, kind: str | None, root: Path | None,
+                    metadata: Path | None, split_dir: Path | None) -> dict:
+    if kind is None and root is None:
+        return store.library_config(name)
+    if kind is None or root is None:
+        raise ValueError("give both PATH and --kind for a new library (or neither to rescan)")
+    return {"kind": kind, "root": str(root.resolve()),
+            "metadata": str(metadata.resolve()) if metadata else None,
+            "split_dir": str(split_dir.resolve()) if split_dir else None}
+
+
+def _opt_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+@flow(name="scan-library")
+def scan_library(library: str, store_root: str | None = None) -> dict:
+    """Rescan a library registered in the store (as a scheduled deployment would)."""
+    return run_scan(Store(store_root), library)

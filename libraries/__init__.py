@@ -1,0 +1,1 @@
+"""Music libraries on disk → rows of the store's `tracks` table (GTZAN, FMA, own folders)."""

@@ -1,0 +1,51 @@
+"""What every library kind tells the scanner: which files are tracks, their IDs and labels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mfs.libraries.files import FileEntry, WalkProblem
+
+LABEL_FIELDS = ("genre", "genres", "split", "subset", "artist", "artist_id", "album", "title")
+
+SPLIT_NAMES = {"train": "train", "training": "train", "valid": "validation",
+               "validation": "validation", "val": "validation", "test": "test"}
+
+
+@dataclass
+class Candidate:
+    """One audio file the library kind recognises as a track."""
+
+    entry: FileEntry
+    track_key: str | None  # ID suffix; None means "derive it from the file's content"
+    labels: dict = field(default_factory=dict)
+
+
+class LibraryKind:
+    """Base of the GTZAN, FMA and folder scanners."""
+
+    kind: str = ""
+    content_ids: bool = False  # IDs from file content (so moves and renames keep them)
+    labels_need_file: bool = False  # labels are read from the file (tags), not the layout
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def candidates(self) -> Iterator[Candidate | WalkProblem]:
+        raise NotImplementedError
+
+    def labels_from_file(self, entry: FileEntry) -> dict:
+        """Labels that need the file opened (tags); only called for new or changed files."""
+        return {}
+
+    def listed_without_audio(self, found_keys: set[str]) -> list[tuple[str, dict]]:
+        """Tracks the metadata lists but no audio file was found for: (key, labels)."""
+        return []
+
+
+def normalise_split(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return SPLIT_NAMES.get(value.strip().lower(), value.strip().lower())

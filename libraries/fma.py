@@ -1,0 +1,138 @@
+"""FMA: audio at `fma_<size>/NNN/NNNNNN.mp3`, labels from `fma_metadata/tracks.csv`.
+
+tracks.csv has two header rows (column group, column) and a third naming the index; fields
+may contain quoted newlines (artist bios), so it is read with the csv module, and any row
+with the wrong number of fields is an error naming the file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from mfs.libraries.base import Candidate, LibraryKind, normalise_split
+from mfs.libraries.files import WalkProblem, walk_audio_files
+
+FMA_NAME = re.compile(r"^\d{6}$")
+SUBSET_ORDER = ("small", "medium", "large")
+REQUIRED = {
+    ("track", "genre_top"), ("track", "genres_all"), ("set", "split"), ("set", "subset"),
+    ("artist", "id"),
+}
+WANTED = REQUIRED | {("artist", "name"), ("album", "title"), ("track", "title")}
+
+
+class MetadataError(ValueError):
+    """A malformed FMA metadata file; the message names the file and line."""
+
+
+class FmaLibrary(LibraryKind):
+    kind = "fma"
+
+    def __init__(self, root: Path, metadata_dir: Path | None = None) -> None:
+        super().__init__(root)
+        metadata_dir = metadata_dir or find_metadata_dir(root)
+        genre_titles = read_genre_titles(metadata_dir / "genres.csv")
+        self.tracks = read_tracks_csv(metadata_dir / "tracks.csv", genre_titles)
+        self.size = subset_of_folder(root)
+
+    def candidates(self) -> Iterator[Candidate | WalkProblem]:
+        for item in walk_audio_files(self.root):
+            if isinstance(item, WalkProblem):
+                yield item
+                continue
+            stem = Path(item.rel).name.rsplit(".", 1)[0]
+            if not FMA_NAME.match(stem):
+                yield WalkProblem(item.rel, "UnexpectedFile",
+                                  "not an FMA name like 000/000002.mp3; skipped")
+                continue
+            key = str(int(stem))
+            yield Candidate(item, key, self.tracks.get(key, {"genres": []}))
+
+    def listed_without_audio(self, found_keys: set[str]) -> list[tuple[str, dict]]:
+        wanted = SUBSET_ORDER[: SUBSET_ORDER.index(self.size) + 1] if self.size else None
+        return [
+            (key, labels)
+            for key, labels in self.tracks.items()
+            if key not in found_keys and (wanted is None or labels.get("subset") in wanted)
+        ]
+
+
+def find_metadata_dir(root: Path) -> Path:
+    for candidate in (root / "fma_metadata", root.parent / "fma_metadata", root):
+        if (candidate / "tracks.csv").exists():
+            return candidate
+    raise FileNotFoundError(
+        f"{root}: no fma_metadata/tracks.csv beside the audio; pass --metadata DIR"
+    )
+
+
+def subset_of_folder(root: Path) -> str | None:
+    """`fma_small` → 'small': which tracks the metadata says this folder should hold."""
+    match = re.match(r"^fma_(small|medium|large)$", root.name)
+    return match[1] if match else None
+
+
+def read_genre_titles(path: Path) -> dict[int, str]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        try:
+            return {int(row["genre_id"]): row["title"] for row in reader}
+        except (KeyError, ValueError, TypeError) as error:
+            raise MetadataError(f"{path}:{reader.line_num}: bad genres row ({error})") from None
+
+
+def read_tracks_csv(path: Path, genre_titles: dict[int, str]) -> dict[str, dict]:
+    """Track ID → labels, from FMA's two-header-row tracks.csv."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        try:
+            groups, names = next(reader), next(reader)
+            next(reader)  # the "track_id,,,," index-name row
+        except StopIteration:
+            raise MetadataError(f"{path}: too short for tracks.csv's three header rows") from None
+        columns = _column_positions(path, groups, names)
+        tracks = {}
+        for row in reader:
+            if len(row) != len(groups):
+                raise MetadataError(
+                    f"{path}:{reader.line_num}: expected {len(groups)} fields, got {len(row)}"
+                )
+            tracks[row[0]] = _labels(path, reader.line_num, row, columns, genre_titles)
+    return tracks
+
+
+def _column_positions(path: Path, groups: list[str], names: list[str]) -> dict:
+    positions = {}
+    for index, (top, name) in enumerate(zip(groups, names, strict=False)):
+        if (top, name) in WANTED:
+            positions[(top, name)] = index
+    missing = REQUIRED - positions.keys()
+    if missing:
+        names_missing = ", ".join(f"{a}.{b}" for a, b in sorted(missing))
+        raise MetadataError(f"{path}:2: missing columns {names_missing}")
+    return positions
+
+
+def _labels(path: Path, line: int, row: list[str], columns: dict, titles: dict) -> dict:
+    def get(key: tuple[str, str]) -> str | None:
+        value = row[columns[key]] if key in columns else ""
+        return value or None
+
+    try:
+        genre_ids = ast.literal_eval(get(("track", "genres_all")) or "[]")
+    except (ValueError, SyntaxError):
+        raise MetadataError(f"{path}:{line}: genres_all is not a list of ids") from None
+    return {
+        "genre": get(("track", "genre_top")),
+        "genres": [titles.get(int(g), str(g)) for g in genre_ids],
+        "split": normalise_split(get(("set", "split"))),
+        "subset": get(("set", "subset")),
+        "artist_id": get(("artist", "id")),
+        "artist": get(("artist", "name")),
+        "album": get(("album", "title")),
+        "title": get(("track", "title")),
+    }

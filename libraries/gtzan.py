@@ -1,0 +1,57 @@
+"""GTZAN: `genres/<genre>/<genre>.000NN.<ext>`, optionally with fault-filtered split lists."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from mfs.libraries.base import Candidate, LibraryKind, normalise_split
+from mfs.libraries.files import WalkProblem, walk_audio_files
+
+GTZAN_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<number>\d{5})$")
+
+
+class GtzanLibrary(LibraryKind):
+    kind = "gtzan"
+
+    def __init__(self, root: Path, split_dir: Path | None = None) -> None:
+        super().__init__(root)
+        self.splits = read_split_lists(split_dir) if split_dir else {}
+
+    def candidates(self) -> Iterator[Candidate | WalkProblem]:
+        for item in walk_audio_files(self.root):
+            if isinstance(item, WalkProblem):
+                yield item
+                continue
+            stem = Path(item.rel).name.rsplit(".", 1)[0]
+            match = GTZAN_NAME.match(stem)
+            if not match:
+                yield WalkProblem(item.rel, "UnexpectedFile",
+                                  "not a GTZAN name like blues.00012.au; skipped")
+                continue
+            genre = match["genre"]
+            yield Candidate(item, stem, {"genre": genre, "genres": [genre],
+                                         "split": self.splits.get(stem)})
+
+
+def read_split_lists(split_dir: Path) -> dict[str, str]:
+    """Map track stem → split from `<split>_filtered.txt` style lists (`blues/blues.00012.wav`).
+
+    Prefers the fault-filtered lists when a folder holds several families of lists.
+    """
+    files = sorted(split_dir.glob("*_filtered.txt")) or sorted(split_dir.glob("*.txt"))
+    if not files:
+        raise FileNotFoundError(f"{split_dir}: no split lists (*_filtered.txt) found")
+    splits: dict[str, str] = {}
+    for path in files:
+        split = normalise_split(path.stem.split("_")[0])
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            line = line.strip()
+            if not line:
+                continue
+            stem = Path(line).name.rsplit(".", 1)[0]
+            if not GTZAN_NAME.match(stem):
+                raise ValueError(f"{path}:{number}: not a GTZAN track like blues/blues.00012.wav")
+            splits[stem] = split
+    return splits

@@ -1,0 +1,131 @@
+"""Incremental scanning: a library on disk plus its previous tracks table → new table.
+
+An unchanged file (same size and mtime) is never opened: its previous row is reused. A
+new or changed file is fingerprinted and its header probed. A file that vanished keeps its
+row, marked missing, so its stored features stay joinable. Every problem becomes a
+failure row; nothing stops the scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from mfs.extractors.audio import AudioError, probe
+from mfs.libraries.base import LABEL_FIELDS, Candidate, LibraryKind
+from mfs.libraries.files import WalkProblem, fingerprint
+from mfs.store import schema
+
+
+@dataclass
+class ScanResult:
+    tracks: pa.Table
+    failures: list[dict]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def scan(library: LibraryKind, name: str, previous: pa.Table, run_id: str,
+         progress: Callable[[str], None] | None = None) -> ScanResult:
+    """Scan `library` (called `name` in the store) against its `previous` tracks."""
+    now = datetime.now(UTC)
+    old_by_path = {row["path"]: row for row in previous.to_pylist()}
+    rows: dict[str, dict] = {}
+    failures: list[dict] = []
+    counts = dict.fromkeys(
+        ("new", "changed", "unchanged", "missing", "unreadable", "duplicate", "problems"), 0)
+    base = {"library": name, "library_kind": library.kind,
+            "library_root": str(library.root.resolve()), "scanned_at": now}
+
+    def fail(rel: str, error_class: str, reason: str, track_id: str | None = None) -> None:
+        failures.append({"track_id": track_id, "library": name, "path": rel, "stage": "scan",
+                         "config_hash": None, "error_class": error_class, "reason": reason,
+                         "attempts": 1, "failed_at": now, "run_id": run_id})
+
+    seen_paths: set[str] = set()
+    for item in library.candidates():
+        if progress:
+            progress(item.rel)
+        if isinstance(item, WalkProblem):
+            counts["problems"] += 1
+            fail(item.rel, item.error_class, item.reason)
+            continue
+        seen_paths.add(item.entry.rel)
+        row = _row_for(library, name, item, old_by_path.get(item.entry.rel), base, counts, fail)
+        if row is None:
+            continue
+        other = rows.get(row["track_id"])
+        if other is not None:
+            counts["duplicate"] += 1
+            fail(item.entry.rel, "DuplicateAudio",
+                 f"same track as {other['path']}; not stored twice", row["track_id"])
+            continue
+        rows[row["track_id"]] = row
+
+    for path, old in old_by_path.items():
+        if path not in seen_paths and old["track_id"] not in rows:
+            counts["missing"] += 1
+            rows[old["track_id"]] = {**old, "status": "missing",
+                                     "status_reason": "file no longer found at its path"}
+    found_keys = {row["track_id"].split(":", 1)[1] for row in rows.values()}
+    for key, labels in library.listed_without_audio(found_keys):
+        counts["missing"] += 1
+        track_id = f"{name}:{key}"
+        rows[track_id] = _empty_row(base, track_id, labels, "missing",
+                                    "listed in the metadata but no audio file was found")
+    table = pa.Table.from_pylist(sorted(rows.values(), key=lambda r: r["track_id"]),
+                                 schema=schema.TRACKS)
+    return ScanResult(table, failures, counts)
+
+
+def _row_for(library: LibraryKind, name: str, item: Candidate, old: dict | None, base: dict,
+             counts: dict[str, int], fail: Callable) -> dict | None:
+    entry = item.entry
+    unchanged = (old is not None and old["status"] != "missing"
+                 and old["file_size"] == entry.size and old["mtime_ns"] == entry.mtime_ns)
+    if unchanged:
+        counts["unchanged"] += 1
+        labels = {k: old[k] for k in LABEL_FIELDS} if library.labels_need_file else item.labels
+        return {**old, **labels, "scanned_at": base["scanned_at"]}
+    counts["changed" if old is not None else "new"] += 1
+    try:
+        digest = fingerprint(entry.path)
+    except OSError as error:
+        counts["unreadable"] += 1
+        track_id = _track_id(name, item, f"path-{entry.rel}")
+        fail(entry.rel, type(error).__name__, f"{entry.rel}: {error.strerror or error}", track_id)
+        if library.content_ids:
+            return None  # without the bytes there is no content ID to store it under
+        return _empty_row(base, track_id, item.labels, "unreadable", error.strerror or str(error))
+    track_id = _track_id(name, item, digest[:16])
+    labels = {**item.labels, **library.labels_from_file(entry)}
+    row = _empty_row(base, track_id, labels, "ok", None)
+    row.update(path=entry.rel, format=Path(entry.rel).suffix.lower().lstrip("."),
+               file_size=entry.size, mtime_ns=entry.mtime_ns, fingerprint=digest)
+    try:
+        info = probe(entry.path)
+    except AudioError as error:
+        counts["unreadable"] += 1
+        reason = str(error).replace(str(entry.path), entry.rel)
+        fail(entry.rel, "AudioError", reason, track_id)
+        row.update(status="unreadable", status_reason=reason)
+        return row
+    row.update(duration_s=info.duration_s, sample_rate=info.sample_rate, channels=info.channels)
+    return row
+
+
+def _track_id(name: str, item: Candidate, content_key: str) -> str:
+    return f"{name}:{item.track_key if item.track_key is not None else content_key}"
+
+
+def _empty_row(base: dict, track_id: str, labels: dict, status: str, reason: str | None) -> dict:
+    row = dict.fromkeys(schema.TRACKS.names)
+    row.update(base)
+    row.update({k: v for k, v in labels.items() if k in LABEL_FIELDS})
+    row["genres"] = row["genres"] or []
+    row.update(track_id=track_id, status=status, status_reason=reason)
+    return row
+

@@ -1,0 +1,1 @@
+"""music feature store: offline batch embeddings on a Parquet + DuckDB feature store."""

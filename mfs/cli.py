@@ -1,0 +1,135 @@
+"""The `mfs` command line: scan libraries, inspect the store, query it with SQL, run the demo.
+
+Every failure is one line on stderr naming what is at fault, with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mfs.console import console, counting_progress, errors, print_rows
+from mfs.store import Store
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Music feature store: scan libraries, extract features, query with SQL.")
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option("--store", help="Store root (default: $MFS_STORE or data/store).",
+                 show_default=False),
+]
+FormatOption = Annotated[str, typer.Option("--format", "-f", help="table, csv or json")]
+
+
+def one_line_errors(command: Callable) -> Callable:
+    """Turn expected failures into `error: …` on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def open_store(path: Path | None) -> Store:
+    return Store(path)
+
+
+@app.command("scan")
+@one_line_errors
+def scan_command(
+    path: Annotated[Path | None, typer.Argument(help="Library folder; omit to rescan.")] = None,
+    kind: Annotated[str | None, typer.Option(help="gtzan, fma or folder")] = None,
+    name: Annotated[str, typer.Option(help="Library name in the store.")] = ...,
+    metadata: Annotated[Path | None, typer.Option(help="FMA: folder with tracks.csv.")] = None,
+    split_dir: Annotated[Path | None, typer.Option(help="GTZAN: folder with split lists.")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Scan a library into the store's tracks table (incremental)."""
+    from mfs.flows.scan import run_scan
+
+    with counting_progress(f"scanning {name}") as tick:
+        summary = run_scan(open_store(store), name, kind, path, metadata, split_dir, tick)
+    console.print(
+        f"scanned [bold]{name}[/bold]: {summary['tracks']} tracks "
+        f"({summary['new']} new, {summary['changed']} changed, {summary['unchanged']} unchanged, "
+        f"{summary['missing']} missing, {summary['unreadable']} unreadable, "
+        f"{summary['duplicate']} duplicates, {summary['problems']} other problems)"
+    )
+
+
+@app.command("status")
+@one_line_errors
+def status_command(
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Tracks per library and status, coverage per extractor, recent failures."""
+    from mfs.store.status import store_status
+
+    status = store_status(open_store(store))
+    if as_json:
+        print(json.dumps(status, default=str, indent=1))
+        return
+    console.print(f"store: {status['store']}")
+    for section, title in (("tracks", "Tracks"), ("coverage", "Extractor coverage"),
+                           ("recent_failures", "Recent failures")):
+        rows = status[section]
+        if rows:
+            print_rows(list(rows[0]), [list(r.values()) for r in rows], title=title)
+        else:
+            console.print(f"{title}: none")
+
+
+@app.command("sql")
+@one_line_errors
+def sql_command(
+    query: Annotated[str, typer.Argument(help="SQL over the views tracks, failures, runs, "
+                                             "features and one view per extractor.")],
+    store: StoreOption = None,
+    csv_out: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Run SQL on the store's DuckDB views."""
+    import duckdb
+
+    con = open_store(store).connect()
+    try:
+        result = con.execute(query)
+    except duckdb.Error as error:
+        raise ValueError(f"SQL failed: {' '.join(str(error).split())}") from None
+    if result.description is None:
+        return
+    columns = [d[0] for d in result.description]
+    print_rows(columns, result.fetchall(), "csv" if csv_out else "json" if json_out else "table")
+
+
+@app.command("demo")
+@one_line_errors
+def demo_command(
+    store: StoreOption = None,
+    folder: Annotated[Path, typer.Option(help="Where the demo library is written.")] = Path(
+        "data/demo"),
+) -> None:
+    """Build the synthetic demo library, scan it and show the store's status."""
+    from mfs.demo import run_demo
+
+    run_demo(open_store(store), folder)
+    status_command(store=store, as_json=False)
+
+
+def main() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    app()

@@ -1,0 +1,72 @@
+"""Terminal output shared by the CLI commands: tables, progress bars, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def print_rows(columns: Sequence[str], rows: Sequence[Sequence], fmt: str = "table",
+               title: str | None = None) -> None:
+    """Print query results as a rich table, CSV or JSON lines."""
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    elif fmt == "json":
+        print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=_jsonable,
+                         indent=1))
+    else:
+        table = Table(title=title, show_lines=False)
+        for column in columns:
+            table.add_column(str(column), overflow="fold")
+        for row in rows:
+            table.add_row(*(_cell(v) for v in row))
+        console.print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple) and len(value) > 6:
+        return f"[{', '.join(_cell(v) for v in value[:4])}, … ({len(value)} values)]"
+    return str(value)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+@contextmanager
+def counting_progress(label: str) -> Iterator:
+    """A spinner that counts items of unknown total (scans), on stderr."""
+    columns = [SpinnerColumn(), TextColumn("{task.description}"),
+               TextColumn("{task.completed} files"), TimeElapsedColumn()]
+    with Progress(*columns, console=errors, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda _item: progress.advance(task)
+
+
+@contextmanager
+def bar_progress(label: str, total: int) -> Iterator:
+    """A bar with rate and ETA for work of known size (extraction)."""
+    columns = [TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn(), TextColumn("ETA"), TextColumn("{task.fields[eta]}")]
+    with Progress(*columns, console=errors, transient=True) as progress:
+        yield progress, progress.add_task(label, total=total, rate="", eta="")

@@ -1,0 +1,23 @@
+"""Versions of the libraries that shape stored numbers, recorded with every run and row."""
+
+from __future__ import annotations
+
+import json
+import platform
+from functools import cache
+from importlib import metadata
+
+TRACKED_PACKAGES = ("music-feature-store", "numpy", "torch", "soundfile", "soxr", "av",
+                    "pyarrow", "duckdb", "transformers", "scikit-learn", "xgboost-cpu")
+
+
+@cache
+def library_versions() -> str:
+    """JSON object of Python and installed package versions (absent packages omitted)."""
+    versions = {"python": platform.python_version()}
+    for package in TRACKED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return json.dumps(versions, sort_keys=True)

@@ -1,0 +1,86 @@
+"""Arrow schemas of the store's tables. `store/SCHEMA.md` explains each column."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TRACK_STATUSES = ("ok", "unreadable", "missing")
+
+TRACKS = pa.schema(
+    [
+        ("track_id", pa.string()),
+        ("library", pa.string()),
+        ("library_kind", pa.string()),
+        ("library_root", pa.string()),
+        ("path", pa.string()),
+        ("format", pa.string()),
+        ("duration_s", pa.float64()),
+        ("sample_rate", pa.int32()),
+        ("channels", pa.int32()),
+        ("file_size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("fingerprint", pa.string()),
+        ("genre", pa.string()),
+        ("genres", pa.list_(pa.string())),
+        ("split", pa.string()),
+        ("subset", pa.string()),
+        ("artist", pa.string()),
+        ("artist_id", pa.string()),
+        ("album", pa.string()),
+        ("title", pa.string()),
+        ("status", pa.string()),
+        ("status_reason", pa.string()),
+        ("scanned_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+FAILURES = pa.schema(
+    [
+        ("track_id", pa.string()),
+        ("library", pa.string()),
+        ("path", pa.string()),
+        ("stage", pa.string()),
+        ("config_hash", pa.string()),
+        ("error_class", pa.string()),
+        ("reason", pa.string()),
+        ("attempts", pa.int32()),
+        ("failed_at", pa.timestamp("us", tz="UTC")),
+        ("run_id", pa.string()),
+    ]
+)
+
+RUNS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("kind", pa.string()),
+        ("library", pa.string()),
+        ("extractors", pa.list_(pa.string())),
+        ("status", pa.string()),
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("finished_at", pa.timestamp("us", tz="UTC")),
+        ("counts", pa.string()),
+        ("versions", pa.string()),
+        ("command", pa.string()),
+    ]
+)
+
+# Columns every feature row has besides its embedding columns (fixed-size float32 lists).
+FEATURE_KEY_AND_PROVENANCE = pa.schema(
+    [
+        ("track_id", pa.string()),
+        ("extractor", pa.string()),
+        ("config_hash", pa.string()),
+        ("config", pa.string()),
+        ("n_windows", pa.int32()),
+        ("seconds", pa.float64()),
+        ("model_hash", pa.string()),
+        ("versions", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("run_id", pa.string()),
+    ]
+)
+
+
+def embedding_type(dim: int) -> pa.DataType:
+    """Arrow type of one stored embedding: a fixed-size float32 list (DuckDB `FLOAT[dim]`)."""
+    return pa.list_(pa.float32(), dim)

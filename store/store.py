@@ -1,0 +1,147 @@
+"""Reading and writing the store's tables (layout in `store/SCHEMA.md`).
+
+Reads need nothing; every write goes through a `StoreWriter`, which exists only while the
+store's single-writer lock is held. Feature, failure and run tables are append-only sets
+of immutable Parquet parts; a library's tracks are one file replaced atomically per scan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mfs.store import schema
+from mfs.store.atomic import remove_stale_temporaries, write_bytes_atomic, write_parquet_atomic
+from mfs.store.lock import StoreLock
+from mfs.store.views import create_views
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def default_store_root() -> Path:
+    """`$MFS_STORE` if set, else `data/store` under the current directory."""
+    return Path(os.environ.get("MFS_STORE", "data/store"))
+
+
+def check_name(kind: str, name: str) -> str:
+    """Library and extractor names become folder names, so they must be plain."""
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"invalid {kind} name {name!r}: use letters, digits, '_', '.', '-'")
+    return name
+
+
+def new_part_name() -> str:
+    """Unique, time-ordered file name for one append-only part."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    return f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+class Store:
+    """A store root on disk. Cheap to create; touches nothing until asked."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root) if root is not None else default_store_root()
+
+    @property
+    def tracks_dir(self) -> Path:
+        return self.root / "tracks"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.root / "features"
+
+    @property
+    def failures_dir(self) -> Path:
+        return self.root / "failures"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    def libraries(self) -> list[str]:
+        return sorted(p.stem for p in self.tracks_dir.glob("*.parquet"))
+
+    def extractors(self) -> list[str]:
+        if not self.features_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.features_dir.iterdir() if any(p.rglob("*.parquet")))
+
+    @property
+    def libraries_dir(self) -> Path:
+        return self.root / "libraries"
+
+    def library_config(self, library: str) -> dict:
+        """How a library was scanned (kind, root, metadata and split folders)."""
+        path = self.libraries_dir / f"{check_name('library', library)}.json"
+        if not path.exists():
+            known = ", ".join(self.libraries()) or "none yet"
+            raise KeyError(f"unknown library {library!r} in store {self.root} (known: {known})")
+        return json.loads(path.read_text())
+
+    def read_tracks(self, library: str) -> pa.Table:
+        """A library's tracks table, or an empty one if it was never scanned."""
+        path = self.tracks_dir / f"{check_name('library', library)}.parquet"
+        if not path.exists():
+            return schema.TRACKS.empty_table()
+        return pq.read_table(path).cast(schema.TRACKS)
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with the store's views (see SCHEMA.md)."""
+        con = duckdb.connect()
+        create_views(con, self)
+        return con
+
+    @contextmanager
+    def writing(self, purpose: str) -> Iterator[StoreWriter]:
+        """Hold the single-writer lock for the duration of the block."""
+        with StoreLock(self.root, purpose):
+            remove_stale_temporaries(self.root)
+            yield StoreWriter(self)
+
+
+class StoreWriter:
+    """Write access to a store; only handed out while its lock is held."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def save_library_config(self, library: str, config: dict) -> Path:
+        path = self.store.libraries_dir / f"{check_name('library', library)}.json"
+        return write_bytes_atomic(json.dumps(config, indent=2).encode(), path)
+
+    def replace_tracks(self, library: str, table: pa.Table) -> Path:
+        """Atomically replace a library's tracks table; rejects duplicate track IDs."""
+        table = table.cast(schema.TRACKS)
+        ids = table.column("track_id")
+        if len(ids) != len(pa.compute.unique(ids)):
+            raise ValueError(f"library {library!r}: duplicate track_id in tracks table")
+        path = self.store.tracks_dir / f"{check_name('library', library)}.parquet"
+        return write_parquet_atomic(table, path)
+
+    def append_failures(self, rows: list[dict]) -> Path | None:
+        if not rows:
+            return None
+        table = pa.Table.from_pylist(rows, schema=schema.FAILURES)
+        return write_parquet_atomic(table, self.store.failures_dir / new_part_name())
+
+    def append_run(self, row: dict) -> Path:
+        table = pa.Table.from_pylist([row], schema=schema.RUNS)
+        return write_parquet_atomic(table, self.store.runs_dir / new_part_name())
+
+    def append_features(self, extractor: str, config_hash: str, table: pa.Table) -> Path:
+        """Add one batch of feature rows as an immutable part of `features/<ext>/<hash>/`."""
+        missing = set(schema.FEATURE_KEY_AND_PROVENANCE.names) - set(table.column_names)
+        if missing:
+            raise ValueError(f"feature batch for {extractor!r} lacks columns {sorted(missing)}")
+        folder = self.store.features_dir / check_name("extractor", extractor) / config_hash
+        return write_parquet_atomic(table, folder / new_part_name())

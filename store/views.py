@@ -1,0 +1,81 @@
+"""DuckDB views over the store's Parquet files, so everything downstream is plain SQL."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import duckdb
+import pyarrow as pa
+
+from mfs.store import schema
+
+if TYPE_CHECKING:
+    from mfs.store.store import Store
+
+
+def view_name(extractor: str) -> str:
+    """SQL-friendly view name of an extractor: `musicnn-mtt` → `musicnn_mtt`."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", extractor)
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    """Create `tracks`, `failures`, `failures_latest`, `runs`, one view per extractor and
+    the long `features` view on `con`."""
+    _table_view(con, "tracks", store.tracks_dir, schema.TRACKS)
+    _table_view(con, "failures", store.failures_dir, schema.FAILURES)
+    _table_view(con, "runs", store.runs_dir, schema.RUNS)
+    con.execute(
+        """CREATE OR REPLACE VIEW failures_latest AS SELECT * FROM failures
+        QUALIFY row_number() OVER (PARTITION BY library, path, stage, config_hash
+                                   ORDER BY failed_at DESC, attempts DESC) = 1"""
+    )
+    long_parts = []
+    for extractor in store.extractors():
+        name = view_name(extractor)
+        pattern = str(store.features_dir / extractor / "*" / "*.parquet")
+        # A retried batch can never duplicate a key (the planner excludes stored pairs),
+        # but the view keeps the newest row per key anyway so readers never see two.
+        con.execute(
+            f"""CREATE OR REPLACE VIEW "{name}" AS
+            SELECT * FROM read_parquet({sql_literal(pattern)}, union_by_name = true)
+            QUALIFY row_number() OVER (PARTITION BY track_id, config_hash
+                                       ORDER BY created_at DESC) = 1"""
+        )
+        for column in embedding_columns(con, name):
+            long_parts.append(
+                f"""SELECT track_id, extractor, config_hash, {sql_literal(column)} AS output,
+                "{column}"::FLOAT[] AS vector, created_at FROM "{name}"
+                WHERE "{column}" IS NOT NULL"""
+            )
+    if long_parts:
+        con.execute("CREATE OR REPLACE VIEW features AS " + " UNION ALL ".join(long_parts))
+    else:
+        con.execute(
+            """CREATE OR REPLACE VIEW features AS SELECT NULL::VARCHAR AS track_id,
+            NULL::VARCHAR AS extractor, NULL::VARCHAR AS config_hash, NULL::VARCHAR AS output,
+            NULL::FLOAT[] AS vector, NULL::TIMESTAMPTZ AS created_at WHERE false"""
+        )
+
+
+def embedding_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[str]:
+    """The embedding (float array) columns of an extractor view, in stored order."""
+    provenance = set(schema.FEATURE_KEY_AND_PROVENANCE.names)
+    rows = con.execute(f'DESCRIBE "{view}"').fetchall()
+    return [name for name, dtype, *_ in rows if name not in provenance and "[" in dtype]
+
+
+def _table_view(con: duckdb.DuckDBPyConnection, name: str, folder, table_schema: pa.Schema):
+    pattern = str(folder / "*.parquet")
+    if any(folder.glob("*.parquet")):
+        con.execute(
+            f"CREATE OR REPLACE VIEW {name} AS "
+            f"SELECT * FROM read_parquet({sql_literal(pattern)}, union_by_name = true)"
+        )
+    else:
+        con.register(f"_empty_{name}", table_schema.empty_table())
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _empty_{name}")
