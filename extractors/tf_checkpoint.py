@@ -152,24 +152,25 @@ def _shape(buf: bytes, path: Path) -> tuple[int, ...]:
     """Dimensions of a TensorShapeProto (field 2: repeated Dim, whose field 1 is the size)."""
     dims = []
     for number, dim in _proto_fields(buf, path):
-        if number == 2:
-            sizes = [v for n, v in _proto_fields(dim, path) if n == 1]
+        if number == 2 and isinstance(dim, bytes):
+            sizes = [v for n, v in _proto_fields(dim, path) if n == 1 and isinstance(v, int)]
             dims.append(sizes[0] if sizes else 0)
     return tuple(dims)
 
 
 def _bundle_entry(name: str, buf: bytes, path: Path) -> BundleEntry:
     """Decode a BundleEntryProto; partitioned (sliced) tensors are not supported."""
-    values: dict[str, int | bytes] = {"dtype": 0, "shape": b"", "shard_id": 0, "offset": 0,
-                                      "size": 0, "crc32c": 0}
-    names = {1: "dtype", 2: "shape", 3: "shard_id", 4: "offset", 5: "size", 6: "crc32c"}
+    fields: dict[int, int | bytes] = {}
     for number, value in _proto_fields(buf, path):
         if number == 7:
             raise CheckpointError(f"{path}: tensor {name!r} is partitioned, not supported")
-        if number in names:
-            values[names[number]] = value
-    shape = _shape(values.pop("shape"), path)  # type: ignore[arg-type]
-    return BundleEntry(shape=shape, **values)  # type: ignore[arg-type]
+        fields[number] = value
+    shape = fields.get(2, b"")
+    numbers = [fields.get(n, 0) for n in (1, 3, 4, 5, 6)]  # dtype, shard, offset, size, crc
+    ints = [v for v in numbers if isinstance(v, int)]
+    if not isinstance(shape, bytes) or len(ints) != len(numbers):
+        raise CheckpointError(f"{path}: malformed index entry for tensor {name!r}")
+    return BundleEntry(ints[0], _shape(shape, path), *ints[1:])
 
 
 # --- the SSTable ------------------------------------------------------------------------

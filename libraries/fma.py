@@ -81,28 +81,43 @@ def read_genre_titles(path: Path) -> dict[int, str]:
         reader = csv.DictReader(handle)
         try:
             return {int(row["genre_id"]): row["title"] for row in reader}
+        except UnicodeDecodeError:
+            raise MetadataError(f"{path}: not valid UTF-8 text") from None
         except (KeyError, ValueError, TypeError) as error:
             raise MetadataError(f"{path}:{reader.line_num}: bad genres row ({error})") from None
 
 
 def read_tracks_csv(path: Path, genre_titles: dict[int, str]) -> dict[str, dict]:
     """Track ID → labels, from FMA's two-header-row tracks.csv."""
-    with open(path, newline="", encoding="utf-8") as handle:
+    # Undecodable bytes are kept as surrogates so the error can name their exact line.
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
         reader = csv.reader(handle)
+        line = 1  # first physical line of the record being read, for error messages
         try:
             groups, names = next(reader), next(reader)
             next(reader)  # the "track_id,,,," index-name row
+            columns = _column_positions(path, groups, names)
+            tracks = {}
+            line = reader.line_num + 1
+            for row in reader:
+                _check_utf8(path, line, row)
+                if len(row) != len(groups):
+                    raise MetadataError(
+                        f"{path}:{line}: expected {len(groups)} fields, got {len(row)}")
+                tracks[row[0]] = _labels(path, line, row, columns, genre_titles)
+                line = reader.line_num + 1
         except StopIteration:
             raise MetadataError(f"{path}: too short for tracks.csv's three header rows") from None
-        columns = _column_positions(path, groups, names)
-        tracks = {}
-        for row in reader:
-            if len(row) != len(groups):
-                raise MetadataError(
-                    f"{path}:{reader.line_num}: expected {len(groups)} fields, got {len(row)}"
-                )
-            tracks[row[0]] = _labels(path, reader.line_num, row, columns, genre_titles)
+        except csv.Error as error:
+            raise MetadataError(f"{path}:{line}: not readable as CSV ({error})") from None
     return tracks
+
+
+def _check_utf8(path: Path, line: int, row: list[str]) -> None:
+    try:
+        "".join(row).encode("utf-8")
+    except UnicodeEncodeError:
+        raise MetadataError(f"{path}:{line}: not valid UTF-8 text") from None
 
 
 def _column_positions(path: Path, groups: list[str], names: list[str]) -> dict:
@@ -122,13 +137,16 @@ def _labels(path: Path, line: int, row: list[str], columns: dict, titles: dict) 
         value = row[columns[key]] if key in columns else ""
         return value or None
 
+    text = get(("track", "genres_all")) or "[]"
     try:
-        genre_ids = ast.literal_eval(get(("track", "genres_all")) or "[]")
-    except (ValueError, SyntaxError):
-        raise MetadataError(f"{path}:{line}: genres_all is not a list of ids") from None
+        genre_ids = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        genre_ids = None
+    if not isinstance(genre_ids, list) or not all(type(g) is int for g in genre_ids):
+        raise MetadataError(f"{path}:{line}: genres_all {text!r} is not a list of genre ids")
     return {
         "genre": get(("track", "genre_top")),
-        "genres": [titles.get(int(g), str(g)) for g in genre_ids],
+        "genres": [titles.get(g, str(g)) for g in genre_ids],
         "split": normalise_split(get(("set", "split"))),
         "subset": get(("set", "subset")),
         "artist_id": get(("artist", "id")),

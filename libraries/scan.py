@@ -48,7 +48,7 @@ def scan(library: LibraryKind, name: str, previous: pa.Table, run_id: str,
     seen_paths: set[str] = set()
     for item in library.candidates():
         if progress:
-            progress(item.rel)
+            progress(item.rel if isinstance(item, WalkProblem) else item.entry.rel)
         if isinstance(item, WalkProblem):
             counts["problems"] += 1
             fail(item.rel, item.error_class, item.reason)

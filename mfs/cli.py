@@ -9,6 +9,7 @@ import functools
 import json
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -37,7 +38,8 @@ def one_line_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except (OSError, ValueError, KeyError, RuntimeError) as error:
             message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+            errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True,
+                         soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -60,7 +62,9 @@ def scan_command(
     """Scan a library into the store's tracks table (incremental)."""
     from mfs.flows.scan import run_scan
 
-    with counting_progress(f"scanning {name}") as tick:
+    # A spinner only on a terminal: piped stderr should hold nothing but errors.
+    spinner = counting_progress(f"scanning {name}") if errors.is_terminal else nullcontext()
+    with spinner as tick:
         summary = run_scan(open_store(store), name, kind, path, metadata, split_dir, tick)
     console.print(
         f"scanned [bold]{name}[/bold]: {summary['tracks']} tracks "
@@ -114,6 +118,75 @@ def sql_command(
         return
     columns = [d[0] for d in result.description]
     print_rows(columns, result.fetchall(), "csv" if csv_out else "json" if json_out else "table")
+
+
+def split_names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+@app.command("extractors")
+@one_line_errors
+def extractors_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the extractors with their outputs and whether they can run on this machine."""
+    from mfs.extractors import registry
+
+    rows = []
+    for name in sorted(registry.all_extractors()):
+        extractor = registry.create(name)
+        outputs = ", ".join(f"{o.name}[{o.dim}]" + (f"x{o.layers} layers" if o.layers else "")
+                            for o in extractor.outputs)
+        reason = extractor.unavailable_reason()
+        rows.append([name, outputs, extractor.sample_rate or "native",
+                     "yes" if reason is None else f"no: {reason}", extractor.config_hash()])
+    columns = ["extractor", "outputs (dims)", "sample rate", "available", "config_hash"]
+    print_rows(columns, rows, "json" if as_json else "table")
+
+
+@app.command("extract")
+@one_line_errors
+def extract_command(
+    name: Annotated[str, typer.Argument(help="Library name.")],
+    extractor: Annotated[str, typer.Option(help="Comma-separated extractor names.")] = (
+        "fma518,musicnn-mtt"),
+    batch_size: Annotated[int, typer.Option(help="Windows per model call.")] = 16,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps")] = "auto",
+    rescan: Annotated[bool, typer.Option(help="Rescan the library first.")] = True,
+    store: StoreOption = None,
+) -> None:
+    """Extract what the library is missing (Prefect flow extract-library)."""
+    from mfs.flows.extract import extract_library
+
+    result = extract_library(name, split_names(extractor), batch_size, device,
+                             str(open_store(store).root), rescan, show_progress=True)
+    print_extract_summary(result)
+
+
+@app.command("backfill")
+@one_line_errors
+def backfill_command(
+    extractor: Annotated[str, typer.Option(help="The extractor to run over every track.")],
+    library: Annotated[str | None, typer.Option(help="Only this library.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Windows per model call.")] = 16,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps")] = "auto",
+    store: StoreOption = None,
+) -> None:
+    """Run one extractor over every known track (Prefect flow backfill-model)."""
+    from mfs.flows.extract import backfill_model
+
+    result = backfill_model(extractor, library, batch_size, device, str(open_store(store).root),
+                            show_progress=True)
+    print_extract_summary(result)
+
+
+def print_extract_summary(result: dict) -> None:
+    for name, counts in result["extractors"].items():
+        console.print(
+            f"{name}: {counts['ok']} extracted, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped after repeated failures"
+            + (f" in {counts['seconds']:.1f} s" if "seconds" in counts else " (nothing missing)")
+        )
 
 
 @app.command("demo")

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
+console = Console(soft_wrap=True)
 errors = Console(stderr=True)
 
 
@@ -41,8 +41,9 @@ def _cell(value: object) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, list | tuple) and len(value) > 6:
-        return f"[{', '.join(_cell(v) for v in value[:4])}, … ({len(value)} values)]"
+    if isinstance(value, list | tuple):
+        shown = ", ".join(_cell(v) for v in value[:4])
+        return f"[{shown}, … ({len(value)} values)]" if len(value) > 4 else f"[{shown}]"
     return str(value)
 
 
@@ -63,10 +64,21 @@ def counting_progress(label: str) -> Iterator:
 
 
 @contextmanager
-def bar_progress(label: str, total: int) -> Iterator:
-    """A bar with rate and ETA for work of known size (extraction)."""
+def bar_progress(label: str, total: int, enabled: bool = True) -> Iterator:
+    """A bar with tracks/s and ETA for work of known size; yields `update(done, elapsed)`."""
+    if not enabled:
+        yield lambda done, elapsed: None
+        return
     columns = [TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[rate]}"),
-               TimeElapsedColumn(), TextColumn("ETA"), TextColumn("{task.fields[eta]}")]
+               TextColumn("{task.completed}/{task.total} tracks"),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+               TextColumn("ETA {task.fields[eta]}")]
     with Progress(*columns, console=errors, transient=True) as progress:
-        yield progress, progress.add_task(label, total=total, rate="", eta="")
+        task = progress.add_task(label, total=total, rate="", eta="?")
+
+        def update(done: int, elapsed: float) -> None:
+            rate = done / elapsed if elapsed > 0 else 0.0
+            eta = f"{(total - done) / rate:.0f}s" if rate > 0 else "?"
+            progress.update(task, completed=done, rate=f"{rate:.2f} tracks/s", eta=eta)
+
+        yield update

@@ -6,6 +6,7 @@ Readers never take the lock (Parquet files are immutable once renamed into place
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -19,12 +20,23 @@ class StoreLocked(RuntimeError):
 
 
 class StoreLock:
-    """Context manager around `<root>/.lock`, created with O_EXCL so only one writer wins."""
+    """Context manager around `<root>/.lock`.
+
+    Exclusion comes from an `flock` on the file, not from the file's existence: the kernel
+    drops the flock when its holder dies however it dies, so a lock file left behind by a
+    killed writer (stale, dead pid) is simply taken over, and there is no window in which
+    a half-written lock file can be mistaken for a stale one. The file's JSON only names
+    the holder for the `StoreLocked` message.
+    """
 
     def __init__(self, root: Path, purpose: str) -> None:
         self.path = root / ".lock"
         self.purpose = purpose
-        self.held = False
+        self.fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
 
     def __enter__(self) -> StoreLock:
         self.acquire()
@@ -35,33 +47,40 @@ class StoreLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._read_holder()
-                if holder is not None and _holder_is_alive(holder):
-                    raise StoreLocked(_describe(self.path, holder)) from None
-                # The holder died without releasing: the lock is stale, take it over.
-                self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as handle:
-                json.dump(_this_process(self.purpose), handle)
-            self.held = True
-            return
-        raise StoreLocked(f"could not take the store lock {self.path}; another writer raced us")
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise StoreLocked(_describe(self.path, self._read_holder())) from None
+            if _same_file(fd, self.path):
+                break
+            # The previous holder unlinked this file as we opened it: lock the new one.
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(_this_process(self.purpose)).encode())
+        self.fd = fd
 
     def release(self) -> None:
-        if self.held:
+        if self.fd is not None:
+            # Unlink before unlocking, so nobody can lock the old file after we leave.
             self.path.unlink(missing_ok=True)
-            self.held = False
+            os.close(self.fd)
+            self.fd = None
 
-    def _read_holder(self) -> dict | None:
+    def _read_holder(self) -> dict:
         try:
             return json.loads(self.path.read_text())
         except (OSError, ValueError):
-            # A lock file that cannot be read is one whose writer died mid-write.
-            return None
+            return {}  # the holder is still writing its name
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _this_process(purpose: str) -> dict:
@@ -74,21 +93,11 @@ def _this_process(purpose: str) -> dict:
     }
 
 
-def _holder_is_alive(holder: dict) -> bool:
-    if holder.get("host") != socket.gethostname():
-        return True  # cannot check another machine's processes: assume it is alive
-    try:
-        os.kill(int(holder["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, KeyError, ValueError, TypeError):
-        return True
-    return True
-
-
 def _describe(path: Path, holder: dict) -> str:
+    if not holder:
+        return f"store is locked by another process that is just starting ({path}); try again"
     return (
         f"store is locked by pid {holder.get('pid')} on {holder.get('host')} "
         f"({holder.get('purpose')}: {holder.get('command')!r}, since {holder.get('since')}); "
-        f"wait for it to finish, or delete {path} if that process is gone"
+        f"wait for it to finish (lock file {path})"
     )

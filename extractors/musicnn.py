@@ -1,0 +1,358 @@
+"""musicnn (Pons & Serra 2019) with its published MTT / MSD weights, in PyTorch.
+
+The `musicnn` wheel ships the trained TensorFlow 1 checkpoints, but importing the package
+pulls in TensorFlow 1 and an old numpy. So only its checkpoint files are used: they are read
+with `mfs.extractors.tf_checkpoint`, and the network and its log-mel front end are rebuilt
+here, layer by layer as in musicnn's `models.py` / `extractor.py`, so that a 3 s window gives
+the same tags as musicnn's own 3 s patch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mfs.extractors.base import (
+    Extractor,
+    ExtractorConfig,
+    ExtractorUnavailable,
+    OutputSpec,
+    Windowing,
+)
+from mfs.extractors.tf_checkpoint import CheckpointError, read_checkpoint
+
+SAMPLE_RATE = 16000
+N_FFT = 512
+HOP = 256
+N_MELS = 96
+PATCH_FRAMES = 187  # musicnn's 3 s input: time_to_frames(3 s) + 1
+BN_EPS = 1e-3  # tf.layers.batch_normalization's default, not torch's 1e-5
+INSTALL_HINT = "run `.venv/bin/pip install --no-deps musicnn==0.1.0`"
+
+MTT_TAGS = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast",
+    "piano", "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male",
+    "singing", "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman",
+    "male vocal", "no vocal", "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice",
+    "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello", "no voice",
+    "weird", "country", "metal", "female voice", "choral",
+)
+MSD_TAGS = (
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+    "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists",
+    "classic rock", "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill",
+    "instrumental", "punk", "oldies", "blues", "hard rock", "ambient", "acoustic",
+    "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country",
+    "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock",
+    "60s", "rnb", "indie pop", "sad", "House", "happy",
+)
+TAGS = {"MTT_musicnn": MTT_TAGS, "MSD_musicnn": MSD_TAGS}
+
+
+# --- log-mel front end --------------------------------------------------------------------
+def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's Auditory Toolbox mel scale: linear below 1 kHz, logarithmic above."""
+    linear = hz / (200.0 / 3)
+    log = 15.0 + np.log(np.maximum(hz, 1000.0) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log, linear)
+
+
+def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    linear = mel * (200.0 / 3)
+    log = 1000.0 * np.exp((np.log(6.4) / 27.0) * (np.maximum(mel, 15.0) - 15.0))
+    return np.where(mel >= 15.0, log, linear)
+
+
+def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) triangular filters, area-normalised: librosa's default `mel`.
+
+    Built here because librosa (musicnn's choice) is only a test dependency of this project.
+    """
+    fft_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges_mel = np.linspace(0.0, _hz_to_slaney_mel(np.array(sample_rate / 2)), n_mels + 2)
+    edges_hz = _slaney_mel_to_hz(edges_mel)
+    widths = np.diff(edges_hz)
+    ramps = edges_hz[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+class LogMel(nn.Module):
+    """Waveform windows (B, samples) -> musicnn's input (B, frames, 96): log10(1 + 10000·mel).
+
+    Frames are centred every 256 samples and only the `samples // 256` frames centred inside
+    the window are kept, so a 47 872-sample window gives the 187 frames of musicnn's patch
+    at the same offset. Only frame 0 lacks the 256 samples before the window that musicnn
+    sees in the whole-track spectrogram; they are reflected, as librosa 0.7 (musicnn's
+    release) padded, which on the reference clip keeps tags 2-3x closer to musicnn's than
+    zeros do. The log is taken in float32, skipping musicnn's float16 copy of the mel (in
+    float16, 10000·x overflows; the rounding itself changes tags by < 1e-5).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("window", torch.hann_window(N_FFT, periodic=True))
+        filterbank = slaney_mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS)
+        self.register_buffer("filterbank", torch.from_numpy(filterbank))
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.stft(windows, N_FFT, HOP, window=self.window, center=True,
+                              pad_mode="reflect", return_complex=True)
+        mel = self.filterbank @ spectrum.abs().square()
+        frames = windows.shape[-1] // HOP
+        return torch.log10(1.0 + 10000.0 * mel[..., :frames]).transpose(1, 2)
+
+
+# --- the network ------------------------------------------------------------------------
+class _FrontEndBlock(nn.Module):
+    """One musically motivated filter shape: conv -> relu -> batch norm -> max over frequency."""
+
+    def __init__(self, filters: int, kernel: tuple[int, int], time_pad: tuple[int, int]):
+        super().__init__()
+        self.time_pad = time_pad
+        self.conv = nn.Conv2d(1, filters, kernel)
+        self.bn = nn.BatchNorm2d(filters, eps=BN_EPS)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(mel, (0, 0, *self.time_pad))
+        return self.bn(F.relu(self.conv(padded))).amax(dim=3)
+
+
+def _timbral(filters: int, mel_bands: int) -> _FrontEndBlock:
+    """Filters spanning 7 frames × `mel_bands` bands (timbre); time padded 3+3 as in musicnn."""
+    return _FrontEndBlock(filters, (7, mel_bands), (3, 3))
+
+
+def _temporal(filters: int, frames: int) -> _FrontEndBlock:
+    """Filters spanning `frames` frames × 1 band (rhythm), TF 'same' padding (extra at the end)."""
+    return _FrontEndBlock(filters, (frames, 1), ((frames - 1) // 2, frames // 2))
+
+
+class _MidEndLayer(nn.Module):
+    """A dense 1-d conv over time: conv(7) -> relu -> batch norm."""
+
+    def __init__(self, in_channels: int, filters: int):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, filters, 7, padding=3)
+        self.bn = nn.BatchNorm1d(filters, eps=BN_EPS)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.bn(F.relu(self.conv(features)))
+
+
+class MusicnnNet(nn.Module):
+    """musicnn's `build_musicnn` (front end '7774timbraltemporal', 64-filter mid end, 200 units).
+
+    forward maps log-mel (B, frames, 96) to (penultimate (B, 200), logits (B, n_tags)).
+    """
+
+    def __init__(self, n_tags: int = 50, midend_filters: int = 64, backend_units: int = 200):
+        super().__init__()
+        self.input_bn = nn.BatchNorm2d(1, eps=BN_EPS)
+        self.frontend = nn.ModuleList([
+            _timbral(204, int(0.4 * N_MELS)), _timbral(204, int(0.7 * N_MELS)),
+            _temporal(51, 128), _temporal(51, 64), _temporal(51, 32),
+        ])
+        frontend_channels = 2 * 204 + 3 * 51
+        self.midend = nn.ModuleList([
+            _MidEndLayer(frontend_channels, midend_filters),
+            _MidEndLayer(midend_filters, midend_filters),
+            _MidEndLayer(midend_filters, midend_filters),
+        ])
+        pooled = 2 * (frontend_channels + 3 * midend_filters)
+        self.pool_bn = nn.BatchNorm1d(pooled, eps=BN_EPS)
+        self.dense = nn.Linear(pooled, backend_units)
+        self.dense_bn = nn.BatchNorm1d(backend_units, eps=BN_EPS)
+        self.output = nn.Linear(backend_units, n_tags)
+
+    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.input_bn(mel.unsqueeze(1))
+        front = torch.cat([block(x) for block in self.frontend], dim=1)
+        mid1 = self.midend[0](front)
+        mid2 = self.midend[1](mid1) + mid1
+        mid3 = self.midend[2](mid2) + mid2
+        features = torch.cat([front, mid1, mid2, mid3], dim=1)
+        # TF flattens (channel, [max, mean]), so the two statistics interleave per channel.
+        pooled = torch.stack([features.amax(dim=2), features.mean(dim=2)], dim=2).flatten(1)
+        penultimate = self.dense_bn(F.relu(self.dense(self.pool_bn(pooled))))
+        return penultimate, self.output(penultimate)
+
+
+# --- checkpoint -> state dict -------------------------------------------------------------
+def _tf_layer_names(net: MusicnnNet) -> dict[str, str]:
+    """torch module path -> TF layer name.
+
+    tf.layers names layers by creation order (conv2d, conv2d_1, …), so the order in which
+    musicnn's `models.py` builds them is the whole mapping.
+    """
+    convs = [f"frontend.{i}" for i in range(len(net.frontend))]
+    convs += [f"midend.{i}" for i in range(len(net.midend))]
+    norms = ["input_bn", *(f"{c}.bn" for c in convs), "pool_bn", "dense_bn"]
+
+    def numbered(base: str, i: int) -> str:
+        return base if i == 0 else f"{base}_{i}"
+
+    names = {f"{c}.conv": numbered("conv2d", i) for i, c in enumerate(convs)}
+    names |= {n: numbered("batch_normalization", i) for i, n in enumerate(norms)}
+    names |= {d: numbered("dense", i) for i, d in enumerate(["dense", "output"])}
+    return names
+
+
+_TF_PARAMS = {
+    "weight": ("kernel", "gamma"), "bias": ("bias", "beta"),
+    "running_mean": ("moving_mean",), "running_var": ("moving_variance",),
+}
+
+
+def _to_torch_layout(value: np.ndarray, shape: torch.Size) -> torch.Tensor | None:
+    """Reorder a TF kernel (h, w, in, out) or dense kernel (in, out) to torch's layout;
+    None when it does not fit `shape`."""
+    tensor = torch.from_numpy(value)
+    if tensor.ndim == 4:
+        tensor = tensor.permute(3, 2, 0, 1)  # (out, in, h, w)
+        if len(shape) == 3:  # mid-end: a TF conv2d spanning all channels is a torch conv1d
+            tensor = tensor[:, 0].transpose(1, 2)
+    elif tensor.ndim == 2:
+        tensor = tensor.T
+    return tensor.contiguous() if tensor.shape == shape else None
+
+
+def tf_state_dict(
+    net: MusicnnNet, tensors: dict[str, np.ndarray], source: Path
+) -> dict[str, torch.Tensor]:
+    """Build `net`'s state dict from the variables of checkpoint `source` (optimizer slots
+    ignored); a missing or misshapen variable is a CheckpointError naming `source`."""
+    layers = _tf_layer_names(net)
+    state: dict[str, torch.Tensor] = {}
+    for key, current in net.state_dict().items():
+        module, param = key.rsplit(".", 1)
+        if param == "num_batches_tracked":
+            continue
+        candidates = [f"{layers[module]}/{p}" for p in _TF_PARAMS[param]]
+        tf_name = next((c for c in candidates if c in tensors), None)
+        if tf_name is None:
+            raise CheckpointError(f"{source}: no variable {' or '.join(candidates)} for {key}")
+        tensor = _to_torch_layout(tensors[tf_name], current.shape)
+        if tensor is None:
+            raise CheckpointError(f"{source}: {tf_name} has shape {tensors[tf_name].shape}, "
+                                  f"{key} needs {tuple(current.shape)}")
+        state[key] = tensor
+    return state
+
+
+# --- the extractor ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MusicnnConfig(ExtractorConfig):
+    """Which published musicnn checkpoint to run."""
+
+    model: str = "MTT_musicnn"
+
+    def __post_init__(self) -> None:
+        if self.model not in TAGS:
+            raise ValueError(f"musicnn model {self.model!r} unknown; choose one of {list(TAGS)}")
+
+
+def _checkpoint_dir(model: str) -> Path | None:
+    """Where the musicnn wheel keeps `model`'s checkpoint, found without importing musicnn
+    (its package imports TensorFlow)."""
+    spec = importlib.util.find_spec("musicnn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / model
+
+
+class Musicnn(Extractor):
+    """musicnn tags and penultimate embedding per 3 s window (musicnn's own patch length).
+
+    Windows are 187 frames × 256 samples = 2.992 s with no overlap, so they line up with
+    the patches musicnn's `extractor` cuts; only the pipeline's last, end-aligned window
+    is extra.
+    """
+
+    config_class = MusicnnConfig
+    default_model: ClassVar[str]
+    config: MusicnnConfig
+
+    def __init__(self, config: MusicnnConfig | None = None) -> None:
+        super().__init__(config if config is not None else MusicnnConfig(self.default_model))
+        if self.config.model != self.default_model:
+            raise ValueError(f"{self.name} runs {self.default_model}, not {self.config.model}")
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    @property
+    def windowing(self) -> Windowing:
+        seconds = PATCH_FRAMES * HOP / SAMPLE_RATE
+        return Windowing(seconds=seconds, hop_seconds=seconds)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return TAGS[self.config.model]
+
+    @property
+    def outputs(self) -> tuple[OutputSpec, ...]:
+        return (
+            OutputSpec("penultimate", 200, pooling=("mean", "max")),
+            OutputSpec("tags", len(self.tags), pooling=("mean",), feature_names=self.tags),
+        )
+
+    def _files(self) -> list[Path]:
+        directory = _checkpoint_dir(self.config.model)
+        return [] if directory is None else [directory / ".index",
+                                             directory / ".data-00000-of-00001"]
+
+    def model_files(self) -> list[Path]:
+        return [f for f in self._files() if f.is_file()]
+
+    def unavailable_reason(self) -> str | None:
+        files = self._files()
+        if not files:
+            return f"musicnn weights are not installed; {INSTALL_HINT}"
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            return f"musicnn checkpoint file {missing[0]} is missing; {INSTALL_HINT}"
+        return None
+
+    def load(self, device: torch.device) -> None:
+        reason = self.unavailable_reason()
+        if reason is not None:
+            raise ExtractorUnavailable(reason)
+        index = self._files()[0]
+        net = MusicnnNet(n_tags=len(self.tags))
+        net.load_state_dict(tf_state_dict(net, read_checkpoint(index), index))
+        self.net = net.eval().to(device)
+        self.log_mel = LogMel().to(device)
+        self.device = device
+
+    def embed(self, windows: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
+        if sample_rate != SAMPLE_RATE:
+            raise ValueError(f"{self.name} needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
+        with torch.inference_mode():
+            penultimate, logits = self.net(self.log_mel(windows))
+        return {"penultimate": penultimate, "tags": torch.sigmoid(logits)}
+
+
+class MusicnnMTT(Musicnn):
+    """musicnn trained on MagnaTagATune (50 instrument / genre / mood tags)."""
+
+    name = "musicnn-mtt"
+    default_model = "MTT_musicnn"
+
+
+class MusicnnMSD(Musicnn):
+    """musicnn trained on the Million Song Dataset's 50 most frequent last.fm tags."""
+
+    name = "musicnn-msd"
+    default_model = "MSD_musicnn"

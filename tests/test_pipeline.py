@@ -1,0 +1,115 @@
+"""The shared extraction pipeline on synthetic edge cases and real clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from energy_extractor import EnergyConfig, EnergyExtractor
+
+from mfs.extractors.base import Windowing
+from mfs.extractors.device import pick_device
+from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows, load_mono
+from mfs.extractors.windowing import cut_windows, window_starts
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def write(path: Path, audio: np.ndarray, rate: int) -> Path:
+    sf.write(path, audio, rate, subtype="FLOAT" if path.suffix == ".wav" else None)
+    return path
+
+
+def extract(paths: dict[str, Path], extractor=None) -> dict[str, dict | TrackFailure]:
+    extractor = extractor or EnergyExtractor()
+    extractor.load(torch.device("cpu"))
+    builder = RowBuilder(extractor, "test-run")
+    out = {}
+    for item in extract_rows(builder, paths.items(), batch_size=4):
+        out[item.track_id if isinstance(item, TrackFailure) else item["track_id"]] = item
+    return out
+
+
+def test_windows_cover_the_whole_track_deterministically():
+    assert window_starts(100, 30, 30) == [0, 30, 60, 70]
+    assert window_starts(90, 30, 30) == [0, 30, 60]
+    assert window_starts(10, 30, 30) == [0]
+    windows = cut_windows(np.arange(10, dtype=np.float32), 10, Windowing(3.0, 3.0))
+    assert windows.shape == (1, 30) and windows[0, 9] == 9 and windows[0, 10:].sum() == 0
+    whole = cut_windows(np.ones(123, dtype=np.float32), 10, Windowing())
+    assert whole.shape == (1, 123)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("rate", [8000, 44100, 96000])
+def test_decode_downmixes_and_resamples(tmp_path, channels, rate):
+    t = np.arange(rate * 2) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    audio = np.stack([tone] * channels, axis=1) if channels > 1 else tone
+    mono, out_rate = load_mono(write(tmp_path / "x.wav", audio, rate), 16000)
+    assert out_rate == 16000 and mono.dtype == np.float32
+    assert abs(len(mono) - 32000) <= 1
+    assert np.sqrt(np.mean(mono[1000:-1000] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
+
+
+def test_edge_cases_give_finite_features(tmp_path):
+    rate = 16000
+    t = np.arange(rate * 3) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 220 * t)
+    paths = {
+        "silence": write(tmp_path / "silence.wav", np.zeros(rate * 3), rate),
+        "clipped": write(tmp_path / "clipped.wav", np.clip(tone * 4, -1, 1), rate),
+        "dc": write(tmp_path / "dc.wav", tone * 0.5 + 0.4, rate),
+        "short": write(tmp_path / "short.wav", tone[: rate // 2], rate),
+    }
+    rows = extract(paths)
+    for key in paths:
+        assert np.all(np.isfinite(rows[key]["energy_mean"])), key
+    assert rows["silence"]["energy_mean"].tolist() == [0.0, 0.0]
+    assert rows["short"]["n_windows"] == 1 and rows["short"]["seconds"] == pytest.approx(0.5)
+    assert rows["dc"]["energy_mean"][1] < rows["clipped"]["energy_mean"][1]  # DC kills crossings
+    assert rows["clipped"]["energy_max"][0] > rows["dc"]["energy_max"][0] * 0.9
+
+
+def test_corrupt_track_is_a_failure_and_the_rest_continue(tmp_path):
+    rate = 16000
+    good = write(tmp_path / "good.wav", np.ones(rate) * 0.1, rate)
+    bad = tmp_path / "bad.flac"
+    bad.write_bytes(b"fLaC" + b"\x00garbage" * 100)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    rows = extract({"a": good, "b": bad, "c": empty, "d": good})
+    assert isinstance(rows["b"], TrackFailure) and "bad.flac" in rows["b"].reason
+    assert isinstance(rows["c"], TrackFailure) and "\n" not in rows["c"].reason
+    assert rows["a"]["energy_mean"][0] == pytest.approx(0.1, rel=1e-4)
+    assert rows["d"]["n_windows"] == 1
+
+
+def test_rows_carry_provenance(tmp_path):
+    path = write(tmp_path / "x.wav", np.zeros(16000), 16000)
+    extractor = EnergyExtractor(EnergyConfig(window_seconds=0.5))
+    row = extract({"x": path}, extractor)["x"]
+    assert row["extractor"] == "energy" and row["config_hash"] == extractor.config_hash()
+    assert row["config_hash"] != EnergyExtractor().config_hash()
+    assert row["model_hash"] == "none" and '"torch"' in row["versions"]
+    assert row["n_windows"] == 2 and row["run_id"] == "test-run"
+
+
+def test_device_choice():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            pick_device("cuda")
+
+
+@pytest.mark.skipif(not (SHARED / "cc-music").is_dir(), reason="../shared/data/cc-music absent")
+def test_real_stereo_ogg_at_44k():
+    path = sorted((SHARED / "cc-music").glob("*.ogg"))[0]
+    rows = extract({"real": path})
+    info = sf.info(str(path))
+    assert rows["real"]["seconds"] == pytest.approx(info.frames / info.samplerate, abs=0.01)
+    assert 0.001 < rows["real"]["energy_mean"][0] < 1.0

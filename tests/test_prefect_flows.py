@@ -1,0 +1,112 @@
+"""`mfs extract` / `mfs backfill` as a user runs them: Prefect ephemeral mode and a server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+TESTS = Path(__file__).resolve().parent
+MFS = Path(sys.executable).parent / "mfs"
+
+
+def make_gtzan(root: Path, n: int = 3) -> Path:
+    for genre in ("alpha", "beta"):
+        (root / genre).mkdir(parents=True)
+        for i in range(n):
+            audio = np.sin(np.arange(16000 * 2) * (0.05 + 0.01 * i)).astype(np.float32) * 0.3
+            sf.write(root / genre / f"{genre}.{i:05d}.wav", audio, 16000)
+    return root
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {**os.environ, "PYTHONPATH": str(TESTS), "PREFECT_HOME": str(tmp_path / "prefect"),
+            "MFS_EXTRACTORS": "energy=energy_extractor:EnergyExtractor",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MFS_STORE": str(tmp_path / "store"),
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
+
+
+def mfs(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(MFS), *args], env=env, capture_output=True, text=True,
+                          timeout=240)
+
+
+def coverage(env: dict) -> dict:
+    status = json.loads(mfs(env, "status", "--json").stdout)
+    return {(c["library"], c["config_hash"]): c["tracks_with_features"]
+            for c in status["coverage"]}
+
+
+def test_extract_and_backfill_in_ephemeral_mode(tmp_path, env):
+    env.pop("PREFECT_API_URL", None)
+    assert mfs(env, "scan", str(make_gtzan(tmp_path / "a")), "--kind", "gtzan",
+               "--name", "a").returncode == 0
+    assert mfs(env, "scan", str(make_gtzan(tmp_path / "b", 2)), "--kind", "gtzan",
+               "--name", "b").returncode == 0
+    first = mfs(env, "extract", "a", "--extractor", "energy")
+    assert first.returncode == 0, first.stderr
+    assert "energy: 6 extracted, 0 failed" in first.stdout
+    again = mfs(env, "extract", "a", "--extractor", "energy")
+    assert "energy: 0 extracted" in again.stdout and "nothing missing" in again.stdout
+    backfill = mfs(env, "backfill", "--extractor", "energy:window_seconds=0.5")
+    assert backfill.returncode == 0, backfill.stderr
+    assert "10 extracted" in backfill.stdout
+    assert sorted(coverage(env).values()) == [4, 6, 6]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def prefect_server(env):
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+         "--port", str(port), "--no-ui"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        os.killpg(server.pid, signal.SIGKILL)
+        pytest.fail("prefect server did not start within 90 s")
+    yield url
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_extract_with_a_prefect_server(tmp_path, env, prefect_server):
+    env["PREFECT_API_URL"] = prefect_server
+    assert mfs(env, "scan", str(make_gtzan(tmp_path / "a")), "--kind", "gtzan",
+               "--name", "a").returncode == 0
+    result = mfs(env, "extract", "a", "--extractor", "energy")
+    assert result.returncode == 0, result.stderr
+    assert "energy: 6 extracted" in result.stdout
+    assert "Starting temporary server" not in result.stdout + result.stderr
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{prefect_server}/flow_runs/filter", data=b"{}", method="POST",
+            headers={"Content-Type": "application/json"})) as response:
+        runs = json.load(response)
+    assert any(r["state_type"] == "COMPLETED" for r in runs)
