@@ -67,7 +67,12 @@ def build_demo_library(folder: Path) -> tuple[Path, Path]:
     return genres_dir, splits_dir
 
 
+DEMO_EXTRACTORS = ["fma518", "musicnn-mtt"]
+
+
 def run_demo(store: Store, folder: Path) -> None:
+    """Write the demo library, scan it, and extract features through the Prefect flow."""
+    from mfs.flows.extract import extract_library
     from mfs.flows.scan import run_scan
 
     genres_dir, splits_dir = build_demo_library(folder)
@@ -78,3 +83,8 @@ def run_demo(store: Store, folder: Path) -> None:
     )
     summary = run_scan(store, "demo", "gtzan", genres_dir, split_dir=splits_dir)
     console.print(f"demo: scanned {summary['tracks']} tracks into {store.root}")
+    console.print(f"demo: extracting {', '.join(DEMO_EXTRACTORS)} (Prefect flow extract-library)")
+    result = extract_library("demo", DEMO_EXTRACTORS, store_root=str(store.root), rescan=False,
+                             show_progress=True)
+    for name, counts in result["extractors"].items():
+        console.print(f"demo: {name}: {counts['ok']} tracks extracted, {counts['failed']} failed")
