@@ -253,13 +253,20 @@ def tf_state_dict(
 # --- the extractor ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MusicnnConfig(ExtractorConfig):
-    """Which published musicnn checkpoint to run."""
+    """Which published musicnn checkpoint to run, and the hop between 3 s windows.
+
+    `hop_seconds=None` keeps musicnn's own non-overlapping patches; a smaller hop gives
+    overlapping windows (a different output, stored beside the default one).
+    """
 
     model: str = "MTT_musicnn"
+    hop_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.model not in TAGS:
             raise ValueError(f"musicnn model {self.model!r} unknown; choose one of {list(TAGS)}")
+        if self.hop_seconds is not None and self.hop_seconds <= 0:
+            raise ValueError(f"musicnn hop_seconds={self.hop_seconds} must be positive")
 
 
 def _checkpoint_dir(model: str) -> Path | None:
@@ -295,7 +302,7 @@ class Musicnn(Extractor):
     @property
     def windowing(self) -> Windowing:
         seconds = PATCH_FRAMES * HOP / SAMPLE_RATE
-        return Windowing(seconds=seconds, hop_seconds=seconds)
+        return Windowing(seconds=seconds, hop_seconds=self.config.hop_seconds or seconds)
 
     @property
     def tags(self) -> tuple[str, ...]:
