@@ -1,17 +1,23 @@
 """The shared extraction pipeline: decode → mono → resample → windows → batches → pool.
 
-Written once for every extractor (see `base.py`). Decoding runs ahead of the model in
-worker threads (libsndfile, FFmpeg and soxr release the GIL), windows of several tracks
-share a batch so short clips keep the model busy, and each track's per-window outputs are
-pooled into fixed-size vectors that become one feature row.
+Written once for every extractor (see `base.py`). Worker threads decode tracks ahead of
+the model (libsndfile, FFmpeg and soxr release the GIL), block by block: each block is
+down-mixed, resampled by a streaming resampler and cut into windows (`WindowStream`),
+and the windows wait in a bounded queue. So memory is bounded in windows, not tracks,
+and an hour-long track is never held whole. Windows of several tracks share a batch so
+short clips keep the model busy, and each track's outputs are pooled batch by batch
+(`TrackPool`) into the fixed-size vectors of its feature row. Whole-track extractors
+(`Windowing(seconds=None)`) need the whole signal at once, so they get each track decoded
+whole, as one window.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,23 +27,14 @@ import pyarrow as pa
 import soxr
 import torch
 
-from mfs.extractors.audio import AudioError, decode
-from mfs.extractors.base import Extractor, OutputSpec
-from mfs.extractors.windowing import cut_windows
+from mfs.extractors.audio import AudioError, AudioReader, open_audio
+from mfs.extractors.base import Extractor
+from mfs.extractors.pooling import TrackPool, stored_columns
+from mfs.extractors.windowing import WindowStream, window_samples
 from mfs.store.provenance import library_versions
 from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, embedding_type
 
 FEATURE_NAMES_KEY = b"mfs.feature_names"
-
-
-@dataclass
-class TrackAudio:
-    """One decoded track, cut into windows at the extractor's sample rate."""
-
-    track_id: str
-    windows: np.ndarray  # (n_windows, window_samples) float32
-    sample_rate: int
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -47,117 +44,234 @@ class TrackFailure:
     reason: str
 
 
-def load_mono(path: Path, target_rate: int | None) -> tuple[np.ndarray, int]:
-    """Decode, average the channels, and resample (soxr, high quality) when asked."""
-    data, rate = decode(path)
-    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+@dataclass(frozen=True)
+class TrackWindow:
+    """One window of a track on its way to the model. `track` is the track's position in
+    the input, which keys its state (track IDs need not be unique to the pipeline)."""
+
+    track: int
+    track_id: str
+    samples: np.ndarray  # (window_samples,) float32, mono
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class TrackEnd:
+    """Follows a track's last window: how much audio it had, or why it failed."""
+
+    track: int
+    track_id: str
+    seconds: float
+    failure: TrackFailure | None = None
+
+
+def mono_blocks(audio: AudioReader, target_rate: int | None) -> Iterator[np.ndarray]:
+    """The file's samples block by block: channels averaged, resampled (soxr, high quality)
+    when asked. The streaming resampler gives the very samples a one-shot resample would."""
+    rate = audio.sample_rate
+    resampler = None
     if target_rate is not None and target_rate != rate:
-        mono = soxr.resample(mono, rate, target_rate, quality="HQ").astype(np.float32)
-        rate = target_rate
-    if not np.all(np.isfinite(mono)):
-        raise AudioError(f"{path}: decoded samples contain NaN or infinity")
-    return mono, rate
+        resampler = soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
+    for block in audio.blocks():
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        if not np.all(np.isfinite(mono)):
+            raise AudioError(f"{audio.path}: decoded samples contain NaN or infinity")
+        yield mono if resampler is None else resampler.resample_chunk(mono)
+    if resampler is not None:
+        yield resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
 
 
-def prepare(extractor: Extractor, track_id: str, path: Path) -> TrackAudio | TrackFailure:
-    """Decode and window one track; every error becomes a `TrackFailure`, never a raise."""
-    try:
-        mono, rate = load_mono(path, extractor.sample_rate)
-        windows = cut_windows(mono, rate, extractor.windowing)
-    except AudioError as error:
-        return TrackFailure(track_id, "AudioError", str(error))
-    except (OSError, ValueError, MemoryError) as error:
-        return TrackFailure(track_id, type(error).__name__, f"{path}: {error}")
-    return TrackAudio(track_id, windows, rate, len(mono) / rate)
+def load_mono(path: Path, target_rate: int | None) -> tuple[np.ndarray, int]:
+    """The whole track as one mono array at `target_rate` (None: the file's own rate)."""
+    with open_audio(path) as audio:
+        mono = np.concatenate(list(mono_blocks(audio, target_rate)))
+        return mono, target_rate or audio.sample_rate
 
 
-def prefetch(extractor: Extractor, tracks: Iterable[tuple[str, Path]], workers: int = 2,
-             ahead: int = 8) -> Iterator[TrackAudio | TrackFailure]:
-    """`prepare` every track in worker threads, at most `ahead` tracks ahead of the model."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = []
-        for track_id, path in tracks:
-            pending.append(pool.submit(prepare, extractor, track_id, path))
-            if len(pending) >= ahead:
-                yield pending.pop(0).result()
-        for future in pending:
-            yield future.result()
+def stream_track(extractor: Extractor, track: int, track_id: str, path: Path
+                 ) -> Iterator[TrackWindow | TrackEnd]:
+    """The windows of one track as they are decoded, then its `TrackEnd`.
 
-
-def embed_tracks(extractor: Extractor, tracks: Iterable[TrackAudio], batch_size: int
-                 ) -> Iterator[tuple[TrackAudio, dict[str, torch.Tensor] | TrackFailure]]:
-    """Run the model over the windows of many tracks in shared batches, then regroup by track.
-
-    Yields each track with its per-window outputs (n_windows, …) on the CPU, or a failure
-    if the model raised on the batch holding it.
+    Every error ends the track with a failure instead of raising, so one bad file never
+    stops a run.
     """
-    queue: list[TrackAudio] = []
-    queued_windows = 0
-    for track in tracks:
-        queue.append(track)
-        queued_windows += len(track.windows)
-        if queued_windows >= batch_size:
-            yield from _run_queue(extractor, queue, batch_size)
-            queue, queued_windows = [], 0
-    if queue:
-        yield from _run_queue(extractor, queue, batch_size)
-
-
-def _run_queue(extractor: Extractor, queue: list[TrackAudio], batch_size: int) -> Iterator:
     try:
-        outputs = _embed_windows(extractor, queue, batch_size)
-    except (RuntimeError, ValueError) as error:
-        reason = " ".join(str(error).split())[:300]
-        for track in queue:
-            yield track, TrackFailure(track.track_id, type(error).__name__, reason)
-        return
-    offset = 0
-    for track in queue:
-        n = len(track.windows)
-        yield track, {name: out[offset : offset + n] for name, out in outputs.items()}
-        offset += n
-
-
-def _embed_windows(extractor: Extractor, queue: list[TrackAudio], batch_size: int
-                   ) -> dict[str, torch.Tensor]:
-    """All windows of the queued tracks through the model, `batch_size` at a time.
-
-    Whole-track extractors (one window of varying length) run one track per call.
-    """
-    rate = queue[0].sample_rate
-    if extractor.windowing.seconds is None:
-        batches = [torch.from_numpy(track.windows) for track in queue]
-    else:
-        windows = np.concatenate([track.windows for track in queue])
-        batches = list(torch.from_numpy(windows).split(batch_size))
-    collected: dict[str, list[torch.Tensor]] = {}
-    with torch.inference_mode():
-        for batch in batches:
-            result = extractor.embed(batch.to(extractor.device), rate)
-            for name, value in result.items():
-                collected.setdefault(name, []).append(value.float().cpu())
-    return {name: torch.cat(parts) for name, parts in collected.items()}
-
-
-def pool(spec: OutputSpec, per_window: torch.Tensor) -> dict[str, np.ndarray]:
-    """Pool one output over windows into the stored columns (see store/SCHEMA.md)."""
-    if not spec.pooling:
-        return {spec.name: per_window[0].numpy()}
-    stats = {
-        "mean": lambda x: x.mean(0),
-        "std": lambda x: x.std(0, unbiased=False),
-        "max": lambda x: x.amax(0),
-        "min": lambda x: x.amin(0),
-    }
-    columns = {}
-    for stat in spec.pooling:
-        pooled = stats[stat](per_window).numpy()
-        if spec.layers:
-            for layer in range(spec.layers):
-                columns[f"{spec.name}_l{layer:02d}_{stat}"] = pooled[layer]
+        if extractor.windowing.seconds is None:
+            mono, rate = load_mono(path, extractor.sample_rate)
+            yield TrackWindow(track, track_id, mono, rate)
+            seconds = len(mono) / rate
         else:
-            columns[f"{spec.name}_{stat}"] = pooled
-    return columns
+            with open_audio(path) as audio:
+                rate = extractor.sample_rate or audio.sample_rate
+                windows = WindowStream(*window_samples(extractor.windowing, rate))
+                for block in mono_blocks(audio, rate):
+                    for window in windows.feed(block):
+                        yield TrackWindow(track, track_id, window, rate)
+                for window in windows.finish():
+                    yield TrackWindow(track, track_id, window, rate)
+            seconds = windows.n_samples / rate
+    except AudioError as error:
+        yield TrackEnd(track, track_id, 0.0, TrackFailure(track_id, "AudioError", str(error)))
+        return
+    except (OSError, ValueError, MemoryError) as error:
+        failure = TrackFailure(track_id, type(error).__name__, f"{path}: {error}")
+        yield TrackEnd(track, track_id, 0.0, failure)
+        return
+    yield TrackEnd(track, track_id, seconds)
+
+
+@dataclass(frozen=True)
+class _WorkerCrash:
+    """A bug (not a bad file) in a decoding thread, re-raised in the consuming thread."""
+
+    error: BaseException
+
+
+_WORKER_DONE = object()
+
+
+def prefetch(extractor: Extractor, tracks: Iterable[tuple[str, Path]], workers: int,
+             ahead: int) -> Iterator[TrackWindow | TrackEnd]:
+    """`stream_track` over `tracks` in `workers` threads, at most `ahead` items waiting.
+
+    The bound is what keeps memory flat: a thread that decodes faster than the model
+    consumes blocks on the full queue instead of piling up windows.
+    """
+    items: queue.Queue = queue.Queue(maxsize=ahead)
+    todo = enumerate(tracks)
+    todo_lock = threading.Lock()
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                with todo_lock:
+                    job = next(todo, None)
+                if job is None:
+                    break
+                index, (track_id, path) = job
+                for item in stream_track(extractor, index, track_id, Path(path)):
+                    if not put(item):
+                        return
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, re-raised
+            put(_WorkerCrash(error))
+        finally:
+            put(_WORKER_DONE)
+
+    threads = [threading.Thread(target=work, name=f"mfs-decode-{i}", daemon=True)
+               for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        running = workers
+        while running:
+            item = items.get()
+            if item is _WORKER_DONE:
+                running -= 1
+            elif isinstance(item, _WorkerCrash):
+                raise item.error
+            else:
+                yield item
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+@dataclass
+class _OpenTrack:
+    """A track whose windows are still on their way through the model."""
+
+    track_id: str
+    pool: TrackPool
+    in_batch: int = 0  # of its windows, how many wait in the current batch
+    end: TrackEnd | None = None
+    failure: TrackFailure | None = None
+
+
+def _embed(extractor: Extractor, batch: list[TrackWindow]) -> dict[str, np.ndarray]:
+    """One model call on a batch of equally long windows; outputs back on the CPU."""
+    samples = batch[0].samples[None] if len(batch) == 1 else np.stack([w.samples for w in batch])
+    with torch.inference_mode():
+        result = extractor.embed(torch.from_numpy(samples).to(extractor.device),
+                                 batch[0].sample_rate)
+    return {name: value.float().cpu().numpy() for name, value in result.items()}
+
+
+def _run_batch(extractor: Extractor, batch: list[TrackWindow],
+               open_tracks: dict[int, _OpenTrack]) -> None:
+    """Embed `batch` and pool each window's outputs into its track; if the model raises,
+    every track with a window in the batch fails (the others go on)."""
+    owners = np.array([window.track for window in batch])
+    outputs, error_class, reason = None, "", ""
+    try:
+        outputs = _embed(extractor, batch)
+    except (RuntimeError, ValueError) as error:
+        error_class, reason = type(error).__name__, " ".join(str(error).split())[:300]
+    for index in dict.fromkeys(owners.tolist()):
+        track = open_tracks.get(index)
+        if track is None:  # failed while decoding and already reported
+            continue
+        rows = owners == index
+        track.in_batch -= int(rows.sum())
+        if outputs is None:
+            track.failure = track.failure or TrackFailure(track.track_id, error_class, reason)
+        elif track.failure is None:
+            track.pool.add({name: value[rows] for name, value in outputs.items()})
+
+
+def extract_rows(builder: RowBuilder, tracks: Iterable[tuple[str, Path]], batch_size: int = 16,
+                 workers: int = 2) -> Iterator[dict | TrackFailure]:
+    """Feature rows or failures for `tracks` = (track_id, path), in the order they finish.
+
+    `builder.extractor` must already be loaded (`extractor.load(device)`). `workers`
+    threads decode; at most `2 * batch_size` decoded windows wait for the model (one track
+    per worker for whole-track extractors, whose windows are whole tracks).
+    """
+    extractor = builder.extractor
+    whole_track = extractor.windowing.seconds is None
+    batch_limit = 1 if whole_track else batch_size  # whole tracks differ in length
+    ahead = workers if whole_track else 2 * batch_size
+    open_tracks: dict[int, _OpenTrack] = {}
+    batch: list[TrackWindow] = []
+
+    def finished() -> Iterator[dict | TrackFailure]:
+        done = [index for index, track in open_tracks.items()
+                if track.end is not None and (track.failure or not track.in_batch)]
+        for index in done:
+            track = open_tracks.pop(index)
+            yield track.failure or builder.row(track.track_id, track.end.seconds, track.pool)
+
+    for item in prefetch(extractor, tracks, workers, ahead):
+        track = open_tracks.get(item.track)
+        if track is None:
+            track = open_tracks[item.track] = _OpenTrack(item.track_id,
+                                                         TrackPool(extractor.outputs))
+        if isinstance(item, TrackEnd):
+            track.end = item
+            track.failure = track.failure or item.failure
+        elif track.failure is None:
+            if batch and batch[0].sample_rate != item.sample_rate:  # native-rate extractors
+                _run_batch(extractor, batch, open_tracks)
+                batch = []
+            batch.append(item)
+            track.in_batch += 1
+            if len(batch) >= batch_limit:
+                _run_batch(extractor, batch, open_tracks)
+                batch = []
+        yield from finished()
+    if batch:
+        _run_batch(extractor, batch, open_tracks)
+    yield from finished()
 
 
 def model_hash(extractor: Extractor) -> str:
@@ -189,12 +303,9 @@ class RowBuilder:
         }
         self.schema = self._schema()
 
-    def row(self, track: TrackAudio, outputs: dict[str, torch.Tensor]) -> dict:
-        row = {"track_id": track.track_id, "n_windows": len(track.windows),
-               "seconds": track.seconds, "created_at": datetime.now(UTC), **self.constant}
-        for spec in self.extractor.outputs:
-            row.update(pool(spec, outputs[spec.name]))
-        return row
+    def row(self, track_id: str, seconds: float, pool: TrackPool) -> dict:
+        return {"track_id": track_id, "n_windows": pool.n_windows, "seconds": seconds,
+                "created_at": datetime.now(UTC), **self.constant, **pool.columns()}
 
     def table(self, rows: list[dict]) -> pa.Table:
         return pa.Table.from_pylist(rows, schema=self.schema)
@@ -203,38 +314,9 @@ class RowBuilder:
         fields = list(FEATURE_KEY_AND_PROVENANCE)
         names: dict[str, list[str]] = {}
         for spec in self.extractor.outputs:
-            probe = pool(spec, torch.zeros((1, spec.layers, spec.dim) if spec.layers
-                                           else (1, spec.dim)))
-            for column in probe:
+            for column, _, _ in stored_columns(spec):
                 fields.append(pa.field(column, embedding_type(spec.dim)))
                 if spec.feature_names:
                     names[column] = list(spec.feature_names)
         metadata = {FEATURE_NAMES_KEY: json.dumps(names).encode()} if names else None
         return pa.schema(fields, metadata=metadata)
-
-
-def extract_rows(builder: RowBuilder, tracks: Iterable[tuple[str, Path]], batch_size: int = 16
-                 ) -> Iterator[dict | TrackFailure]:
-    """Feature rows or failures for `tracks` = (track_id, path), in the order they finish.
-
-    `builder.extractor` must already be loaded (`extractor.load(device)`).
-    """
-    extractor = builder.extractor
-    failures: list[TrackFailure] = []
-
-    def decoded() -> Iterator[TrackAudio]:
-        for item in prefetch(extractor, tracks):
-            if isinstance(item, TrackFailure):
-                failures.append(item)
-            else:
-                yield item
-
-    for track, outputs in embed_tracks(extractor, decoded(), batch_size):
-        yield from _drain(failures)
-        yield outputs if isinstance(outputs, TrackFailure) else builder.row(track, outputs)
-    yield from _drain(failures)
-
-
-def _drain(items: list) -> Iterator:
-    while items:
-        yield items.pop(0)

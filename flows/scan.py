@@ -18,6 +18,7 @@ from mfs.libraries.gtzan import GtzanLibrary
 from mfs.libraries.scan import scan
 from mfs.store import Store
 from mfs.store.provenance import library_versions
+from mfs.store.store import check_name
 
 KINDS = ("gtzan", "fma", "folder")
 
@@ -43,6 +44,7 @@ def run_scan(store: Store, name: str, kind: str | None = None, root: Path | None
 
     Without `kind`/`root` the library is rescanned as it was last scanned.
     """
+    check_name("library", name)  # before the walk, not after it
     config = _library_config(store, name, kind, root, metadata, split_dir)
     library = make_library(config["kind"], Path(config["root"]),
                            _opt_path(config["metadata"]), _opt_path(config["split_dir"]))

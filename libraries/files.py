@@ -20,10 +20,15 @@ AUDIO_EXTENSIONS = frozenset(
 
 @dataclass(frozen=True)
 class FileEntry:
-    path: Path  # absolute
+    location: str  # the root joined with `rel`
     rel: str  # relative to the library root, POSIX separators
     size: int
     mtime_ns: int
+
+    @property
+    def path(self) -> Path:
+        # Made on demand: a rescan never needs it for the (unchanged) bulk of the files.
+        return Path(self.location)
 
 
 @dataclass(frozen=True)
@@ -36,40 +41,44 @@ class WalkProblem:
 def walk_audio_files(root: Path) -> Iterator[FileEntry | WalkProblem]:
     """Yield every audio file under `root` (any depth, sorted), following symlinks once."""
     seen_dirs: set[tuple[int, int]] = set()
-    yield from _walk(root, root, seen_dirs)
+    yield from _walk(str(root), "", seen_dirs)
 
 
-def _walk(root: Path, folder: Path, seen: set[tuple[int, int]]) -> Iterator:
+def _walk(folder: str, prefix: str, seen: set[tuple[int, int]]) -> Iterator:
+    """Walk `folder`, whose path relative to the root is `prefix` ("" for the root, else
+    ending in "/"). Relative paths are built as strings: on a rescan, where nothing is
+    opened, the walk is most of the work, and Path objects per entry would triple it."""
     try:
-        st = folder.stat()
+        st = os.stat(folder)
         if (st.st_dev, st.st_ino) in seen:
-            yield WalkProblem(_rel(root, folder), "SymlinkLoop", "folder already visited")
+            yield WalkProblem(_printable(prefix), "SymlinkLoop", "folder already visited")
             return
         seen.add((st.st_dev, st.st_ino))
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as error:
-        yield WalkProblem(_rel(root, folder), type(error).__name__, _reason(error))
+        yield WalkProblem(_printable(prefix), type(error).__name__, _reason(error))
         return
     for entry in entries:
-        path = Path(entry.path)
-        rel = _rel(root, path)
+        rel = prefix + entry.name
         if not _is_utf8(entry.name):
-            yield WalkProblem(rel, "BadFileName", "file name is not valid UTF-8; rename it")
+            yield WalkProblem(_printable(rel), "BadFileName",
+                              "file name is not valid UTF-8; rename it")
             continue
+        is_audio = os.path.splitext(entry.name)[1].lower() in AUDIO_EXTENSIONS
         try:
-            if entry.is_dir(follow_symlinks=True):
-                yield from _walk(root, path, seen)
+            if entry.is_dir():
+                yield from _walk(entry.path, rel + "/", seen)
                 continue
-            if path.suffix.lower() not in AUDIO_EXTENSIONS:
+            if not is_audio:
                 continue
-            st = entry.stat(follow_symlinks=True)
+            st = entry.stat()
         except OSError as error:
             kind = "BrokenSymlink" if entry.is_symlink() else type(error).__name__
-            if path.suffix.lower() in AUDIO_EXTENSIONS or entry.is_symlink():
+            if is_audio or entry.is_symlink():
                 yield WalkProblem(rel, kind, _reason(error))
             continue
-        yield FileEntry(path, rel, st.st_size, st.st_mtime_ns)
+        yield FileEntry(entry.path, rel, st.st_size, st.st_mtime_ns)
 
 
 def fingerprint(path: Path) -> str:
@@ -81,9 +90,9 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _rel(root: Path, path: Path) -> str:
-    rel = os.path.relpath(path, root)
-    return "." if rel == "." else Path(rel).as_posix().encode("utf-8", "backslashreplace").decode()
+def _printable(rel: str) -> str:
+    """A relative path for messages: "." for the root, undecodable bytes as \\xNN escapes."""
+    return os.fsencode(rel.rstrip("/") or ".").decode("utf-8", "backslashreplace")
 
 
 def _is_utf8(name: str) -> bool:

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from mfs.analysis_commands import register as register_analysis_commands
 from mfs.console import console, counting_progress, errors, print_rows
 from mfs.store import Store
 
@@ -201,6 +202,9 @@ def demo_command(
 
     run_demo(open_store(store), folder)
     status_command(store=store, as_json=False)
+
+
+register_analysis_commands(app)
 
 
 def main() -> None:

@@ -66,7 +66,7 @@ def test_extract_then_rerun_does_nothing(tmp_path, monkeypatch):
     def no_decoding(*_args):
         raise AssertionError("a re-run with nothing new must not decode audio")
 
-    monkeypatch.setattr("mfs.extractors.pipeline.decode", no_decoding)
+    monkeypatch.setattr("mfs.extractors.pipeline.open_audio", no_decoding)
     second = run_extract(store, "lib", ["energy"])
     assert second["extractors"]["energy"]["planned"] == 0
     assert stored(store) == rows
@@ -122,11 +122,11 @@ KILLABLE = textwrap.dedent("""
     from mfs.flows.extract import run_extract
     from mfs.store import Store
     registry.EXTRACTORS["energy"] = "energy_extractor:EnergyExtractor"
-    real = pipeline.decode
+    real = pipeline.open_audio
     def slow(path):
         time.sleep(0.3)
         return real(path)
-    pipeline.decode = slow
+    pipeline.open_audio = slow
     run_extract(Store({store!r}), "lib", ["energy"], batch_size=1, tracks_per_part=1)
 """)
 

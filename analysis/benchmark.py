@@ -1,0 +1,132 @@
+"""Genre benchmarks over stored features: fit on the training split, score the test split.
+
+`run_benchmarks` loads every feature the configurations need into one training table (so
+single extractors and their ensembles are scored on the same tracks), evaluates each
+configuration, and appends one leaderboard row per configuration.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from mfs.analysis.leaderboard import append_results
+from mfs.analysis.models import MODELS, model_params
+from mfs.analysis.predictors import Predictor, Recipe
+from mfs.analysis.results import BenchmarkConfig, BenchmarkResult, score_folds
+from mfs.analysis.selection import split_specs
+from mfs.analysis.splits import make_folds, resolve_split
+from mfs.analysis.training_table import TrainingTable, load_training_table
+from mfs.analysis.zero_shot import ZERO_SHOT, evaluate_zero_shot
+from mfs.store import Store
+
+TOP_FEATURES = 30
+
+
+def run_benchmark(store: Store, library: str, features: list[str] | str,
+                  model: str = "xgboost", prune: float | None = None,
+                  pca: float | None = None, split: str = "auto", seed: int = 0,
+                  ensemble: str = "concat", folds: int = 5, save: bool = True,
+                  prompts: str | None = None) -> BenchmarkResult:
+    """Benchmark one feature set (`"a+b"` or a list of specs); see `run_benchmarks`."""
+    specs = split_specs(features, "+") if isinstance(features, str) else list(features)
+    config = BenchmarkConfig(library, tuple(specs), model, ensemble, prune, pca, split,
+                             folds, seed, prompts)
+    return run_benchmarks(store, [config], save=save)[0]
+
+
+def run_benchmarks(store: Store, configs: list[BenchmarkConfig],
+                   save: bool = True) -> list[BenchmarkResult]:
+    """Evaluate configurations of one library on the tracks that have all their features."""
+    libraries = {c.library for c in configs}
+    if len(libraries) != 1:
+        raise ValueError(f"benchmarks compare one library at a time, got {sorted(libraries)}")
+    specs = list(dict.fromkeys(spec for c in configs for spec in c.features))
+    table = load_training_table(store, libraries.pop(), specs)
+    if len(table.track_ids) == 0:
+        raise ValueError(f"no labelled tracks of {table.library!r} have all of "
+                         f"{', '.join(specs)} ({table.dropped})")
+    results = [evaluate_zero_shot(store, table, c) if c.model == ZERO_SHOT else evaluate(table, c)
+               for c in configs]
+    if save:
+        append_results(store, results)
+    return results
+
+
+def bench_configs(library: str, feature_sets: list[str], models: list[str],
+                  ensemble: str = "concat", prune: float | None = None,
+                  pca: float | None = None, split: str = "auto", folds: int = 5,
+                  seed: int = 0, prompts: str | None = None) -> list[BenchmarkConfig]:
+    """Every (model, feature set, ensemble) combination; `a+b` sets are concatenated,
+    voted, or both (`ensemble="both"`), single selections are just themselves."""
+    modes = {"concat": ("concat",), "vote": ("vote",), "both": ("concat", "vote")}
+    if ensemble not in modes:
+        raise ValueError(f"unknown ensemble {ensemble!r}; use concat, vote or both")
+    unknown = sorted(set(models) - {*MODELS, ZERO_SHOT})
+    if unknown or not models:
+        raise ValueError(f"unknown model {', '.join(unknown) or '(none)'}; use "
+                         f"{', '.join((*MODELS, ZERO_SHOT))}")
+    if not feature_sets:
+        raise ValueError("no features selected; name at least one extractor")
+    configs = []
+    for model in models:
+        for text in feature_sets:
+            specs = tuple(split_specs(text, "+"))
+            for mode in modes[ensemble] if len(specs) > 1 else ("concat",):
+                configs.append(BenchmarkConfig(library, specs, model, mode, prune, pca, split,
+                                               folds, seed, prompts))
+    return configs
+
+
+def evaluate(table: TrainingTable, config: BenchmarkConfig) -> BenchmarkResult:
+    """Fit and score `config` on every fold of its split."""
+    started = time.perf_counter()
+    labels = sorted(set(table.genre))
+    y = np.searchsorted(labels, table.genre.astype(str))
+    split = resolve_split(config.split, table.split)
+    folds = make_folds(split, y, table.split, table.artist, config.seed, config.folds)
+    blocks = [table.block(spec) for spec in config.features]
+    recipe = Recipe(config.model, config.ensemble, config.prune, config.pca, config.seed)
+    truths, predictions, shares, used = [], [], [], []
+    for fold in folds:
+        predictor = Predictor(recipe, blocks, table.feature_names)
+        predictor.fit(table.X, fold.train, y[fold.train], len(labels))
+        truths.append(y[fold.test])
+        predictions.append(predictor.predict(table.X, fold.test))
+        shares.append(predictor.gain_shares())
+        used.append(predictor.n_features_used())
+    importance = _mean_shares(shares)
+    return BenchmarkResult(
+        config=config, split=split, labels=labels,
+        selections=[b.selection.describe() for b in blocks],
+        n_tracks=len(y), n_train=int(np.mean([len(f.train) for f in folds])),
+        n_test=int(np.mean([len(f.test) for f in folds])),
+        n_features_in=sum(b.stop - b.start for b in blocks),
+        n_features_used=int(round(np.mean(used))),
+        **score_folds(truths, predictions, labels, config.seed),
+        dropped=table.dropped, duration_s=time.perf_counter() - started,
+        model_params=model_params(config.model, config.seed),
+        importance=dict(list(importance.items())[:TOP_FEATURES]),
+        importance_by_selection=_by_selection(importance, table),
+    )
+
+
+def _mean_shares(per_fold: list[dict[str, float]]) -> dict[str, float]:
+    """Average importance shares over folds, largest first."""
+    total: dict[str, float] = {}
+    for shares in per_fold:
+        for name, share in shares.items():
+            total[name] = total.get(name, 0.0) + share / len(per_fold)
+    return dict(sorted(total.items(), key=lambda item: -item[1]))
+
+
+def _by_selection(importance: dict[str, float], table: TrainingTable) -> dict[str, float]:
+    """Importance summed per selection spec; PCA components count as `pca components`."""
+    owner = {name: block.selection.spec for block in table.blocks
+             for name in table.feature_names[block.start:block.stop]}
+    sums: dict[str, float] = {}
+    for name, share in importance.items():
+        key = owner.get(name, "pca components")
+        sums[key] = sums.get(key, 0.0) + share
+    return sums

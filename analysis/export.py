@@ -1,0 +1,91 @@
+"""Export a training table (features + genre, split and artist per track) for use
+outside the store: Parquet, CSV or NumPy `.npz`, chosen by the output's suffix.
+
+The split column is the dataset's own split (`official`) or, for `kfold`/`artist`, the
+name of the fold each track is tested in, made by the same seeded code the benchmarks
+use, so an external model can reproduce a leaderboard protocol exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from mfs.analysis.splits import fold_labels, make_folds, resolve_split
+from mfs.analysis.training_table import TrainingTable, load_training_table
+from mfs.store import Store
+from mfs.store.atomic import write_bytes_atomic, write_parquet_atomic
+
+FORMATS = (".parquet", ".csv", ".npz")
+LABEL_COLUMNS = ("track_id", "genre", "split", "artist")
+
+
+@dataclass
+class ExportSummary:
+    path: Path
+    rows: int
+    feature_columns: int
+    split: str
+    dropped: dict
+
+
+def export(store: Store, library: str, features: list[str], split: str, out: Path,
+           folds: int = 5, seed: int = 0) -> ExportSummary:
+    """Write the wide table of `features` over `library` to `out` (.parquet/.csv/.npz)."""
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise ValueError(f"{out}: export format must be one of {', '.join(FORMATS)}")
+    table = load_training_table(store, library, features, require_label=False)
+    scheme = resolve_split(split, table.split)
+    splits = _split_column(table, scheme, folds, seed)
+    metadata = {"library": library, "features": [s.describe() for s in table.selections],
+                "split": scheme, "folds": folds if scheme in ("kfold", "artist") else None,
+                "seed": seed, "dropped": table.dropped}
+    labels = {"track_id": table.track_ids, "genre": table.genre, "split": splits,
+              "artist": table.artist}
+    if out.suffix.lower() == ".npz":
+        _write_npz(out, table, labels, metadata)
+    else:
+        _write_table(out, table, labels, metadata)
+    return ExportSummary(out, len(table.track_ids), table.X.shape[1], scheme, table.dropped)
+
+
+def _split_column(table: TrainingTable, scheme: str, folds: int, seed: int) -> np.ndarray:
+    if scheme == "official":
+        return table.split
+    labelled = np.flatnonzero(table.genre != None)  # noqa: E711 (elementwise)
+    column = np.full(len(table.genre), None, dtype=object)
+    made = make_folds(scheme, table.genre[labelled].astype(str), table.split[labelled],
+                      table.artist[labelled], seed, folds)
+    column[labelled] = fold_labels(made, len(labelled))
+    return column
+
+
+def _write_table(out: Path, table: TrainingTable, labels: dict, metadata: dict) -> None:
+    columns = {name: pa.array(values, pa.string()) for name, values in labels.items()}
+    for i, name in enumerate(table.feature_names):
+        columns[name] = pa.array(table.X[:, i])
+    wide = pa.table(columns).replace_schema_metadata({"mfs.export": json.dumps(metadata)})
+    if out.suffix.lower() == ".parquet":
+        write_parquet_atomic(wide, out)
+        return
+    from pyarrow import csv
+
+    sink = pa.BufferOutputStream()
+    csv.write_csv(wide, sink)
+    write_bytes_atomic(sink.getvalue().to_pybytes(), out)
+
+
+def _write_npz(out: Path, table: TrainingTable, labels: dict, metadata: dict) -> None:
+    """Strings as fixed-width unicode (loadable without pickle); missing values as ''."""
+    arrays = {name: np.asarray(["" if v is None else str(v) for v in values])
+              for name, values in labels.items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.npz")
+    np.savez_compressed(tmp, X=table.X, feature_names=np.asarray(table.feature_names),
+                        metadata=np.asarray(json.dumps(metadata)), **arrays)
+    tmp.replace(out)

@@ -1,0 +1,127 @@
+"""The leaderboard: one Parquet part per benchmark command under `<store>/leaderboard/`.
+
+Parts are written atomically while holding the store lock, and each command also appends
+a `runs` row (kind `benchmark`). Every row carries its full configuration, seed, command,
+and library versions, so rerunning `command` on the same store gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from mfs.analysis.results import BenchmarkResult
+from mfs.analysis.sqlfiles import sql_text
+from mfs.store import Store
+from mfs.store.atomic import write_parquet_atomic
+from mfs.store.provenance import library_versions
+from mfs.store.store import new_part_name
+
+LEADERBOARD = pa.schema([
+    ("run_id", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+    ("library", pa.string()),
+    ("feature_set", pa.string()),
+    ("features", pa.list_(pa.string())),
+    ("selections", pa.string()),
+    ("ensemble", pa.string()),
+    ("model", pa.string()),
+    ("model_params", pa.string()),
+    ("prune", pa.float64()),
+    ("pca", pa.float64()),
+    ("split", pa.string()),
+    ("folds", pa.int32()),
+    ("seed", pa.int64()),
+    ("n_tracks", pa.int32()),
+    ("n_train", pa.int32()),
+    ("n_test", pa.int32()),
+    ("n_features_in", pa.int32()),
+    ("n_features_used", pa.int32()),
+    ("accuracy", pa.float64()),
+    ("accuracy_low", pa.float64()),
+    ("accuracy_high", pa.float64()),
+    ("balanced_accuracy", pa.float64()),
+    ("balanced_accuracy_low", pa.float64()),
+    ("balanced_accuracy_high", pa.float64()),
+    ("macro_f1", pa.float64()),
+    ("macro_f1_low", pa.float64()),
+    ("macro_f1_high", pa.float64()),
+    ("ci_method", pa.string()),
+    ("labels", pa.list_(pa.string())),
+    ("confusion", pa.list_(pa.list_(pa.int64()))),
+    ("per_genre", pa.string()),
+    ("fold_scores", pa.string()),
+    ("feature_importance", pa.string()),
+    ("importance_by_selection", pa.string()),
+    ("dropped", pa.string()),
+    ("config", pa.string()),
+    ("command", pa.string()),
+    ("versions", pa.string()),
+    ("duration_s", pa.float64()),
+])
+
+
+def leaderboard_dir(store: Store) -> Path:
+    return store.root / "leaderboard"
+
+
+def append_results(store: Store, results: list[BenchmarkResult]) -> str:
+    """Write one leaderboard part for `results` and record the run; returns its run_id."""
+    run_id, now = uuid.uuid4().hex, datetime.now(UTC)
+    rows = [_row(result, run_id, now) for result in results]
+    table = pa.Table.from_pylist(rows, schema=LEADERBOARD)
+    libraries = sorted({r.config.library for r in results})
+    with store.writing("benchmark") as writer:
+        write_parquet_atomic(table, leaderboard_dir(store) / new_part_name())
+        writer.append_run({
+            "run_id": run_id, "kind": "benchmark", "library": ",".join(libraries),
+            "extractors": sorted({s["extractor"] for r in results for s in r.selections}),
+            "status": "completed", "started_at": now, "finished_at": datetime.now(UTC),
+            "counts": json.dumps({"entries": len(rows)}), "versions": library_versions(),
+            "command": " ".join(sys.argv),
+        })
+    return run_id
+
+
+def read_leaderboard(store: Store, library: str | None = None) -> pd.DataFrame:
+    """Every stored row (optionally of one library), newest first."""
+    if not any(leaderboard_dir(store).glob("*.parquet")):
+        return LEADERBOARD.empty_table().to_pandas()
+    pattern = str(leaderboard_dir(store) / "*.parquet")
+    con = store.connect()
+    return con.sql(sql_text("leaderboard"), params={"pattern": pattern,
+                                                    "library": library}).df()
+
+
+def _row(result: BenchmarkResult, run_id: str, created_at: datetime) -> dict:
+    config = result.config
+    row = {
+        "run_id": run_id, "created_at": created_at, "library": config.library,
+        "feature_set": config.feature_set, "features": list(config.features),
+        "selections": json.dumps(result.selections), "ensemble": config.ensemble,
+        "model": config.model, "model_params": json.dumps(result.model_params, default=str),
+        "prune": config.prune, "pca": config.pca, "split": result.split,
+        "folds": len(result.fold_scores), "seed": config.seed, "n_tracks": result.n_tracks,
+        "n_train": result.n_train, "n_test": result.n_test,
+        "n_features_in": result.n_features_in, "n_features_used": result.n_features_used,
+        "ci_method": result.ci_method, "labels": result.labels,
+        "confusion": result.confusion.tolist(), "per_genre": json.dumps(result.per_genre),
+        "fold_scores": json.dumps(result.fold_scores),
+        "feature_importance": json.dumps(result.importance),
+        "importance_by_selection": json.dumps(result.importance_by_selection),
+        "dropped": json.dumps(result.dropped), "config": config.to_json(),
+        "command": replace(config, split=result.split).command(),
+        "versions": library_versions(),
+        "duration_s": result.duration_s,
+    }
+    for metric, value in result.scores.items():
+        low, high = result.intervals[metric]
+        row |= {metric: value, f"{metric}_low": low, f"{metric}_high": high}
+    return row

@@ -1,0 +1,52 @@
+"""Figures for the HTML report, drawn with matplotlib's Agg canvas (no display needed).
+
+Figures are built as `Figure` objects rather than through pyplot, so no global state
+is shared between plots or with whoever imports this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def confusion_png(matrix: np.ndarray, labels: list[str], title: str, path: Path) -> Path:
+    """Confusion matrix (rows = true genre) with counts in the cells."""
+    matrix = np.asarray(matrix)
+    size = 1.6 + 0.45 * len(labels)
+    figure = Figure(figsize=(size + 1.2, size))
+    axes = figure.add_subplot()
+    image = axes.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    axes.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    axes.set_yticks(range(len(labels)), labels, fontsize=8)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title, fontsize=9)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (i, j), value in np.ndenumerate(matrix):
+        axes.text(j, i, str(value), ha="center", va="center", fontsize=7,
+                  color="white" if value > threshold else "black")
+    return _save(figure, path)
+
+
+def importance_png(shares: dict[str, float], title: str, path: Path, top: int = 20) -> Path:
+    """Horizontal bars of the largest gain shares, largest on top."""
+    items = sorted(shares.items(), key=lambda item: -item[1])[:top][::-1]
+    figure = Figure(figsize=(8, 1.0 + 0.28 * len(items)))
+    axes = figure.add_subplot()
+    axes.barh([name for name, _ in items], [share for _, share in items], color="#4a7ab5")
+    axes.tick_params(axis="y", labelsize=7)
+    axes.set_xlabel("share of total XGBoost gain")
+    axes.set_title(title, fontsize=9)
+    return _save(figure, path)
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    FigureCanvasAgg(figure).print_png(str(path))
+    return path

@@ -1,0 +1,149 @@
+"""A self-contained HTML report of a library: leaderboard, confusion matrices, feature
+importance, per-extractor statistics, and the command and versions behind every number.
+
+Leaderboard rows come from the store (newest row per distinct command, since a command
+reproduces its numbers); statistics are computed fresh. Figures are PNGs beside the page.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+
+from mfs.analysis.leaderboard import read_leaderboard
+from mfs.analysis.plots import confusion_png, importance_png
+from mfs.analysis.selection import stored_configs
+from mfs.analysis.stats import feature_stats, summarise
+from mfs.store import Store
+from mfs.store.atomic import write_bytes_atomic
+from mfs.store.provenance import library_versions
+
+MAX_ENTRIES = 30
+STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1150px; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+th { background: #eef; } td.text, th.text { text-align: left; }
+code, pre { background: #f5f5f5; font-size: 12px; white-space: pre-wrap; word-break: break-all; }
+.entry { border-top: 2px solid #99b; margin-top: 2em; padding-top: 0.5em; }
+.figures img { max-width: 540px; vertical-align: top; margin-right: 1em; }
+"""
+
+
+def write_report(store: Store, library: str, out_dir: Path) -> Path:
+    """Write `out_dir/index.html` (and `out_dir/img/*.png`); returns the page's path."""
+    if library not in store.libraries():
+        known = ", ".join(store.libraries()) or "none yet"
+        raise KeyError(f"unknown library {library!r} in store {store.root} (known: {known})")
+    out_dir = Path(out_dir)
+    board = _latest_per_command(read_leaderboard(store, library))
+    parts = [f"<h1>Genre benchmarks: {escape(library)}</h1>", _provenance(store),
+             "<h2>Leaderboard</h2>", _leaderboard_table(board)]
+    for number, row in enumerate(board.head(MAX_ENTRIES).itertuples(index=False), start=1):
+        parts.append(_entry(row, number, out_dir))
+    parts += ["<h2>Per-extractor statistics</h2>", _statistics(store, library)]
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>mfs report: "
+            f"{escape(library)}</title><style>{STYLE}</style></head><body>"
+            + "\n".join(parts) + "</body></html>")
+    return write_bytes_atomic(page.encode(), out_dir / "index.html")
+
+
+def _latest_per_command(board: pd.DataFrame) -> pd.DataFrame:
+    board = board.drop_duplicates(subset="command", keep="first")
+    return board.sort_values(["accuracy", "feature_set"], ascending=[False, True],
+                             ignore_index=True)
+
+
+def _provenance(store: Store) -> str:
+    return (f"<p>Store <code>{escape(str(store.root.resolve()))}</code>; generated "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC} by <code>{escape(shlex.join(sys.argv))}"
+            f"</code>; versions <code>{escape(library_versions())}</code>.</p>")
+
+
+def _interval(row, metric: str) -> str:
+    value, low, high = (getattr(row, metric), getattr(row, f"{metric}_low"),
+                        getattr(row, f"{metric}_high"))
+    return f"{100 * value:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _leaderboard_table(board: pd.DataFrame) -> str:
+    if board.empty:
+        return "<p>No benchmark results for this library yet (run <code>mfs bench</code>).</p>"
+    header = ("<tr><th>#</th><th class=text>features</th><th class=text>model</th>"
+              "<th class=text>split</th><th>seed</th><th>prune</th><th>pca</th>"
+              "<th>train/test</th><th>dims in→used</th><th>accuracy % [95% CI]</th>"
+              "<th>balanced acc. %</th><th>macro-F1 %</th></tr>")
+    rows = []
+    for number, row in enumerate(board.itertuples(index=False), start=1):
+        link = (f"<a href='#entry{number}'>{number}</a>" if number <= MAX_ENTRIES
+                else str(number))
+        rows.append(
+            f"<tr><td>{link}</td><td class=text>{escape(row.feature_set)}</td>"
+            f"<td class=text>{escape(row.model)}</td>"
+            f"<td class=text>{escape(row.split)} ({row.folds} fold{'s' * (row.folds > 1)})"
+            f"</td><td>{row.seed}</td><td>{_optional(row.prune)}</td>"
+            f"<td>{_optional(row.pca)}</td><td>{row.n_train}/{row.n_test}</td>"
+            f"<td>{row.n_features_in}→{row.n_features_used}</td>"
+            f"<td>{_interval(row, 'accuracy')}</td>"
+            f"<td>{_interval(row, 'balanced_accuracy')}</td>"
+            f"<td>{_interval(row, 'macro_f1')}</td></tr>")
+    return f"<table>{header}{''.join(rows)}</table>"
+
+
+def _optional(value) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:g}"
+
+
+def _entry(row, number: int, out_dir: Path) -> str:
+    title = f"#{number} {row.feature_set} · {row.model} · {row.split}"
+    confusion = confusion_png([list(r) for r in row.confusion], list(row.labels), title,
+                              out_dir / "img" / f"confusion-{number}.png")
+    figures = [f"<img alt='confusion matrix' src='{confusion.relative_to(out_dir)}'>"]
+    importance = json.loads(row.feature_importance)
+    if importance:
+        bars = importance_png(importance, title, out_dir / "img" / f"importance-{number}.png")
+        figures.append(f"<img alt='feature importance' src='{bars.relative_to(out_dir)}'>")
+    per_genre = json.loads(row.per_genre)
+    genre_rows = "".join(
+        f"<tr><td class=text>{escape(g)}</td><td>{v['precision']:.2f}</td>"
+        f"<td>{v['recall']:.2f}</td><td>{v['f1']:.2f}</td><td>{v['support']}</td></tr>"
+        for g, v in per_genre.items())
+    by_selection = ", ".join(f"{escape(k)}: {100 * v:.1f}%"
+                             for k, v in json.loads(row.importance_by_selection).items())
+    return (
+        f"<div class=entry id='entry{number}'><h3>{escape(title)}</h3>"
+        f"<p>Command: <code>{escape(row.command)}</code><br>Intervals: "
+        f"{escape(row.ci_method)}. Run {escape(row.run_id)} at {row.created_at}.</p>"
+        f"<div class=figures>{''.join(figures)}</div>"
+        + (f"<p>Gain by selection: {by_selection}</p>" if by_selection else "")
+        + "<table><tr><th class=text>genre</th><th>precision</th><th>recall</th><th>F1</th>"
+        f"<th>support</th></tr>{genre_rows}</table>"
+        f"<details><summary>configuration, features, dropped tracks, versions</summary>"
+        f"<pre>{escape(json.dumps(json.loads(row.config), indent=1))}\n"
+        f"{escape(row.selections)}\nmodel: {escape(row.model_params)}\n"
+        f"dropped: {escape(row.dropped)}\nversions: {escape(row.versions)}</pre></details>"
+        "</div>")
+
+
+def _statistics(store: Store, library: str) -> str:
+    con = store.connect()
+    sections = []
+    for extractor in store.extractors():
+        for config in stored_configs(con, extractor, library):
+            spec = f"{extractor}@{config}"
+            summary = summarise(feature_stats(store, spec, library))
+            sections.append(
+                f"<h3>{escape(spec)}</h3><p><code>mfs stats {escape(spec)} --library "
+                f"{escape(library)}</code></p>" + _frame_html(summary.drop(
+                    columns=["extractor", "config_hash", "group"])))
+    return "".join(sections) or "<p>No features stored for this library.</p>"
+
+
+def _frame_html(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)

@@ -1,0 +1,113 @@
+"""What one benchmark configuration produced, and how predictions become scores.
+
+A `BenchmarkConfig` is everything needed to reproduce a number (with the store's
+contents); `BenchmarkResult` holds the scores, intervals, per-genre figures, confusion
+matrix and feature importance that become one leaderboard row.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from mfs.analysis.metrics import (
+    BOOTSTRAP_RESAMPLES,
+    bootstrap_intervals,
+    confusion,
+    fold_intervals,
+    per_class,
+    scores_from_confusion,
+)
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """One leaderboard entry's settings. `features` are selection specs joined as one
+    feature set; `ensemble` says how (concatenation or voting over per-selection models).
+    `prompts` is the text-embedding selection of a zero-shot entry."""
+
+    library: str
+    features: tuple[str, ...]
+    model: str = "xgboost"
+    ensemble: str = "concat"
+    prune: float | None = None
+    pca: float | None = None
+    split: str = "auto"
+    folds: int = 5
+    seed: int = 0
+    prompts: str | None = None
+
+    @property
+    def feature_set(self) -> str:
+        """`a+b` for concatenation, `a|b` for voting, as shown in the leaderboard."""
+        return ("|" if self.ensemble == "vote" else "+").join(self.features)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    def command(self) -> str:
+        """The `mfs bench` command line that reproduces this entry."""
+        args = ["mfs", "bench", self.library, "--features", "+".join(self.features),
+                "--model", self.model, "--split", self.split, "--seed", str(self.seed)]
+        if self.ensemble != "concat":
+            args += ["--ensemble", self.ensemble]
+        if self.prune is not None:
+            args += ["--prune", f"{self.prune:g}"]
+        if self.pca is not None:
+            args += ["--pca", f"{self.pca:g}"]
+        if self.split in ("kfold", "artist", "auto"):
+            args += ["--folds", str(self.folds)]
+        if self.prompts is not None:
+            args += ["--prompts", self.prompts]
+        return shlex.join(args)
+
+
+@dataclass
+class BenchmarkResult:
+    config: BenchmarkConfig
+    split: str
+    labels: list[str]
+    selections: list[dict]
+    n_tracks: int
+    n_train: int
+    n_test: int
+    n_features_in: int
+    n_features_used: int
+    scores: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    ci_method: str
+    per_genre: dict[str, dict]
+    confusion: np.ndarray
+    fold_scores: list[dict[str, float]]
+    dropped: dict
+    duration_s: float
+    model_params: dict = field(default_factory=dict)
+    importance: dict[str, float] = field(default_factory=dict)
+    importance_by_selection: dict[str, float] = field(default_factory=dict)
+
+
+def score_folds(truths: list[np.ndarray], predictions: list[np.ndarray], labels: list[str],
+                seed: int) -> dict:
+    """Scores over pooled predictions; intervals by bootstrap (one fold) or across folds.
+
+    With k folds the point estimates are the fold means (what the interval is around);
+    per-genre figures and the confusion matrix pool every fold's test predictions.
+    """
+    k = len(labels)
+    fold_scores = [{m: float(v) for m, v in scores_from_confusion(confusion(t, p, k)).items()}
+                   for t, p in zip(truths, predictions, strict=True)]
+    y_true, y_pred = np.concatenate(truths), np.concatenate(predictions)
+    if len(truths) == 1:
+        scores = fold_scores[0]
+        intervals = bootstrap_intervals(y_true, y_pred, k, seed)
+        method = f"bootstrap over test tracks, {BOOTSTRAP_RESAMPLES} resamples"
+    else:
+        scores = {m: float(np.mean([s[m] for s in fold_scores])) for m in fold_scores[0]}
+        intervals = fold_intervals(fold_scores)
+        method = f"t-interval over {len(truths)} folds"
+    return {"scores": scores, "intervals": intervals, "ci_method": method,
+            "per_genre": per_class(y_true, y_pred, labels),
+            "confusion": confusion(y_true, y_pred, k), "fold_scores": fold_scores}

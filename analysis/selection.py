@@ -1,0 +1,192 @@
+"""Which stored features an analysis uses: `extractor[@config_hash][:column]` specs.
+
+`column` is an embedding column (`tags_mean`), a glob over them (`tags_*`) or a layer
+(`layer=7` picks every `<output>_l07_<stat>` column). Without it, every embedding column of
+the extractor is used. Without `@config_hash`, the extractor must have exactly one stored
+config for the library, so a benchmark never silently mixes or picks between configs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mfs.analysis.sqlfiles import ident, sql_text
+from mfs.store.store import check_name
+from mfs.store.views import embedding_columns, view_name
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from mfs.store import Store
+
+# Parquet schema metadata key under which extractors store per-dimension names (SCHEMA.md).
+FEATURE_NAMES_KEY = b"mfs.feature_names"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One embedding column of a resolved selection and the names of its dimensions."""
+
+    name: str
+    dim: int
+    feature_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A resolved spec: one extractor config and the columns taken from it."""
+
+    spec: str
+    extractor: str
+    config_hash: str
+    columns: tuple[Column, ...]
+
+    @property
+    def view(self) -> str:
+        return view_name(self.extractor)
+
+    @property
+    def dim(self) -> int:
+        return sum(column.dim for column in self.columns)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [name for column in self.columns for name in column.feature_names]
+
+    def describe(self) -> dict:
+        """JSON-ready identity of the selection, recorded with every result."""
+        return {"spec": self.spec, "extractor": self.extractor, "config_hash": self.config_hash,
+                "columns": {c.name: c.dim for c in self.columns}}
+
+
+def parse_spec(spec: str) -> tuple[str, str | None, str | None]:
+    """Split `extractor[@config_hash][:column]` into its three parts."""
+    head, _, column = spec.strip().partition(":")
+    extractor, _, config_hash = head.partition("@")
+    check_name("extractor", extractor)
+    return extractor, config_hash or None, column or None
+
+
+def split_specs(text: str, separator: str = ",") -> list[str]:
+    """`a,b:col` → ["a", "b:col"]; empty items are ignored."""
+    return [part.strip() for part in text.split(separator) if part.strip()]
+
+
+def resolve(store: Store, con: duckdb.DuckDBPyConnection, spec: str,
+            library: str | None = None) -> Selection:
+    """Check `spec` against what the store holds for `library` and name every dimension."""
+    extractor, config_hash, pattern = parse_spec(spec)
+    if extractor not in store.extractors():
+        known = ", ".join(store.extractors()) or "none yet"
+        raise KeyError(f"no stored features for extractor {extractor!r} (stored: {known})")
+    config_hash = _pick_config(con, extractor, config_hash, library)
+    names = stored_feature_names(store, extractor, config_hash)
+    columns = tuple(
+        Column(column, dim, _dimension_names(extractor, column, dim, names.get(column)))
+        for column, dim in _column_dims(con, extractor, config_hash, pattern)
+    )
+    return Selection(spec, extractor, config_hash, columns)
+
+
+def resolve_all(store: Store, con: duckdb.DuckDBPyConnection, specs: list[str],
+                library: str | None = None) -> list[Selection]:
+    selections = [resolve(store, con, spec, library) for spec in specs]
+    seen: set[tuple[str, str, str]] = set()
+    for selection in selections:
+        for column in selection.columns:
+            key = (selection.extractor, selection.config_hash, column.name)
+            if key in seen:
+                raise ValueError(f"feature column {selection.extractor}:{column.name} is "
+                                 "selected twice; list each column once")
+            seen.add(key)
+    return selections
+
+
+def stored_feature_names(store: Store, extractor: str, config_hash: str) -> dict[str, list[str]]:
+    """Per-dimension names written by the extractor (newest part wins), by column."""
+    import pyarrow.parquet as pq
+
+    parts = sorted((store.features_dir / extractor / config_hash).glob("*.parquet"))
+    if not parts:
+        return {}
+    metadata = pq.read_schema(parts[-1]).metadata or {}
+    if FEATURE_NAMES_KEY not in metadata:
+        return {}
+    return json.loads(metadata[FEATURE_NAMES_KEY])
+
+
+def stored_configs(con: duckdb.DuckDBPyConnection, extractor: str,
+                   library: str | None = None) -> dict[str, int]:
+    """Config hashes of an extractor with their track counts (in `library` if given)."""
+    sql = sql_text("config_counts").format(view=ident(view_name(extractor)))
+    return dict(con.execute(sql, {"library": library}).fetchall())
+
+
+def _pick_config(con: duckdb.DuckDBPyConnection, extractor: str, wanted: str | None,
+                 library: str | None) -> str:
+    counts = stored_configs(con, extractor, library)
+    where = f" for library {library!r}" if library else ""
+    if wanted is not None:
+        if wanted not in counts:
+            raise KeyError(f"extractor {extractor!r} has no config {wanted!r}{where} "
+                           f"(stored: {', '.join(counts) or 'none'})")
+        return wanted
+    if not counts:
+        raise KeyError(f"extractor {extractor!r} has no features{where}")
+    if len(counts) > 1:
+        listed = ", ".join(f"{h} ({n} tracks)" for h, n in counts.items())
+        raise ValueError(f"extractor {extractor!r} has {len(counts)} configs{where}: {listed}; "
+                         f"pick one as {extractor}@<config_hash>")
+    return next(iter(counts))
+
+
+def _column_dims(con: duckdb.DuckDBPyConnection, extractor: str, config_hash: str,
+                 pattern: str | None) -> list[tuple[str, int]]:
+    """Matching embedding columns that this config fills, with their (uniform) sizes."""
+    view = view_name(extractor)
+    candidates = [c for c in embedding_columns(con, view) if _matches(c, pattern)]
+    if not candidates:
+        available = ", ".join(embedding_columns(con, view))
+        raise KeyError(f"extractor {extractor!r} has no column matching {pattern!r} "
+                       f"(columns: {available})")
+    measures = ", ".join(f"count({ident(c)}), min(len({ident(c)})), max(len({ident(c)}))"
+                         for c in candidates)
+    row = con.execute(f"SELECT {measures} FROM {ident(view)} WHERE config_hash = $h",
+                      {"h": config_hash}).fetchall()[0]
+    dims = []
+    for i, column in enumerate(candidates):
+        filled, low, high = row[3 * i: 3 * i + 3]
+        if not filled:
+            continue  # a column of another config of the same extractor
+        if low != high:
+            raise ValueError(f"{extractor}@{config_hash}:{column} mixes vector sizes "
+                             f"{low} and {high}; re-extract it")
+        dims.append((column, int(low)))
+    if not dims:
+        raise KeyError(f"extractor {extractor!r} config {config_hash} stores no column "
+                       f"matching {pattern!r}")
+    return dims
+
+
+def _matches(column: str, pattern: str | None) -> bool:
+    if pattern is None:
+        return True
+    if pattern.startswith("layer="):
+        number = pattern.removeprefix("layer=")
+        if not number.isdigit():
+            raise ValueError(f"layer must be a number, got {pattern!r}")
+        return re.search(rf"_l0*{int(number)}(_|$)", column) is not None
+    return fnmatch.fnmatchcase(column, pattern)
+
+
+def _dimension_names(extractor: str, column: str, dim: int,
+                     stored: list[str] | None) -> tuple[str, ...]:
+    """`<extractor>.<column>.<name>` when the extractor named its dimensions (uniquely),
+    else `<extractor>.<column>[<i>]`."""
+    if stored is not None and len(stored) == dim and len(set(stored)) == dim:
+        return tuple(f"{extractor}.{column}.{name}" for name in stored)
+    return tuple(f"{extractor}.{column}[{i}]" for i in range(dim))

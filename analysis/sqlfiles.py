@@ -1,0 +1,23 @@
+"""The analysis SQL lives in `analysis/sql/*.sql`; this loads it and quotes identifiers.
+
+Values always travel as DuckDB parameters (`$name`); only identifiers (view and column
+names, already validated against the store) are formatted into the text.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+
+@cache
+def sql_text(name: str) -> str:
+    """The text of `analysis/sql/<name>.sql`."""
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+def ident(name: str) -> str:
+    """A double-quoted SQL identifier (view or column name)."""
+    return '"' + name.replace('"', '""') + '"'

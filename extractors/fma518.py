@@ -1,0 +1,268 @@
+"""FMA's 518 hand-crafted features (features.csv of mdeff/fma), computed in torch.
+
+FMA's `features.py` summarises 74 librosa frame features (n_fft 2048, hop 512, native rate)
+by 7 statistics over the whole track. This extractor computes the same frames with batched
+torch ops (`spectral.py`, `cqt.py`) and the same statistics, and returns them in the
+column order of features.csv: (feature, statistic, number) sorted, e.g.
+"chroma_cens/kurtosis/01".
+
+Where today's librosa changed a default since the 0.5.0 that made features.csv, we follow
+0.5.0, because matching features.csv is the point: chroma from the 12-bin CQT uses 12 bins
+per octave (librosa >= 0.8 assumes 36), `rmse` is 0.5's unscaled mean-square magnitude,
+frames are centred by reflect padding, CENS smoothing uses a periodic Hann window, and a
+constant frame feature has skew 0 and kurtosis -3 (scipy 0.19; scipy today gives NaN).
+
+features.py passes the sample rate to `cqt` and `melspectrogram` but not to chroma_stft,
+spectral_centroid, spectral_bandwidth, spectral_contrast or spectral_rolloff, so librosa's
+default of 22050 Hz labels the bins of those five whatever the file's rate: at 44.1 kHz
+(most of FMA) centroid, bandwidth and rolloff come out halved and the contrast bands sit an
+octave high. features.csv holds exactly that, so we do the same (`FEATURES_PY_RATE`).
+
+Values that FMA cannot have are NaN: below about 8.5 kHz the 7-octave CQT from C1 does not
+fit under Nyquist, so chroma_cqt, chroma_cens and tonnetz are NaN (librosa raises, and
+FMA's row would be all NaN). Digital silence gives finite values: zeros, MFCC 0 at -100 dB
+(-1131.4 for coefficient 01), zero spread, skew 0 and kurtosis -3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mfs.extractors import spectral
+from mfs.extractors.base import Extractor, ExtractorConfig, OutputSpec, Windowing
+from mfs.extractors.cqt import PlanTensors, cqt_magnitude, cqt_plan
+
+# features.py's families and sizes, in the order it computes them.
+FAMILIES: tuple[tuple[str, int], ...] = (
+    ("chroma_stft", 12), ("chroma_cqt", 12), ("chroma_cens", 12), ("tonnetz", 6),
+    ("mfcc", 20), ("rmse", 1), ("zcr", 1), ("spectral_centroid", 1),
+    ("spectral_bandwidth", 1), ("spectral_contrast", 7), ("spectral_rolloff", 1),
+)
+STATISTICS: tuple[str, ...] = ("mean", "std", "skew", "kurtosis", "median", "min", "max")
+N_CHROMA = 12
+CQT_OCTAVES = 7
+CENS_SMOOTHING = 41  # librosa chroma_cens win_len_smooth
+N_MELS = 128
+N_MFCC = 20
+FEATURES_PY_RATE = 22050  # librosa's default sr, which features.py leaves in place (above)
+
+
+def _columns() -> tuple[tuple[str, ...], torch.Tensor]:
+    """features.csv's sorted "feature/statistic/number" names, and for each its position in
+    our (family, statistic, dim) layout."""
+    ours = [(name, stat, f"{i + 1:02d}")
+            for name, size in FAMILIES for stat in STATISTICS for i in range(size)]
+    order = sorted(range(len(ours)), key=ours.__getitem__)
+    return tuple("/".join(ours[i]) for i in order), torch.as_tensor(order)
+
+
+FEATURE_NAMES, _COLUMN_ORDER = _columns()
+
+
+@dataclass(frozen=True)
+class Fma518Config(ExtractorConfig):
+    """Frame parameters of features.py. The CQT needs `hop_length` divisible by 2^6."""
+
+    n_fft: int = 2048
+    hop_length: int = 512
+
+    def __post_init__(self) -> None:
+        if self.hop_length % 2 ** (CQT_OCTAVES - 1):
+            raise ValueError(f"fma518: hop_length={self.hop_length} must be a multiple of "
+                             f"{2 ** (CQT_OCTAVES - 1)} for the {CQT_OCTAVES}-octave CQT")
+
+
+class Constants:
+    """Everything that depends only on (sample rate, n_fft, device), as tensors."""
+
+    def __init__(self, sample_rate: int, n_fft: int, device: torch.device) -> None:
+        def tensor(array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return torch.as_tensor(array, dtype=dtype, device=device)
+
+        freqs = spectral.fft_frequencies(FEATURES_PY_RATE, n_fft)
+        wide = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+        self.window = torch.hann_window(n_fft, periodic=True, device=device)
+        self.freqs = tensor(freqs)
+        self.moments = tensor(np.stack([np.ones_like(freqs), freqs, freqs**2], 1), wide)
+        self.contrast_bands = spectral.contrast_bands(float(FEATURES_PY_RATE), n_fft)
+        mel = spectral.mel_filterbank(float(sample_rate), n_fft, N_MELS)
+        self.mel_blocks = [(a, b, tensor(w)) for a, b, w in spectral.mel_blocks(mel)]
+        self.dct = tensor(spectral.dct_matrix(N_MFCC, N_MELS))
+
+
+class Fma518(Extractor):
+    """FMA features.csv (518 values per track) from the whole track at its native rate."""
+
+    name = "fma518"
+    config_class = Fma518Config
+    config: Fma518Config
+
+    def __init__(self, config: Fma518Config | None = None) -> None:
+        super().__init__(config)
+        self._constants: dict[tuple, Constants] = {}
+        self._plans: dict[tuple, PlanTensors | None] = {}
+        self._chroma: dict[tuple, torch.Tensor] = {}
+
+    @property
+    def sample_rate(self) -> int | None:
+        return None
+
+    @property
+    def windowing(self) -> Windowing:
+        return Windowing(seconds=None)
+
+    @property
+    def outputs(self) -> tuple[OutputSpec, ...]:
+        return (OutputSpec(name="features", dim=len(FEATURE_NAMES), pooling=(),
+                           feature_names=FEATURE_NAMES),)
+
+    def embed(self, windows: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
+        """Tracks (batch, samples) of equal length -> {"features": (batch, 518)}."""
+        if windows.dim() != 2 or windows.shape[1] < 2:
+            raise ValueError(f"fma518: expected (tracks, samples) audio, "
+                             f"got shape {tuple(windows.shape)}")
+        frames = self.frame_features(windows.float(), sample_rate)
+        stats = summarise(torch.cat(list(frames.values()), dim=-1))  # (B, 7, 74)
+        per_family = stats.split([size for _, size in FAMILIES], dim=-1)
+        ours = torch.cat([part.flatten(1) for part in per_family], dim=1)
+        return {"features": ours[:, _COLUMN_ORDER.to(ours.device)].float()}
+
+    def frame_features(self, x: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
+        """Every family's per-frame values (batch, frames, dims), in `FAMILIES` order."""
+        const = self._constants_for(sample_rate, x.device)
+        n_fft = self.config.n_fft
+        mag = spectral.stft_magnitude(x, const.window, self.config.hop_length)
+        power = mag * mag  # librosa squares |X|, so tiny frames round as it does
+        cqt_tuning, chroma_tuning = self._tunings(mag, power, sample_rate)
+        out = {"chroma_stft": self._chroma_stft(power, chroma_tuning)}
+        out.update(self._cqt_families(x, mag.shape[1], sample_rate, cqt_tuning))
+        out["mfcc"] = spectral.mfcc(power, const.mel_blocks, const.dct)
+        out["rmse"] = spectral.rmse(power)
+        out["zcr"] = spectral.zero_crossing_rate(x, n_fft, self.config.hop_length)
+        out["spectral_centroid"], out["spectral_bandwidth"] = spectral.centroid_bandwidth(
+            mag, const.moments)
+        out["spectral_contrast"] = spectral.spectral_contrast(mag, const.contrast_bands)
+        out["spectral_rolloff"] = spectral.rolloff(mag, const.freqs)
+        return {name: out[name] for name, _ in FAMILIES}
+
+    # --- families ----------------------------------------------------------------------
+    def _tunings(self, mag: torch.Tensor, power: torch.Tensor, sample_rate: int
+                 ) -> tuple[list[int], list[int]]:
+        """The two tuning estimates features.py makes, per track.
+
+        cqt(tuning=None) estimates on |X| at the file's rate; chroma_stft estimates on |X|²
+        at librosa's default rate. Both look at local maxima, found once over both ranges.
+        """
+        n_fft = self.config.n_fft
+        cqt_lo, cqt_hi = spectral.pitch_bins(sample_rate, n_fft)
+        stft_lo, stft_hi = spectral.pitch_bins(FEATURES_PY_RATE, n_fft)
+        lo = min(cqt_lo, stft_lo)
+        maxima = spectral.local_maxima(mag, lo, max(cqt_hi, stft_hi))
+        cqt = spectral.estimate_tuning(mag, maxima[..., cqt_lo - lo : cqt_hi - lo], cqt_lo,
+                                       sample_rate, n_fft, N_CHROMA)
+        stft = spectral.estimate_tuning(power, maxima[..., stft_lo - lo : stft_hi - lo],
+                                        stft_lo, FEATURES_PY_RATE, n_fft, N_CHROMA)
+        return cqt, stft
+
+    def _chroma_stft(self, power: torch.Tensor, tunings: list[int]) -> torch.Tensor:
+        """chroma_stft(S=|X|²) at librosa's default rate, with its own tuning per track."""
+        filters = []
+        for tuning in tunings:
+            key = (tuning, str(power.device))
+            if key not in self._chroma:
+                bank = spectral.chroma_filterbank(float(FEATURES_PY_RATE), self.config.n_fft,
+                                                  tuning, N_CHROMA)
+                self._chroma[key] = torch.as_tensor(bank.T.copy(), device=power.device)
+            filters.append(self._chroma[key])
+        return spectral.chroma_stft(power, torch.stack(filters))
+
+    def _cqt_families(self, x: torch.Tensor, n_frames: int, sample_rate: int,
+                      tunings: list[int]) -> dict[str, torch.Tensor]:
+        """chroma_cqt, chroma_cens and tonnetz from |CQT| (84 bins from C1, hop 512).
+
+        Tracks are grouped by tuning (one kernel set each); a track whose CQT cannot fit
+        under Nyquist gets NaN.
+        """
+        cqt = x.new_zeros((x.shape[0], n_frames, CQT_OCTAVES * N_CHROMA))
+        missing = []
+        for tuning in sorted(set(tunings)):
+            rows = [i for i, t in enumerate(tunings) if t == tuning]
+            plan = self._plan(sample_rate, tuning, x.device)
+            if plan is None:
+                missing += rows
+            else:
+                cqt[rows] = cqt_magnitude(x[rows], plan)[:, :n_frames]
+        chroma = cqt.unflatten(-1, (CQT_OCTAVES, N_CHROMA)).sum(-2)  # cq_to_chroma from C1
+        cens = chroma_cens(chroma)
+        out = {"chroma_cqt": spectral.normalize(chroma, float("inf")),
+               "chroma_cens": cens, "tonnetz": tonnetz(cens)}
+        for value in out.values():
+            value[missing] = float("nan")
+        return out
+
+    def _plan(self, sample_rate: int, tuning: int, device: torch.device) -> PlanTensors | None:
+        key = (sample_rate, tuning, str(device))
+        if key not in self._plans:
+            plan = cqt_plan(float(sample_rate), self.config.hop_length, tuning,
+                            CQT_OCTAVES * N_CHROMA, N_CHROMA)
+            self._plans[key] = plan and PlanTensors(plan, device, torch.float32)
+        return self._plans[key]
+
+    def _constants_for(self, sample_rate: int, device: torch.device) -> Constants:
+        key = (sample_rate, str(device))
+        if key not in self._constants:
+            self._constants[key] = Constants(sample_rate, self.config.n_fft, device)
+        return self._constants[key]
+
+
+def chroma_cens(chroma: torch.Tensor) -> torch.Tensor:
+    """CENS: L1 chroma quantised at 0.05/0.1/0.2/0.4, smoothed over 41 frames, L2-normalised.
+
+    The smoothing window is librosa 0.5's periodic Hann of 43 points (today's is symmetric),
+    applied as a zero-padded convolution along time.
+    """
+    chroma = spectral.normalize(chroma, 1.0)
+    quantised = sum((chroma > step).to(chroma.dtype) for step in (0.4, 0.2, 0.1, 0.05)) * 0.25
+    n = CENS_SMOOTHING + 2
+    window = torch.hann_window(n, periodic=True, dtype=chroma.dtype, device=chroma.device)
+    window = (window / window.sum()).flip(0).expand(N_CHROMA, 1, n)
+    smoothed = torch.nn.functional.conv1d(quantised.transpose(1, 2), window,
+                                          padding=n // 2, groups=N_CHROMA)
+    return spectral.normalize(smoothed.transpose(1, 2), 2.0)
+
+
+def tonnetz(chroma: torch.Tensor) -> torch.Tensor:
+    """Tonal centroids (fifths, minor and major thirds) of the L1-normalised chroma."""
+    dim_map = np.linspace(0, 12, num=N_CHROMA, endpoint=False)
+    scale = np.asarray([7.0 / 6, 7.0 / 6, 3.0 / 2, 3.0 / 2, 2.0 / 3, 2.0 / 3])
+    angles = np.multiply.outer(scale, dim_map)
+    angles[::2] -= 0.5
+    radius = np.array([1, 1, 1, 1, 0.5, 0.5])[:, None]
+    phi = torch.as_tensor(radius * np.cos(np.pi * angles), dtype=chroma.dtype,
+                          device=chroma.device)
+    return torch.matmul(spectral.normalize(chroma, 1.0), phi.T)
+
+
+def summarise(frames: torch.Tensor) -> torch.Tensor:
+    """features.py's 7 statistics over time: (batch, frames, dims) -> (batch, 7, dims).
+
+    Moments in float64 (float32 on MPS, which has no float64): scipy's biased skew and
+    Fisher kurtosis, 0 and -3 for a constant feature (scipy 0.19); numpy's median.
+    """
+    dtype = torch.float32 if frames.device.type == "mps" else torch.float64
+    x = frames.transpose(1, 2).to(dtype)  # (B, dims, frames)
+    mean = x.mean(-1)
+    dev = x - mean[..., None]
+    m2 = dev.pow(2).mean(-1)
+    m3 = dev.pow(3).mean(-1)
+    m4 = dev.pow(4).mean(-1)
+    flat = m2.sqrt() <= torch.finfo(frames.dtype).eps * mean.abs()
+    safe = torch.where(flat, torch.ones_like(m2), m2)
+    skew = torch.where(flat, torch.zeros_like(m2), m3 / safe.pow(1.5))
+    kurtosis = torch.where(flat, torch.full_like(m2, -3.0), m4 / safe.pow(2) - 3.0)
+    stats = torch.stack([mean, m2.sqrt(), skew, kurtosis, spectral.median(x), x.amin(-1),
+                         x.amax(-1)], dim=1)
+    return torch.where(x.isnan().any(-1)[:, None], torch.nan, stats)

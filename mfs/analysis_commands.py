@@ -1,0 +1,213 @@
+"""Analysis commands of the `mfs` CLI: stats, export, import-features, bench, leaderboard,
+report. `register(app)` adds them to the main Typer app; the work is in `mfs.analysis`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mfs.console import console, print_rows
+from mfs.store import Store
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option("--store", help="Store root (default: $MFS_STORE or data/store).",
+                 show_default=False),
+]
+FormatOption = Annotated[str, typer.Option("--format", "-f", help="table, csv or json")]
+SeedOption = Annotated[int, typer.Option(help="Seed for folds, models and bootstrap.")]
+FoldsOption = Annotated[int, typer.Option(help="Folds for --split kfold/artist.")]
+SplitOption = Annotated[str, typer.Option(
+    help="auto (dataset split if present, else kfold), official, kfold or artist.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the analysis commands to `app`, each turning user errors into one line."""
+    from mfs.cli import one_line_errors
+
+    for name, command in (("stats", stats_command), ("export", export_command),
+                          ("import-features", import_command), ("bench", bench_command),
+                          ("leaderboard", leaderboard_command), ("report", report_command)):
+        app.command(name)(one_line_errors(command))
+
+
+def stats_command(
+    extractor: Annotated[str, typer.Argument(help="extractor[@config_hash][:column]")],
+    by: Annotated[str | None, typer.Option(help="Group by genre, split, library or artist.")
+                  ] = None,
+    library: Annotated[str | None, typer.Option(help="Only this library's tracks.")] = None,
+    dims: Annotated[bool, typer.Option("--dims", help="Print every dimension.")] = False,
+    fmt: FormatOption = "table",
+    store: StoreOption = None,
+) -> None:
+    """Per-dimension statistics of an extractor: mean, std, range, NaN/inf, dead dims."""
+    from mfs.analysis.stats import feature_stats, summarise
+
+    stats = feature_stats(Store(store), extractor, library, by)
+    if dims:
+        _print_frame(stats, fmt)
+        return
+    summary = summarise(stats)
+    if fmt == "table":
+        title = f"{stats['extractor'].iloc[0]}@{stats['config_hash'].iloc[0]}"
+        summary = summary.drop(columns=["extractor", "config_hash"])
+        if by is None:
+            summary = summary.drop(columns=["group"])
+    _print_frame(summary, fmt, title=title if fmt == "table" else None)
+    dead = stats.loc[stats["dead"] & stats["group"].isna(), "feature"].tolist()
+    if fmt == "table" and dead:
+        shown = ", ".join(dead[:10]) + (f", … ({len(dead)} in all)" if len(dead) > 10 else "")
+        console.print(f"dead dimensions (constant or never finite): {shown}")
+
+
+def export_command(
+    library: Annotated[str, typer.Argument(help="Library to export.")],
+    features: Annotated[str, typer.Option(help="Selections joined, e.g. a,b:tags_mean,c:layer=7")],
+    out: Annotated[Path, typer.Option(help="Output file: .parquet, .csv or .npz.")],
+    split: SplitOption = "auto",
+    folds: FoldsOption = 5,
+    seed: SeedOption = 0,
+    store: StoreOption = None,
+) -> None:
+    """Write a training table (features, genre, split, artist) for use outside the store."""
+    from mfs.analysis.export import export
+    from mfs.analysis.selection import split_specs
+
+    summary = export(Store(store), library, split_specs(features), split, out, folds, seed)
+    console.print(f"exported {summary.rows} tracks × {summary.feature_columns} features "
+                  f"(split: {summary.split}) to {summary.path}; {_dropped_line(summary.dropped)}")
+
+
+def import_command(
+    files: Annotated[list[Path], typer.Argument(help="CSV/Parquet tables or .npz windows.")],
+    name: Annotated[str, typer.Option(help="Extractor name to store the features under.")],
+    library: Annotated[str, typer.Option(help="Library whose tracks the ids refer to.")],
+    id_column: Annotated[str | None, typer.Option(help="Id column or .npz key.")] = None,
+    output: Annotated[str, typer.Option(help="Output column name.")] = "features",
+    pooling: Annotated[str, typer.Option(help=".npz: statistics over windows.")] = "mean,max",
+    exclude: Annotated[str, typer.Option(help="Table columns to leave out.")] = "",
+    store: StoreOption = None,
+) -> None:
+    """Import an external feature table or per-window .npz as its own extractor."""
+    from mfs.analysis.importing import import_features
+    from mfs.analysis.selection import split_specs
+
+    summary = import_features(Store(store), files, name, library, id_column, output,
+                              tuple(split_specs(pooling)), tuple(split_specs(exclude)))
+    columns = ", ".join(f"{c} ({d})" for c, d in summary.columns.items())
+    console.print(f"imported {summary.written} tracks into {name}@{summary.config_hash} "
+                  f"[{columns}] from {len(summary.files)} file(s); "
+                  f"{summary.already_stored} already stored, {summary.unmatched} rows "
+                  "matched no track"
+                  + (f" (e.g. {', '.join(summary.unmatched_examples)})"
+                     if summary.unmatched else ""))
+    if summary.skipped_columns:
+        console.print(f"skipped non-numeric columns: {', '.join(summary.skipped_columns)}")
+
+
+def bench_command(
+    library: Annotated[str, typer.Argument(help="Library to benchmark on.")],
+    features: Annotated[str, typer.Option(
+        help="Feature sets separated by ',', selections in a set joined by '+'.")],
+    model: Annotated[str, typer.Option(
+        help="xgboost, logreg, svm, mlp or zero-shot; several separated by ','.")] = "xgboost",
+    ensemble: Annotated[str, typer.Option(
+        help="How a+b is combined: concat, vote, or both.")] = "concat",
+    prune: Annotated[float | None, typer.Option(help="Drop one of each |r| > this pair.")
+                     ] = None,
+    pca: Annotated[float | None, typer.Option(help="PCA components (≥1) or variance (<1).")
+                   ] = None,
+    split: SplitOption = "auto",
+    folds: FoldsOption = 5,
+    seed: SeedOption = 0,
+    prompts: Annotated[str | None, typer.Option(
+        help="zero-shot: text-embedding selection with prompt:<genre> rows.")] = None,
+    save: Annotated[bool, typer.Option(help="Append the results to the leaderboard.")] = True,
+    store: StoreOption = None,
+) -> None:
+    """Benchmark genre classification; every entry is scored on the same tracks."""
+    from mfs.analysis.benchmark import bench_configs, run_benchmarks
+    from mfs.analysis.selection import split_specs
+
+    configs = bench_configs(library, split_specs(features), split_specs(model), ensemble,
+                            prune, pca, split, folds, seed, prompts)
+    results = run_benchmarks(Store(store), configs, save=save)
+    rows = [[r.config.feature_set, r.config.model, r.split, f"{r.n_train}/{r.n_test}",
+             f"{r.n_features_in}→{r.n_features_used}", *_with_intervals(r.scores, r.intervals),
+             round(r.duration_s, 1)] for r in results]
+    print_rows(["features", "model", "split", "train/test", "dims", "accuracy",
+                "balanced acc.", "macro-F1", "seconds"], rows, title=f"{library} (95% CI)")
+    console.print(f"tracks: {_dropped_line(results[0].dropped)}"
+                  + ("; saved to the leaderboard" if save else ""))
+
+
+def leaderboard_command(
+    library: Annotated[str | None, typer.Option(help="Only this library.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Also repeated runs of a command.")
+                     ] = False,
+    fmt: FormatOption = "table",
+    store: StoreOption = None,
+) -> None:
+    """Stored benchmark results, best first (newest row per command unless --all)."""
+    from mfs.analysis.leaderboard import read_leaderboard
+
+    board = read_leaderboard(Store(store), library)
+    if board.empty:
+        console.print("leaderboard: no results yet (run mfs bench)")
+        return
+    if not every:
+        board = board.drop_duplicates(subset="command", keep="first")
+    board = board.sort_values(["library", "accuracy"], ascending=[True, False])
+    if fmt != "table":
+        _print_frame(board, fmt)
+        return
+    rows = [[number, r.library, r.feature_set, r.model, r.split, r.seed, _optional(r.prune),
+             _optional(r.pca), f"{r.n_train}/{r.n_test}",
+             *_with_intervals({m: getattr(r, m) for m in _METRICS},
+                              {m: (getattr(r, f"{m}_low"), getattr(r, f"{m}_high"))
+                               for m in _METRICS})]
+            for number, r in enumerate(board.itertuples(index=False), start=1)]
+    print_rows(["#", "library", "features", "model", "split", "seed", "prune", "pca",
+                "train/test", "accuracy", "balanced acc.", "macro-F1"], rows,
+               title="Leaderboard (95% CI)")
+    for number, command in enumerate(board["command"], start=1):
+        console.print(f"{number}: {command}", highlight=False, soft_wrap=True)
+
+
+def report_command(
+    library: Annotated[str, typer.Argument(help="Library to report on.")],
+    out: Annotated[Path, typer.Option(help="Folder for index.html and its figures.")],
+    store: StoreOption = None,
+) -> None:
+    """Write an HTML report: leaderboard, confusion matrices, importance, statistics."""
+    from mfs.analysis.report import write_report
+
+    page = write_report(Store(store), library, out)
+    console.print(f"report written to {page}")
+
+
+_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+def _with_intervals(scores: dict, intervals: dict) -> list[str]:
+    return [f"{100 * scores[m]:.1f} [{100 * intervals[m][0]:.1f}, {100 * intervals[m][1]:.1f}]"
+            for m in _METRICS]
+
+
+def _dropped_line(dropped: dict) -> str:
+    reasons = ", ".join(f"{k}: {v}" for k, v in dropped.items()
+                        if k not in ("library_tracks", "kept", "dropped") and v)
+    return (f"kept {dropped['kept']} of {dropped['library_tracks']} library tracks"
+            + (f" ({reasons})" if reasons else ""))
+
+
+def _optional(value: float | None) -> str:
+    return "" if value is None or value != value else f"{value:g}"  # NaN != NaN
+
+
+def _print_frame(frame, fmt: str, title: str | None = None) -> None:
+    rows = frame.astype(object).where(frame.notna(), None).values.tolist()
+    print_rows(list(frame.columns), rows, fmt, title=title)

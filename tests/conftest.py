@@ -1,0 +1,119 @@
+"""Shared helpers for the store and scan tests: synthetic audio, scans, and reading results.
+
+Synthetic fixtures are made in each test's tmp_path. Real material (GTZAN, FMA metadata)
+lives in ../shared/data beside the checkout; tests that need it skip when it is absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mfs.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MFS = REPO / ".venv" / "bin" / "mfs"
+
+
+def shared(relative: str) -> Path:
+    """A folder of real test material, or skip the test when the checkout has none."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"real test material {path} is absent (see shared/data/README.md)")
+    return path
+
+
+def tone(seconds: float = 0.5, rate: int = 22050, channels: int = 1,
+         freq: float = 440.0) -> np.ndarray:
+    """A sine with a little seeded noise: different `freq` gives different file bytes."""
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(int(freq * 1000))
+    mono = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(len(t))
+    return np.repeat(mono[:, None], channels, axis=1).astype(np.float32)
+
+
+def write_audio(path: Path, seconds: float = 0.5, rate: int = 22050, channels: int = 1,
+                freq: float = 440.0, **soundfile_args) -> Path:
+    """Write a real audio file whose format soundfile takes from the extension (or args)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, tone(seconds, rate, channels, freq), rate, **soundfile_args)
+    return path
+
+
+def write_m4a(path: Path, seconds: float = 0.5, rate: int = 22050, freq: float = 440.0) -> Path:
+    """AAC in an MP4 container, which libsndfile cannot write: encode it with PyAV."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = tone(seconds, rate, 1, freq).T.copy()
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
+def content_id(library: str, path: Path) -> str:
+    """The folder-library ID the store contract promises: library + 16 hex of BLAKE2b-128."""
+    return f"{library}:{hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()[:16]}"
+
+
+def scan(store: Store, name: str, kind: str | None = None, root: Path | None = None,
+         **options) -> dict:
+    from mfs.flows.scan import run_scan
+
+    return run_scan(store, name, kind, root, **options)
+
+
+def rows(store: Store, sql: str, params: list | None = None) -> list[dict]:
+    """Query the store's DuckDB views (as `mfs sql` does) and return dicts."""
+    result = store.connect().execute(sql, params or [])
+    columns = [d[0] for d in result.description]
+    return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+
+
+def tracks(store: Store, library: str) -> dict[str, dict]:
+    """A library's tracks keyed by track_id, read through the `tracks` view."""
+    found = rows(store, "SELECT * FROM tracks WHERE library = ?", [library])
+    return {row["track_id"]: row for row in found}
+
+
+def failures(store: Store, library: str | None = None) -> list[dict]:
+    sql = "SELECT * FROM failures_latest" + (" WHERE library = ?" if library else "")
+    return rows(store, sql + " ORDER BY path", [library] if library else [])
+
+
+def run_mfs(*args: str, cwd: Path | None = None, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the installed `mfs` command as a user would (`env` adds variables)."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("MFS_STORE", "COLUMNS")}
+    full_env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", **(env or {}))
+    return subprocess.run([str(MFS), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run an `mfs` command in this process (fast): exit code, stdout, stderr."""
+    from typer.testing import CliRunner
+
+    from mfs.cli import app
+
+    result = CliRunner().invoke(app, list(args), env={"MFS_STORE": None, **(env or {})})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "store")

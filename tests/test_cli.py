@@ -1,0 +1,145 @@
+"""The `mfs` command line: scan, status, sql, demo, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import invoke, run_mfs, write_audio
+
+from mfs.store import Store
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    root = tmp_path / "music"
+    write_audio(root / "a" / "one.wav", freq=800)
+    write_audio(root / "b" / "two.flac", freq=810)
+    (root / "broken.wav").write_bytes(b"RIFF not really")
+    return root
+
+
+def test_scan_status_and_sql_as_a_user_runs_them(library: Path, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    result = run_mfs("scan", str(library), "--kind", "folder", "--name", "mine",
+                     "--store", store)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no progress noise when stderr is not a terminal
+    assert "scanned mine: 3 tracks" in result.stdout and "1 unreadable" in result.stdout
+
+    result = run_mfs("status", "--json", "--store", store)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["store"] == store
+    assert {(r["library"], r["status"], r["tracks"]) for r in status["tracks"]} == {
+        ("mine", "ok", 2), ("mine", "unreadable", 1)}
+    assert [f["path"] for f in status["recent_failures"]] == ["broken.wav"]
+
+    result = run_mfs("sql", "SELECT path, status FROM tracks ORDER BY path", "--csv",
+                     "--store", store)
+    assert result.returncode == 0, result.stderr
+    assert list(csv.reader(io.StringIO(result.stdout))) == [
+        ["path", "status"], ["a/one.wav", "ok"], ["b/two.flac", "ok"],
+        ["broken.wav", "unreadable"]]
+
+
+def test_rescan_by_name_and_outputs(library: Path, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    assert invoke("scan", str(library), "--kind", "folder", "--name", "mine",
+                  "--store", store)[0] == 0
+    code, out, _ = invoke("scan", "--name", "mine", "--store", store)
+    assert code == 0 and "3 unchanged" in out
+
+    code, out, _ = invoke("sql", "SELECT library, count(*) AS n FROM tracks GROUP BY ALL",
+                          "--json", "--store", store)
+    assert code == 0 and json.loads(out) == [{"library": "mine", "n": 3}]
+    code, out, _ = invoke("sql", "SELECT count(*) AS n FROM runs", "--store", store)
+    assert code == 0 and "n" in out and "2" in out
+    code, out, _ = invoke("status", "--store", store)
+    assert code == 0 and "mine" in out and "unreadable" in out and "Recent failures" in out
+
+
+def test_store_from_environment(library: Path, tmp_path: Path) -> None:
+    code, _, err = invoke("scan", str(library), "--kind", "folder", "--name", "mine",
+                          env={"MFS_STORE": str(tmp_path / "env-store")})
+    assert code == 0, err
+    assert Store(tmp_path / "env-store").libraries() == ["mine"]
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["scan", "{lib}", "--kind", "mp4", "--name", "x"], ["--kind", "mp4", "gtzan"]),
+    (["scan", "{tmp}/no/such/folder", "--kind", "folder", "--name", "x"],
+     ["no/such/folder", "does not exist"]),
+    (["scan", "--name", "never-scanned"], ["unknown library", "never-scanned"]),
+    (["scan", "{lib}", "--name", "x"], ["--kind"]),
+    (["scan", "{lib}", "--kind", "folder", "--name", "../bad name"], ["invalid library"]),
+    (["sql", "SELECT * FROM no_such_table"], ["SQL failed", "no_such_table"]),
+    (["sql", "SELEC oops"], ["SQL failed"]),
+])
+def test_errors_are_one_line_on_stderr(library: Path, tmp_path: Path, args: list[str],
+                                       words: list[str]) -> None:
+    args = [a.format(lib=library, tmp=tmp_path) for a in args]
+    code, out, err = invoke(*args, "--store", str(tmp_path / "store"))
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for word in words:
+        assert word in lines[0]
+    assert out == ""
+
+
+def test_long_error_stays_one_line_from_the_real_command(tmp_path: Path) -> None:
+    missing = tmp_path / ("a-rather-long-folder-name-" * 6) / "music"
+    result = run_mfs("sql", "SELECT * FROM tracks WHERE nonsense_column_" + "x" * 80,
+                     "--store", str(missing))
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: SQL failed")
+
+
+def test_locked_store_is_one_line_naming_the_holder_and_readers_still_work(
+        library: Path, tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    assert invoke("scan", str(library), "--kind", "folder", "--name", "mine",
+                  "--store", str(store.root))[0] == 0
+    with store.writing("extract mine"):
+        code, _, err = invoke("scan", "--name", "mine", "--store", str(store.root))
+        assert code != 0
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "locked" in lines[0]
+        assert f"pid {os.getpid()}" in lines[0] and "extract mine" in lines[0]
+        # Readers never take the lock.
+        code, out, _ = invoke("sql", "SELECT count(*) AS n FROM tracks", "--json",
+                              "--store", str(store.root))
+        assert code == 0 and json.loads(out) == [{"n": 3}]
+        assert invoke("status", "--json", "--store", str(store.root))[0] == 0
+    assert len(store.read_tracks("mine")) == 3
+
+
+def test_demo_writes_its_library_and_store_under_the_cwd(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the demo's own steps (library, scan, status); extraction has its own tests.
+    import mfs.flows.extract
+
+    monkeypatch.setattr(mfs.flows.extract, "extract_library",
+                        lambda *args, **kwargs: {"extractors": {}})
+    monkeypatch.chdir(tmp_path)
+    code, out, err = invoke("demo")
+    assert code == 0, err
+    assert len(list((tmp_path / "data" / "demo").rglob("*.wav"))) == 40
+    store = Store(tmp_path / "data" / "store")
+    tracks = store.read_tracks("demo").to_pylist()
+    assert len(tracks) == 40 and {t["status"] for t in tracks} == {"ok"}
+    assert {t["genre"] for t in tracks} == {"pulse", "drone", "chirp", "clatter"}
+    assert {t["split"] for t in tracks} == {"train", "validation", "test"}
+    assert "demo" in out and "40" in out
+
+    # Run again: the same library, rescanned without reading any file again.
+    code, out, err = invoke("demo", "--store", str(tmp_path / "other-store"),
+                            "--folder", str(tmp_path / "data" / "demo"))
+    assert code == 0, err
+    assert len(Store(tmp_path / "other-store").read_tracks("demo")) == 40
