@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mfs.libraries.files import FileEntry, WalkProblem
+from mfs.libraries.files import FileEntry, WalkProblem, walk_audio_files
 
 LABEL_FIELDS = ("genre", "genres", "split", "subset", "artist", "artist_id", "album", "title")
 
@@ -43,6 +44,25 @@ class LibraryKind:
     def listed_without_audio(self, found_keys: set[str]) -> list[tuple[str, dict]]:
         """Tracks the metadata lists but no audio file was found for: (key, labels)."""
         return []
+
+
+def named_candidates(root: Path, pattern: re.Pattern, example: str,
+                     make: Callable[[FileEntry, re.Match], Candidate],
+                     ) -> Iterator[Candidate | WalkProblem]:
+    """Audio files under `root` whose stem matches a dataset's naming `pattern`.
+
+    Files named otherwise are not the dataset's tracks: each becomes an `UnexpectedFile`
+    problem (so the user sees it) instead of a track with a made-up ID.
+    """
+    for item in walk_audio_files(root):
+        if isinstance(item, WalkProblem):
+            yield item
+            continue
+        match = pattern.match(Path(item.rel).name.rsplit(".", 1)[0])
+        if match:
+            yield make(item, match)
+        else:
+            yield WalkProblem(item.rel, "UnexpectedFile", f"not {example}; skipped")
 
 
 def normalise_split(value: str | None) -> str | None:

@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from mfs.libraries.base import Candidate, LibraryKind, normalise_split
-from mfs.libraries.files import WalkProblem, walk_audio_files
+from mfs.libraries.base import Candidate, LibraryKind, named_candidates, normalise_split
+from mfs.libraries.files import FileEntry, WalkProblem
 
 FMA_NAME = re.compile(r"^\d{6}$")
 SUBSET_ORDER = ("small", "medium", "large")
@@ -40,17 +40,12 @@ class FmaLibrary(LibraryKind):
         self.size = subset_of_folder(root)
 
     def candidates(self) -> Iterator[Candidate | WalkProblem]:
-        for item in walk_audio_files(self.root):
-            if isinstance(item, WalkProblem):
-                yield item
-                continue
-            stem = Path(item.rel).name.rsplit(".", 1)[0]
-            if not FMA_NAME.match(stem):
-                yield WalkProblem(item.rel, "UnexpectedFile",
-                                  "not an FMA name like 000/000002.mp3; skipped")
-                continue
-            key = str(int(stem))
-            yield Candidate(item, key, self.tracks.get(key, {"genres": []}))
+        return named_candidates(self.root, FMA_NAME, "an FMA name like 000/000002.mp3",
+                                self._candidate)
+
+    def _candidate(self, entry: FileEntry, match: re.Match) -> Candidate:
+        key = str(int(match[0]))
+        return Candidate(entry, key, self.tracks.get(key, {"genres": []}))
 
     def listed_without_audio(self, found_keys: set[str]) -> list[tuple[str, dict]]:
         wanted = SUBSET_ORDER[: SUBSET_ORDER.index(self.size) + 1] if self.size else None

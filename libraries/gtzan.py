@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from mfs.libraries.base import Candidate, LibraryKind, normalise_split
-from mfs.libraries.files import WalkProblem, walk_audio_files
+from mfs.libraries.base import Candidate, LibraryKind, named_candidates, normalise_split
+from mfs.libraries.files import FileEntry, WalkProblem
 
 GTZAN_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<number>\d{5})$")
 
@@ -20,19 +20,13 @@ class GtzanLibrary(LibraryKind):
         self.splits = read_split_lists(split_dir) if split_dir else {}
 
     def candidates(self) -> Iterator[Candidate | WalkProblem]:
-        for item in walk_audio_files(self.root):
-            if isinstance(item, WalkProblem):
-                yield item
-                continue
-            stem = Path(item.rel).name.rsplit(".", 1)[0]
-            match = GTZAN_NAME.match(stem)
-            if not match:
-                yield WalkProblem(item.rel, "UnexpectedFile",
-                                  "not a GTZAN name like blues.00012.au; skipped")
-                continue
-            genre = match["genre"]
-            yield Candidate(item, stem, {"genre": genre, "genres": [genre],
-                                         "split": self.splits.get(stem)})
+        return named_candidates(self.root, GTZAN_NAME, "a GTZAN name like blues.00012.au",
+                                self._candidate)
+
+    def _candidate(self, entry: FileEntry, match: re.Match) -> Candidate:
+        stem, genre = match[0], match["genre"]
+        return Candidate(entry, stem, {"genre": genre, "genres": [genre],
+                                       "split": self.splits.get(stem)})
 
 
 def read_split_lists(split_dir: Path) -> dict[str, str]:
