@@ -1,10 +1,7 @@
 """Import an external feature table into the store as its own extractor.
 
-Two shapes are understood:
-- a table (CSV or Parquet) with one row per track: an id column plus numeric feature
-  columns, stored whole as one `<output>` column with the column names as feature names;
-- an `.npz` of per-window features (`X`: windows × dims, plus an id per window), pooled
-  per track into `<output>_<stat>` columns (mean and max by default).
+Files are read by `mfs.analysis.feature_files` (CSV/Parquet tables with one row per track,
+or `.npz` windows pooled per track).
 
 Ids are matched to the library's tracks by track_id, by the key after `<library>:`, or by
 path/file name with or without its audio extension (`blues.00000.wav` → `gtzan:blues.00000`).
@@ -25,31 +22,16 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from mfs.analysis.feature_files import Imported, read_features
 from mfs.analysis.feature_rows import config_hash, feature_table
 from mfs.store import Store
 from mfs.store.provenance import library_versions
 from mfs.store.store import StoreWriter, check_name
 from mfs.store.views import view_name
 
-ID_COLUMNS = ("track_id", "filename", "file", "path", "id", "IDS", "ids")
-WINDOW_KEYS = ("X", "x", "features", "embeddings")
-POOLING = ("mean", "max", "min", "std")
 ROWS_PER_PART = 10_000
 AUDIO_SUFFIX = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}$")
-
-
-@dataclass
-class Imported:
-    """One file's features, per track id as written in the file."""
-
-    path: Path
-    ids: list[str]
-    columns: dict[str, np.ndarray]
-    n_windows: np.ndarray | None
-    feature_names: list[str] | None
-    settings: dict
 
 
 @dataclass
@@ -133,90 +115,6 @@ def _write_file(writer: StoreWriter, item: Imported, config: dict, summary: Impo
     summary.written += len(rows)
 
 
-def read_features(path: Path, id_column: str | None, output: str,
-                  pooling: tuple[str, ...], exclude: tuple[str, ...]) -> Imported:
-    """Read one table or `.npz` file into per-track matrices (pooling windows)."""
-    check_name("output", output)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return _read_windows(path, id_column, output, pooling)
-    if suffix in (".csv", ".parquet"):
-        return _read_table(path, id_column, output, exclude)
-    raise ValueError(f"{path}: cannot import {suffix or 'files without suffix'}; "
-                     "use .csv, .parquet or .npz")
-
-
-def _read_table(path: Path, id_column: str | None, output: str,
-                exclude: tuple[str, ...]) -> Imported:
-    if path.suffix.lower() == ".csv":
-        from pyarrow import csv
-
-        table = csv.read_csv(path)
-    else:
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-    id_column = _pick_id(path, table.column_names, id_column)
-    numeric, skipped = [], []
-    for column in table.column_names:
-        if column == id_column or column in exclude:
-            continue
-        kind = table.schema.field(column).type
-        (numeric if pa.types.is_integer(kind) or pa.types.is_floating(kind)
-         else skipped).append(column)
-    if not numeric:
-        raise ValueError(f"{path}: no numeric feature columns besides {id_column!r}")
-    X = np.column_stack([pc.cast(table.column(c), pa.float64()).to_numpy(zero_copy_only=False)
-                         for c in numeric]).astype(np.float32)
-    settings = {"importer": "table", "id_column": id_column, "output": output,
-                "feature_columns": numeric, "skipped_columns": skipped,
-                "excluded_columns": sorted(exclude)}
-    return Imported(path, _id_strings(table.column(id_column)), {output: X}, None, numeric,
-                    settings)
-
-
-def _read_windows(path: Path, id_key: str | None, output: str,
-                  pooling: tuple[str, ...]) -> Imported:
-    unknown = sorted(set(pooling) - set(POOLING))
-    if unknown or not pooling:
-        raise ValueError(f"pooling must be some of {', '.join(POOLING)}, got {pooling}")
-    with np.load(path, allow_pickle=False) as data:
-        id_key = _pick_id(path, data.files, id_key)
-        x_key = next((k for k in WINDOW_KEYS if k in data.files), None)
-        if x_key is None:
-            raise ValueError(f"{path}: no window features (one of {', '.join(WINDOW_KEYS)}) "
-                             f"among {', '.join(data.files)}")
-        windows, ids = data[x_key], data[id_key]
-    if windows.ndim != 2 or len(ids) != len(windows):
-        raise ValueError(f"{path}: {x_key} must be windows × dims with one {id_key} per "
-                         f"window, got {windows.shape} and {len(ids)} ids")
-    unique, pooled, counts = pool_windows(ids.astype(str), windows.astype(np.float32), pooling)
-    settings = {"importer": "npz", "id_column": id_key, "window_key": x_key,
-                "output": output, "pooling": list(pooling), "dims": int(windows.shape[1])}
-    return Imported(path, unique, {f"{output}_{s}": m for s, m in pooled.items()}, counts,
-                    None, settings)
-
-
-def pool_windows(ids: np.ndarray, windows: np.ndarray, pooling: tuple[str, ...]
-                 ) -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:
-    """Per distinct id (sorted): each pooling statistic over its windows, and the count."""
-    unique, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
-    order = np.argsort(inverse, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    grouped = windows[order]
-    mean = np.add.reduceat(grouped, starts, axis=0) / counts[:, None]
-    stats = {
-        "mean": lambda: mean,
-        "max": lambda: np.maximum.reduceat(grouped, starts, axis=0),
-        "min": lambda: np.minimum.reduceat(grouped, starts, axis=0),
-        "std": lambda: np.sqrt(np.maximum(
-            np.add.reduceat(grouped ** 2, starts, axis=0) / counts[:, None] - mean ** 2, 0)),
-    }
-    return list(unique), {s: stats[s]().astype(np.float32) for s in pooling}, counts
-
-
 class TrackMatcher:
     """Maps the ids written in external files onto a library's track_ids."""
 
@@ -244,26 +142,6 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _pick_id(path: Path, columns: list[str], wanted: str | None) -> str:
-    if wanted is not None:
-        if wanted not in columns:
-            raise KeyError(f"{path}: no id column {wanted!r} (columns: {', '.join(columns)})")
-        return wanted
-    for candidate in ID_COLUMNS:
-        if candidate in columns:
-            return candidate
-    raise KeyError(f"{path}: no id column found (tried {', '.join(ID_COLUMNS)}); "
-                   "name it with --id-column")
-
-
-def _id_strings(column: pa.ChunkedArray) -> list[str]:
-    """Ids as text; whole-number floats (FMA ids read as 2.0) lose their `.0`."""
-    if pa.types.is_floating(column.type):
-        return [str(int(v)) if v is not None and float(v).is_integer() else str(v)
-                for v in column.to_pylist()]
-    return [str(v) for v in column.to_pylist()]
 
 
 def _check_unique(track_ids: list[str], path: Path) -> None:

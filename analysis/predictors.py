@@ -91,7 +91,7 @@ class Predictor:
 
 
 def _columns(blocks: list[Block]) -> slice | np.ndarray:
-    """A slice when the blocks are contiguous (no copy of X), else column indices."""
+    """A slice when the blocks are contiguous (a plain strided copy), else indices."""
     if all(a.stop == b.start for a, b in zip(blocks, blocks[1:], strict=False)):
         return slice(blocks[0].start, blocks[-1].stop)
     return np.concatenate([np.arange(b.start, b.stop) for b in blocks])
@@ -101,8 +101,8 @@ def _names(blocks: list[Block], feature_names: list[str]) -> np.ndarray:
     return np.asarray([n for b in blocks for n in feature_names[b.start:b.stop]], dtype=object)
 
 
-
 def _submatrix(X: np.ndarray, rows: np.ndarray, columns: slice | np.ndarray) -> np.ndarray:
+    """X[rows] restricted to `columns`, copying only those columns."""
     if isinstance(columns, slice):
         return X[rows, columns]
     return X[np.ix_(rows, columns)]

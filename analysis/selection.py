@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mfs.analysis.sqlfiles import ident, sql_text
+from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE
 from mfs.store.store import check_name
-from mfs.store.views import embedding_columns, view_name
+from mfs.store.views import view_name
 
 if TYPE_CHECKING:
     import duckdb
@@ -84,11 +85,15 @@ def resolve(store: Store, con: duckdb.DuckDBPyConnection, spec: str,
         known = ", ".join(store.extractors()) or "none yet"
         raise KeyError(f"no stored features for extractor {extractor!r} (stored: {known})")
     config_hash = _pick_config(con, extractor, config_hash, library)
-    names = stored_feature_names(store, extractor, config_hash)
+    dims, names = stored_layout(store, extractor, config_hash)
+    matching = [column for column in dims if _matches(column, pattern)]
+    if not matching:
+        raise KeyError(f"{extractor}@{config_hash} has no column matching {pattern!r} "
+                       f"(columns: {', '.join(dims)})")
     columns = tuple(
-        Column(column, dim, _dimension_names(extractor, column, dim, names.get(column)))
-        for column, dim in _column_dims(con, extractor, config_hash, pattern)
-    )
+        Column(column, dims[column],
+               _dimension_names(extractor, column, dims[column], names.get(column)))
+        for column in matching)
     return Selection(spec, extractor, config_hash, columns)
 
 
@@ -106,17 +111,34 @@ def resolve_all(store: Store, con: duckdb.DuckDBPyConnection, specs: list[str],
     return selections
 
 
-def stored_feature_names(store: Store, extractor: str, config_hash: str) -> dict[str, list[str]]:
-    """Per-dimension names written by the extractor (newest part wins), by column."""
+def stored_layout(store: Store, extractor: str, config_hash: str
+                  ) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Embedding columns with their sizes, and per-dimension names by column (newest part
+    wins), read from the Parquet footers of one config's parts (no data is read).
+
+    Sizes come from the fixed-size list types of SCHEMA.md; a column whose size differs
+    between parts is refused, since no matrix could hold it.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parts = sorted((store.features_dir / extractor / config_hash).glob("*.parquet"))
-    if not parts:
-        return {}
-    metadata = pq.read_schema(parts[-1]).metadata or {}
-    if FEATURE_NAMES_KEY not in metadata:
-        return {}
-    return json.loads(metadata[FEATURE_NAMES_KEY])
+    provenance = set(FEATURE_KEY_AND_PROVENANCE.names)
+    dims: dict[str, int] = {}
+    names: dict[str, list[str]] = {}
+    for part in sorted((store.features_dir / extractor / config_hash).glob("*.parquet")):
+        part_schema = pq.read_schema(part)
+        for field in part_schema:
+            if field.name in provenance:
+                continue
+            if not pa.types.is_fixed_size_list(field.type):
+                raise ValueError(f"{part}: column {field.name} is {field.type}, not the "
+                                 "fixed-size float list the store schema requires")
+            if dims.setdefault(field.name, field.type.list_size) != field.type.list_size:
+                raise ValueError(f"{extractor}@{config_hash}:{field.name} mixes vector sizes "
+                                 f"{dims[field.name]} and {field.type.list_size}; re-extract it")
+        stored = (part_schema.metadata or {}).get(FEATURE_NAMES_KEY)
+        names.update(json.loads(stored) if stored else {})
+    return dims, names
 
 
 def stored_configs(con: duckdb.DuckDBPyConnection, extractor: str,
@@ -142,34 +164,6 @@ def _pick_config(con: duckdb.DuckDBPyConnection, extractor: str, wanted: str | N
         raise ValueError(f"extractor {extractor!r} has {len(counts)} configs{where}: {listed}; "
                          f"pick one as {extractor}@<config_hash>")
     return next(iter(counts))
-
-
-def _column_dims(con: duckdb.DuckDBPyConnection, extractor: str, config_hash: str,
-                 pattern: str | None) -> list[tuple[str, int]]:
-    """Matching embedding columns that this config fills, with their (uniform) sizes."""
-    view = view_name(extractor)
-    candidates = [c for c in embedding_columns(con, view) if _matches(c, pattern)]
-    if not candidates:
-        available = ", ".join(embedding_columns(con, view))
-        raise KeyError(f"extractor {extractor!r} has no column matching {pattern!r} "
-                       f"(columns: {available})")
-    measures = ", ".join(f"count({ident(c)}), min(len({ident(c)})), max(len({ident(c)}))"
-                         for c in candidates)
-    row = con.execute(f"SELECT {measures} FROM {ident(view)} WHERE config_hash = $h",
-                      {"h": config_hash}).fetchall()[0]
-    dims = []
-    for i, column in enumerate(candidates):
-        filled, low, high = row[3 * i: 3 * i + 3]
-        if not filled:
-            continue  # a column of another config of the same extractor
-        if low != high:
-            raise ValueError(f"{extractor}@{config_hash}:{column} mixes vector sizes "
-                             f"{low} and {high}; re-extract it")
-        dims.append((column, int(low)))
-    if not dims:
-        raise KeyError(f"extractor {extractor!r} config {config_hash} stores no column "
-                       f"matching {pattern!r}")
-    return dims
 
 
 def _matches(column: str, pattern: str | None) -> bool:

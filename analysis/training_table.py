@@ -1,9 +1,9 @@
 """Join several extractors' features on track_id into one training matrix.
 
-SQL decides which tracks qualify (those with every selected feature, and a genre when
-labels are needed) and why the others were dropped. Vectors are then streamed per
-selection straight into a preallocated float32 matrix, so the wide table never exists
-twice in memory (see bench/RESULTS.md for what this saves against a pandas join).
+SQL decides which tracks have every selected feature (a semi-join per selection); those
+without one, or without a genre when labels are needed, are dropped and counted. Vectors
+are then streamed per selection straight into a preallocated float32 matrix, so the wide
+table never exists twice in memory (bench/RESULTS.md compares this with a pandas join).
 """
 
 from __future__ import annotations
@@ -69,17 +69,25 @@ def load_training_table(store: Store, library: str, specs: list[str],
         raise ValueError("no features selected; name at least one extractor")
     con = store.connect()
     selections = resolve_all(store, con, specs, library)
-    keys = _kept_tracks(con, library, selections, require_label)
-    dropped = _dropped_counts(con, library, selections, require_label, keys.num_rows)
-    n = keys.num_rows
-    con.register("_mfs_kept", pa.table({"track_id": keys.column("track_id"),
-                                        "row_idx": pa.array(np.arange(n, dtype=np.int64))}))
-    X = np.empty((n, sum(s.dim for s in selections)), dtype=np.float32)
+    tracks = _library_tracks(con, library, selections)
+    keep, dropped = _keep(tracks, selections, require_label)
+    keys = tracks.filter(pa.array(keep))
+    con.register("_mfs_kept", pa.table({
+        "track_id": keys.column("track_id"),
+        "row_idx": pa.array(np.arange(keys.num_rows, dtype=np.int64))}))
+    X = np.empty((keys.num_rows, sum(s.dim for s in selections)), dtype=np.float32)
+    incomplete = np.zeros(keys.num_rows, dtype=bool)
     blocks, start, non_finite = [], 0, 0
     for selection in selections:
-        non_finite += _fill_block(con, selection, X, start)
+        lacking, bad = _fill_block(con, selection, X, start)
+        dropped[f"missing {selection.spec}"] += int(lacking.sum())
+        incomplete |= lacking
+        non_finite += bad
         blocks.append(Block(selection, start, start + selection.dim))
         start += selection.dim
+    if incomplete.any():  # rare, so the copy this makes is rare too
+        X, keys = X[~incomplete], keys.filter(pa.array(~incomplete))
+        dropped |= {"kept": keys.num_rows, "dropped": dropped["library_tracks"] - keys.num_rows}
     dropped["non_finite_values"] = non_finite
     return TrainingTable(
         library=library,
@@ -94,60 +102,63 @@ def load_training_table(store: Store, library: str, specs: list[str],
     )
 
 
-def _has_features(selection: Selection, config_param: str) -> str:
-    """Subquery of the track_ids that have every column of `selection`."""
-    filled = " AND ".join(f"{ident(c.name)} IS NOT NULL" for c in selection.columns)
-    return (f"SELECT track_id FROM {ident(selection.view)} "
-            f"WHERE config_hash = ${config_param} AND {filled}")
+def _library_tracks(con, library: str, selections: list[Selection]) -> pa.Table:
+    """All tracks of the library with labels and one `has_<i>` flag per selection.
 
-
-def _config_params(selections: list[Selection]) -> dict[str, str]:
-    return {f"h{i}": s.config_hash for i, s in enumerate(selections)}
-
-
-def _kept_tracks(con, library: str, selections: list[Selection], require_label: bool) -> pa.Table:
-    has = "".join(f" AND t.track_id IN ({_has_features(s, f'h{i}')})"
-                  for i, s in enumerate(selections))
-    sql = sql_text("training_keys").format(
-        has_features=has, has_label=" AND t.genre IS NOT NULL" if require_label else "")
-    return con.sql(sql, params={"library": library, **_config_params(selections)}
+    The flags look at keys only: testing the vector columns for NULL here would read every
+    vector once more (3 s per 100k × 1024 column); `_fill_block` finds those instead.
+    """
+    has = "".join(
+        f", t.track_id IN (SELECT track_id FROM {ident(s.view)} WHERE config_hash = $h{i}) "
+        f"AS has_{i}" for i, s in enumerate(selections))
+    params = {"library": library} | {f"h{i}": s.config_hash for i, s in enumerate(selections)}
+    return con.sql(sql_text("training_tracks").format(has_columns=has), params=params
                    ).to_arrow_table()
 
 
-def _dropped_counts(con, library: str, selections: list[Selection], require_label: bool,
-                    kept: int) -> dict:
-    """How many library tracks lack each selection (and a genre), and how many were kept."""
-    missing = "".join(
-        f", count(*) FILTER (WHERE t.track_id NOT IN ({_has_features(s, f'h{i}')})) AS "
-        f"{ident('missing ' + s.spec)}"
-        for i, s in enumerate(selections))
-    result = con.execute(sql_text("training_dropped").format(missing_counts=missing),
-                         {"library": library, **_config_params(selections)})
-    counts = dict(zip([d[0] for d in result.description], result.fetchall()[0], strict=True))
-    if not require_label:
-        counts.pop("no_genre")
-    counts["kept"] = kept
-    counts["dropped"] = counts["library_tracks"] - kept
-    return counts
+def _keep(tracks: pa.Table, selections: list[Selection], require_label: bool
+          ) -> tuple[np.ndarray, dict]:
+    """Which tracks go into the table, and how many lack each requirement."""
+    keep = np.ones(tracks.num_rows, dtype=bool)
+    dropped = {"library_tracks": tracks.num_rows}
+    if require_label:
+        labelled = tracks.column("genre").is_valid().to_numpy(zero_copy_only=False)
+        dropped["no_genre"] = int((~labelled).sum())
+        keep &= labelled
+    for i, selection in enumerate(selections):
+        has = tracks.column(f"has_{i}").to_numpy(zero_copy_only=False)
+        dropped[f"missing {selection.spec}"] = int((~has).sum())
+        keep &= has
+    kept = int(keep.sum())
+    return keep, dropped | {"kept": kept, "dropped": tracks.num_rows - kept}
 
 
-def _fill_block(con, selection: Selection, X: np.ndarray, start: int) -> int:
-    """Stream one selection's vectors into X[:, start:…]; returns the non-finite count."""
+def _fill_block(con, selection: Selection, X: np.ndarray, start: int
+                ) -> tuple[np.ndarray, int]:
+    """Stream one selection's vectors into X[:, start:…]. Returns which rows lack a
+    selected column (NULL there: a column that only later parts have) and how many values
+    were not finite."""
     columns = ", ".join(f"v.{ident(c.name)}" for c in selection.columns)
     sql = sql_text("training_vectors").format(columns=columns, view=ident(selection.view))
     reader = con.sql(sql, params={"config_hash": selection.config_hash}).to_arrow_reader(
         BATCH_ROWS)
-    non_finite = 0
+    lacking, non_finite = np.zeros(len(X), dtype=bool), 0
     for batch in reader:
         rows = batch.column(0).to_numpy()
         offset = start
         for column, values in zip(selection.columns, batch.columns[1:], strict=True):
+            if values.null_count:
+                valid = values.is_valid().to_numpy(zero_copy_only=False)
+                lacking[rows[~valid]] = True
+                rows_here, values = rows[valid], values.filter(pa.array(valid))
+            else:
+                rows_here = rows
             flat = pc.list_flatten(values).to_numpy(zero_copy_only=False)
-            block = flat.reshape(len(rows), column.dim)
+            block = flat.reshape(len(rows_here), column.dim)
             bad = ~np.isfinite(block)
             if bad.any():
                 non_finite += int(bad.sum())
                 block = np.where(bad, np.float32(np.nan), block)
-            X[rows, offset: offset + column.dim] = block
+            X[rows_here, offset: offset + column.dim] = block
             offset += column.dim
-    return non_finite
+    return lacking, non_finite

@@ -55,9 +55,10 @@ def main() -> None:
              "--prune", str(args.prune), "--pca", str(args.pca)],
             check=True, capture_output=True, text=True)
         result = json.loads(child.stdout.strip().splitlines()[-1])
-        print(f"{path:7s} join {result['join_s']:7.1f} s   prune+pca+xgboost "
-              f"{result['model_s']:7.1f} s   total {result['total_s']:7.1f} s   "
-              f"peak RSS {result['peak_gib']:5.2f} GiB   accuracy {result['accuracy']:.4f}")
+        print(f"{path:7s} join {result['join_s']:6.1f} s (peak RSS {result['join_peak_gib']:.2f} "
+              f"GiB)   prune+pca+xgboost {result['model_s']:6.1f} s   total "
+              f"{result['total_s']:6.1f} s   peak RSS {result['peak_gib']:.2f} GiB   "
+              f"dims used {result['n_features_used']}   accuracy {result['accuracy']:.4f}")
 
 
 def ensure_store(store: Store, tracks: int) -> None:
@@ -75,14 +76,19 @@ def run_path(store: Store, path: str, prune: float, pca: float) -> dict:
     join = {"duckdb": lambda: load_training_table(store, "bench", list(DIMS)),
             "pandas": lambda: pandas_join(store)}[path]
     table = join()
-    joined = time.perf_counter()
+    joined, join_peak = time.perf_counter(), peak_gib()
     config = BenchmarkConfig("bench", tuple(DIMS), "xgboost", prune=prune, pca=pca,
                              split="official")
     result = evaluate(table, config)
     done = time.perf_counter()
     return {"join_s": joined - started, "model_s": done - joined, "total_s": done - started,
-            "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
+            "join_peak_gib": join_peak, "peak_gib": peak_gib(),
             "accuracy": result.scores["accuracy"], "n_features_used": result.n_features_used}
+
+
+def peak_gib() -> float:
+    """Peak resident memory of this process so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
 def pandas_join(store: Store) -> TrainingTable:

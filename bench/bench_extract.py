@@ -5,11 +5,14 @@ cost of a re-run that has nothing to do.
   real GTZAN clips, against the same extractor's `embed` alone over the same windows in
   the same batch size, decoded and cut beforehand (so it is the model's time and nothing
   else). `pipeline / extractor` is the share of the model's speed the pipeline keeps; the
-  target is >= 0.90. Runs alternate, each on a fresh store, and the best of `--repeats`
-  of each is kept (the least disturbed by whatever else the machine runs).
+  target is >= 0.90. The two run back to back `--repeats` times (the pipeline on a fresh
+  store each time) and the ratio is taken per pair, since on a shared machine the load
+  from others drifts between pairs more than within one; the median pair is the result.
 * Work: the model's FLOPs per window (counted by torch from its conv and matmul shapes)
-  against this machine's float32 matmul GFLOP/s, i.e. how close the extractor is to the
-  most this CPU can do.
+  per CPU second, against what a float32 matmul reaches per CPU second on this machine:
+  how close the extractor is to the most this CPU can do.
+* Allocator (`--allocator-check`): the model's CPU seconds and page faults with glibc's
+  default malloc settings and with `keep_freed_memory`, which `extract_rows` applies.
 * No-op re-run: `run_extract` on a store of `--noop-tracks` synthetic tracks whose features
   are all stored (real-shaped rows, in parts of 64 as the flow writes them). It must plan
   nothing, load no model, decode nothing, and take seconds.
@@ -17,14 +20,22 @@ cost of a re-run that has nothing to do.
     .venv/bin/python bench/bench_extract.py                    # 40 clips, musicnn-mtt, batch 16
     .venv/bin/python bench/bench_extract.py --tracks 100 --repeats 3 --batch-size 32
     .venv/bin/python bench/bench_extract.py --skip-throughput  # only the no-op re-run
+    .venv/bin/python bench/bench_extract.py --allocator-check --skip-throughput --skip-noop
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
+import resource
+import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import zip_longest
 from pathlib import Path
@@ -37,7 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mfs.extractors import registry
 from mfs.extractors.audio import probe
 from mfs.extractors.base import Extractor
-from mfs.extractors.pipeline import RowBuilder, load_mono
+from mfs.extractors.pipeline import RowBuilder, keep_freed_memory, load_mono
 from mfs.extractors.pooling import TrackPool
 from mfs.extractors.windowing import cut_windows
 from mfs.flows.extract import TRACKS_PER_PART, run_extract
@@ -73,8 +84,31 @@ def tracks_table(root: Path, paths: list[str], infos: list[tuple[float, int, int
     return pa.Table.from_pylist(rows, schema=schema.TRACKS)
 
 
-def time_pipeline(clips: list[Path], name: str, batch_size: int) -> tuple[float, dict]:
-    """Wall seconds of `run_extract` over `clips` in a fresh store, and its counts."""
+@dataclass(frozen=True)
+class Timing:
+    """Wall seconds, and CPU seconds (user + system, all threads) of the process."""
+
+    wall: float
+    cpu: float
+
+
+@contextmanager
+def timed() -> Iterator[list[Timing]]:
+    """Times the block; the `Timing` is appended to the yielded list when it ends. CPU time
+    is kept beside wall time because on a shared machine it is the steadier of the two."""
+    result: list[Timing] = []
+    before, started = _cpu_seconds(), time.perf_counter()
+    yield result
+    result.append(Timing(time.perf_counter() - started, _cpu_seconds() - before))
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_pipeline(clips: list[Path], name: str, batch_size: int) -> tuple[Timing, dict]:
+    """`run_extract` over `clips` in a fresh store: its timing and counts."""
     infos = [(info.duration_s, info.sample_rate, info.channels)
              for info in map(probe, clips)]
     paths = [str(clip.relative_to(GTZAN)) for clip in clips]
@@ -82,13 +116,12 @@ def time_pipeline(clips: list[Path], name: str, batch_size: int) -> tuple[float,
         store = Store(folder)
         with store.writing("bench tracks") as writer:
             writer.replace_tracks(LIBRARY, tracks_table(GTZAN, paths, infos))
-        started = time.perf_counter()
-        result = run_extract(store, LIBRARY, [name], batch_size=batch_size, device="cpu")
-        seconds = time.perf_counter() - started
+        with timed() as timing:
+            result = run_extract(store, LIBRARY, [name], batch_size=batch_size, device="cpu")
     counts = result["extractors"][name]
     if counts["ok"] != len(clips):
         raise SystemExit(f"pipeline extracted {counts['ok']} of {len(clips)} clips: {counts}")
-    return seconds, counts
+    return timing[0], counts
 
 
 def decoded_windows(clips: list[Path], extractor: Extractor) -> np.ndarray:
@@ -100,14 +133,13 @@ def decoded_windows(clips: list[Path], extractor: Extractor) -> np.ndarray:
     return np.concatenate(cut)
 
 
-def time_extractor(extractor: Extractor, windows: np.ndarray, batch_size: int) -> float:
-    """Seconds of `extractor.embed` alone over `windows` in batches of `batch_size`."""
+def time_extractor(extractor: Extractor, windows: np.ndarray, batch_size: int) -> Timing:
+    """`extractor.embed` alone over `windows` in batches of `batch_size`."""
     batches = torch.from_numpy(windows).split(batch_size)
-    with torch.inference_mode():
-        started = time.perf_counter()
+    with torch.inference_mode(), timed() as timing:
         for batch in batches:
             extractor.embed(batch, extractor.sample_rate)
-        return time.perf_counter() - started
+    return timing[0]
 
 
 def flops_per_window(extractor: Extractor, window: np.ndarray) -> int:
@@ -118,50 +150,95 @@ def flops_per_window(extractor: Extractor, window: np.ndarray) -> int:
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """Best float32 GFLOP/s of a square matmul: what this CPU's BLAS can do at best."""
+    """Best float32 GFLOP per CPU second of a square matmul: what this CPU's BLAS reaches.
+
+    Per CPU second rather than per wall second, so that other work on a shared machine
+    does not lower it (it does not speed a core up either).
+    """
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
-
-
-def _timed(work) -> float:  # noqa: ANN001 - any zero-argument callable
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
+    cpu = []
+    for _ in range(repeats):
+        with timed() as timing:
+            a @ b
+        cpu.append(timing[0].cpu)
+    return 2 * size**3 / min(cpu) / 1e9
 
 
 def throughput(args: argparse.Namespace) -> None:
+    keep_freed_memory()  # as extract_rows does: both sides run under the same allocator
     clips = pick_clips(args.tracks)
     extractor = registry.create(args.extractor)
     extractor.load(torch.device("cpu"))
-    windows = decoded_windows(clips, extractor)
+    with timed() as decoding:
+        windows = decoded_windows(clips, extractor)
     time_extractor(extractor, windows[: args.batch_size], args.batch_size)  # warm-up
     model_runs, pipeline_runs = [], []
-    for _ in range(args.repeats):
+    for _ in range(args.repeats):  # back to back, so both sides of a pair share the load
         model_runs.append(time_extractor(extractor, windows, args.batch_size))
         pipeline_runs.append(time_pipeline(clips, args.extractor, args.batch_size))
-    model_s = min(model_runs)
-    pipeline_s, counts = min(pipeline_runs, key=lambda run: run[0])
+    wall_ratios = [m.wall / p.wall for m, (p, _) in zip(model_runs, pipeline_runs, strict=True)]
+    cpu_ratios = [m.cpu / p.cpu for m, (p, _) in zip(model_runs, pipeline_runs, strict=True)]
+    model = min(model_runs, key=lambda t: t.wall)
+    pipeline, counts = min(pipeline_runs, key=lambda run: run[0].wall)
     n = len(clips)
     print(f"{args.extractor}, {n} clips, {len(windows)} windows, batch {args.batch_size}, "
-          f"torch threads {torch.get_num_threads()}, cpu")
-    print(f"extractor alone : {model_s:7.2f} s  {n / model_s:6.2f} tracks/s  "
-          f"{len(windows) / model_s:6.1f} windows/s   runs {_runs(model_runs)}")
-    print(f"run_extract     : {pipeline_s:7.2f} s  {n / pipeline_s:6.2f} tracks/s  "
-          f"(extraction loop {counts['seconds']:.2f} s)   runs "
-          f"{_runs([run[0] for run in pipeline_runs])}")
-    print(f"pipeline / extractor = {model_s / pipeline_s:.3f}  "
-          f"(loop only: {model_s / counts['seconds']:.3f}; target >= 0.90)")
+          f"torch threads {torch.get_num_threads()}, cpu, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"extractor alone : best {model.wall:6.2f} s  {n / model.wall:5.2f} tracks/s  "
+          f"{len(windows) / model.wall:5.1f} windows/s  {model.cpu:5.1f} CPU s  "
+          f"runs {_runs(model_runs)}")
+    print(f"run_extract     : best {pipeline.wall:6.2f} s  {n / pipeline.wall:5.2f} tracks/s  "
+          f"{'':15}{pipeline.cpu:5.1f} CPU s  runs {_runs([r[0] for r in pipeline_runs])}  "
+          f"(extraction loop {counts['seconds']:.2f} s)")
+    print(f"decode + resample + cut alone (one thread): {decoding[0].wall:.2f} s "
+          f"= {decoding[0].wall / model.wall:.1%} of the model's time")
+    print(f"pipeline / extractor, per back-to-back pair: wall {_ratios(wall_ratios)}, "
+          f"CPU {_ratios(cpu_ratios)}; median wall {statistics.median(wall_ratios):.3f}, "
+          f"CPU {statistics.median(cpu_ratios):.3f} (target >= 0.90)")
     flops = flops_per_window(extractor, windows[0])
-    peak = matmul_gflops()
-    achieved = flops * len(windows) / model_s / 1e9
-    print(f"work: {flops / 1e9:.2f} GFLOP per window; extractor {achieved:.1f} GFLOP/s vs "
-          f"matmul {peak:.1f} GFLOP/s on this CPU = {achieved / peak:.2f} of the BLAS peak")
+    model_cpu = statistics.median(m.cpu for m in model_runs)
+    per_cpu_second = flops * len(windows) / model_cpu / 1e9
+    matmul = matmul_gflops()
+    print(f"work: {flops / 1e9:.2f} GFLOP per window; the extractor does {per_cpu_second:.1f} "
+          f"GFLOP per CPU second, a float32 matmul {matmul:.1f}: "
+          f"{per_cpu_second / matmul:.2f} of what this CPU's BLAS reaches")
 
 
-def _runs(seconds: list[float]) -> str:
-    return "[" + ", ".join(f"{s:.2f}" for s in seconds) + "]"
+def embed_cost(keep: bool, name: str, windows: int, batch_size: int) -> tuple[float, int]:
+    """CPU seconds (user + system) and minor page faults of `embed` over `windows` random
+    windows, in a fresh process, with or without `keep_freed_memory`."""
+    if keep:
+        keep_freed_memory()
+    extractor = registry.create(name)
+    extractor.load(torch.device("cpu"))
+    window = int(round(extractor.windowing.seconds * extractor.sample_rate))
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((windows, window))).astype(np.float32)
+    time_extractor(extractor, audio[:batch_size], batch_size)  # warm-up
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    cpu = time_extractor(extractor, audio, batch_size).cpu
+    return cpu, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+
+
+def allocator_check(args: argparse.Namespace) -> None:
+    """The model's CPU cost with glibc's default allocator settings and with
+    `keep_freed_memory`, each in a fresh process (the setting cannot be undone)."""
+    spawn = multiprocessing.get_context("spawn")
+    for keep in (False, True):
+        with spawn.Pool(1) as pool:
+            cpu, faults = pool.apply(embed_cost, (keep, args.extractor, 48, args.batch_size))
+        label = "keep_freed_memory" if keep else "glibc defaults   "
+        print(f"allocator, {label}: {cpu:6.2f} CPU s for 48 windows "
+              f"({cpu / 48 * 1000:.0f} ms/window), {faults} minor page faults")
+
+
+def _ratios(ratios: list[float]) -> str:
+    return "[" + ", ".join(f"{r:.3f}" for r in ratios) + "]"
+
+
+def _runs(timings: list[Timing]) -> str:
+    return "[" + ", ".join(f"{t.wall:.2f}" for t in timings) + "]"
 
 
 def noop_rerun(args: argparse.Namespace) -> None:
@@ -173,8 +250,7 @@ def noop_rerun(args: argparse.Namespace) -> None:
     paths = [f"genre-{i % 10}/track-{i:06d}.flac" for i in range(n)]
     with tempfile.TemporaryDirectory(prefix="mfs-bench-noop-") as folder:
         store = Store(folder)
-        started = time.perf_counter()
-        with store.writing("bench tracks") as writer:
+        with timed() as building, store.writing("bench tracks") as writer:
             writer.replace_tracks(LIBRARY, tracks_table(Path(folder) / "music", paths,
                                                         [(30.0, 22050, 1)] * n))
             for start in range(0, n, TRACKS_PER_PART):
@@ -186,17 +262,17 @@ def noop_rerun(args: argparse.Namespace) -> None:
                     rows.append(builder.row(f"{LIBRARY}:{Path(path).stem}", 30.0, pool))
                 writer.append_features(extractor.name, extractor.config_hash(),
                                        builder.table(rows))
-        built = time.perf_counter() - started
         parts = len(list(store.features_dir.rglob("*.parquet")))
         times = []
         for _ in range(3):
-            started = time.perf_counter()
-            result = run_extract(store, LIBRARY, [args.extractor], device="cpu")
-            times.append(time.perf_counter() - started)
+            with timed() as timing:
+                result = run_extract(store, LIBRARY, [args.extractor], device="cpu")
+            times.extend(timing)
         counts = result["extractors"][args.extractor]
     if counts["planned"] != 0:
         raise SystemExit(f"no-op re-run planned {counts['planned']} tracks: {counts}")
-    print(f"no-op re-run: {n} tracks, {parts} feature parts (store built in {built:.1f} s): "
+    print(f"no-op re-run: {n} tracks, {parts} feature parts "
+          f"(store built in {building[0].wall:.1f} s): "
           f"run_extract {_runs(times)} s, planned {counts['planned']}")
 
 
@@ -205,11 +281,16 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=40, help="GTZAN clips to extract")
     parser.add_argument("--extractor", default="musicnn-mtt")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--noop-tracks", type=int, default=10_000)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-noop", action="store_true")
+    parser.add_argument("--allocator-check", action="store_true",
+                        help="also compare the model's CPU cost with and without "
+                             "keep_freed_memory (two fresh processes)")
     args = parser.parse_args()
+    if args.allocator_check:
+        allocator_check(args)
     if not args.skip_throughput:
         throughput(args)
     if not args.skip_noop:

@@ -14,9 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
+
+if TYPE_CHECKING:
+    import av  # imported where used: FFmpeg is only needed for what libsndfile cannot read
 
 BLOCK_FRAMES = 1 << 16  # ~1.5 s at 44.1 kHz: big enough that per-block Python costs vanish
 
@@ -119,10 +123,9 @@ class AudioReader(ABC):
     are the whole file. A decoder error at any point is an `AudioError` naming the file.
     """
 
-    def __init__(self, path: Path, sample_rate: int, channels: int) -> None:
+    def __init__(self, path: Path, sample_rate: int) -> None:
         self.path = path
         self.sample_rate = sample_rate
-        self.channels = channels
 
     def blocks(self, frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
         """The file's samples in blocks of about `frames` frames (the last may be shorter)."""
@@ -169,7 +172,7 @@ def open_audio(path: Path) -> AudioReader:
 class _SoundFileReader(AudioReader):
     def __init__(self, path: Path) -> None:
         self._file = _open_soundfile(path)
-        super().__init__(path, int(self._file.samplerate), int(self._file.channels))
+        super().__init__(path, int(self._file.samplerate))
 
     def _blocks(self, frames: int) -> Iterator[np.ndarray]:
         while len(block := self._file.read(frames, dtype="float32", always_2d=True)):
@@ -194,7 +197,7 @@ class _AvReader(AudioReader):
             reason = _one_line(av_error) or _one_line(first_error)
             raise AudioError(f"{path}: not readable as audio ({reason})") from av_error
         self._stream = self._container.streams.audio[0]
-        super().__init__(path, int(self._stream.rate), int(self._stream.channels))
+        super().__init__(path, int(self._stream.rate))
 
     def _blocks(self, frames: int) -> Iterator[np.ndarray]:
         """FFmpeg frames are ~1k samples; gathering them to `frames` keeps per-block work
@@ -214,7 +217,7 @@ class _AvReader(AudioReader):
         self._container.close()
 
 
-def _frame_samples(frame) -> np.ndarray:  # noqa: ANN001 - av.AudioFrame, imported lazily
+def _frame_samples(frame: av.AudioFrame) -> np.ndarray:
     """One FFmpeg frame as (frames, channels) float32, integers scaled to [-1, 1)."""
     array = frame.to_ndarray()
     samples = array.T if frame.format.is_planar else array.reshape(-1, frame.layout.nb_channels)

@@ -91,6 +91,8 @@ class Constants:
         mel = spectral.mel_filterbank(float(sample_rate), n_fft, N_MELS)
         self.mel_blocks = [(a, b, tensor(w)) for a, b, w in spectral.mel_blocks(mel)]
         self.dct = tensor(spectral.dct_matrix(N_MFCC, N_MELS))
+        self.cens_window = tensor(_cens_window())
+        self.tonnetz = tensor(_tonnetz_basis())
 
 
 class Fma518(Extractor):
@@ -134,11 +136,10 @@ class Fma518(Extractor):
         """Every family's per-frame values (batch, frames, dims), in `FAMILIES` order."""
         const = self._constants_for(sample_rate, x.device)
         n_fft = self.config.n_fft
-        mag = spectral.stft_magnitude(x, const.window, self.config.hop_length)
-        power = mag * mag  # librosa squares |X|, so tiny frames round as it does
-        cqt_tuning, chroma_tuning = self._tunings(mag, power, sample_rate)
+        mag, power = spectral.stft_spectra(x, const.window, self.config.hop_length)
+        cqt_tuning, chroma_tuning = self._tunings(mag, sample_rate)
         out = {"chroma_stft": self._chroma_stft(power, chroma_tuning)}
-        out.update(self._cqt_families(x, mag.shape[1], sample_rate, cqt_tuning))
+        out.update(self._cqt_families(x, const, sample_rate, cqt_tuning))
         out["mfcc"] = spectral.mfcc(power, const.mel_blocks, const.dct)
         out["rmse"] = spectral.rmse(power)
         out["zcr"] = spectral.zero_crossing_rate(x, n_fft, self.config.hop_length)
@@ -149,23 +150,22 @@ class Fma518(Extractor):
         return {name: out[name] for name, _ in FAMILIES}
 
     # --- families ----------------------------------------------------------------------
-    def _tunings(self, mag: torch.Tensor, power: torch.Tensor, sample_rate: int
-                 ) -> tuple[list[int], list[int]]:
+    def _tunings(self, mag: torch.Tensor, sample_rate: int) -> tuple[list[int], list[int]]:
         """The two tuning estimates features.py makes, per track.
 
         cqt(tuning=None) estimates on |X| at the file's rate; chroma_stft estimates on |X|²
-        at librosa's default rate. Both look at local maxima, found once over both ranges.
+        at librosa's default rate. Both use peaks found once over both bin ranges.
         """
         n_fft = self.config.n_fft
-        cqt_lo, cqt_hi = spectral.pitch_bins(sample_rate, n_fft)
-        stft_lo, stft_hi = spectral.pitch_bins(FEATURES_PY_RATE, n_fft)
-        lo = min(cqt_lo, stft_lo)
-        maxima = spectral.local_maxima(mag, lo, max(cqt_hi, stft_hi))
-        cqt = spectral.estimate_tuning(mag, maxima[..., cqt_lo - lo : cqt_hi - lo], cqt_lo,
-                                       sample_rate, n_fft, N_CHROMA)
-        stft = spectral.estimate_tuning(power, maxima[..., stft_lo - lo : stft_hi - lo],
-                                        stft_lo, FEATURES_PY_RATE, n_fft, N_CHROMA)
-        return cqt, stft
+        cqt_bins = spectral.pitch_bins(sample_rate, n_fft)
+        stft_bins = spectral.pitch_bins(FEATURES_PY_RATE, n_fft)
+        peaks = spectral.find_peaks(mag, min(cqt_bins[0], stft_bins[0]),
+                                    max(cqt_bins[1], stft_bins[1]))
+        n_tracks = mag.shape[0]
+        return (spectral.estimate_tuning(peaks, n_tracks, cqt_bins, sample_rate, n_fft,
+                                         squared=False, bins_per_octave=N_CHROMA),
+                spectral.estimate_tuning(peaks, n_tracks, stft_bins, FEATURES_PY_RATE, n_fft,
+                                         squared=True, bins_per_octave=N_CHROMA))
 
     def _chroma_stft(self, power: torch.Tensor, tunings: list[int]) -> torch.Tensor:
         """chroma_stft(S=|X|²) at librosa's default rate, with its own tuning per track."""
@@ -179,13 +179,14 @@ class Fma518(Extractor):
             filters.append(self._chroma[key])
         return spectral.chroma_stft(power, torch.stack(filters))
 
-    def _cqt_families(self, x: torch.Tensor, n_frames: int, sample_rate: int,
+    def _cqt_families(self, x: torch.Tensor, const: Constants, sample_rate: int,
                       tunings: list[int]) -> dict[str, torch.Tensor]:
         """chroma_cqt, chroma_cens and tonnetz from |CQT| (84 bins from C1, hop 512).
 
         Tracks are grouped by tuning (one kernel set each); a track whose CQT cannot fit
         under Nyquist gets NaN.
         """
+        n_frames = spectral.n_frames(x.shape[1], self.config.hop_length)
         cqt = x.new_zeros((x.shape[0], n_frames, CQT_OCTAVES * N_CHROMA))
         missing = []
         for tuning in sorted(set(tunings)):
@@ -196,9 +197,9 @@ class Fma518(Extractor):
             else:
                 cqt[rows] = cqt_magnitude(x[rows], plan)[:, :n_frames]
         chroma = cqt.unflatten(-1, (CQT_OCTAVES, N_CHROMA)).sum(-2)  # cq_to_chroma from C1
-        cens = chroma_cens(chroma)
+        cens = chroma_cens(chroma, const.cens_window)
         out = {"chroma_cqt": spectral.normalize(chroma, float("inf")),
-               "chroma_cens": cens, "tonnetz": tonnetz(cens)}
+               "chroma_cens": cens, "tonnetz": tonnetz(cens, const.tonnetz)}
         for value in out.values():
             value[missing] = float("nan")
         return out
@@ -218,32 +219,40 @@ class Fma518(Extractor):
         return self._constants[key]
 
 
-def chroma_cens(chroma: torch.Tensor) -> torch.Tensor:
-    """CENS: L1 chroma quantised at 0.05/0.1/0.2/0.4, smoothed over 41 frames, L2-normalised.
-
-    The smoothing window is librosa 0.5's periodic Hann of 43 points (today's is symmetric),
-    applied as a zero-padded convolution along time.
-    """
-    chroma = spectral.normalize(chroma, 1.0)
-    quantised = sum((chroma > step).to(chroma.dtype) for step in (0.4, 0.2, 0.1, 0.05)) * 0.25
+def _cens_window() -> np.ndarray:
+    """librosa 0.5's CENS smoothing window: periodic Hann of 43 points, summing to 1."""
     n = CENS_SMOOTHING + 2
-    window = torch.hann_window(n, periodic=True, dtype=chroma.dtype, device=chroma.device)
-    window = (window / window.sum()).flip(0).expand(N_CHROMA, 1, n)
-    smoothed = torch.nn.functional.conv1d(quantised.transpose(1, 2), window,
-                                          padding=n // 2, groups=N_CHROMA)
-    return spectral.normalize(smoothed.transpose(1, 2), 2.0)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+    return window / window.sum()
 
 
-def tonnetz(chroma: torch.Tensor) -> torch.Tensor:
-    """Tonal centroids (fifths, minor and major thirds) of the L1-normalised chroma."""
+def _tonnetz_basis() -> np.ndarray:
+    """(12, 6) projection of chroma onto fifths, minor and major thirds (librosa.tonnetz)."""
     dim_map = np.linspace(0, 12, num=N_CHROMA, endpoint=False)
     scale = np.asarray([7.0 / 6, 7.0 / 6, 3.0 / 2, 3.0 / 2, 2.0 / 3, 2.0 / 3])
     angles = np.multiply.outer(scale, dim_map)
     angles[::2] -= 0.5
     radius = np.array([1, 1, 1, 1, 0.5, 0.5])[:, None]
-    phi = torch.as_tensor(radius * np.cos(np.pi * angles), dtype=chroma.dtype,
-                          device=chroma.device)
-    return torch.matmul(spectral.normalize(chroma, 1.0), phi.T)
+    return (radius * np.cos(np.pi * angles)).T
+
+
+def chroma_cens(chroma: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """CENS: L1 chroma quantised at 0.05/0.1/0.2/0.4, smoothed over time, L2-normalised.
+
+    The smoothing is a zero-padded convolution with `window` (`_cens_window`), written as
+    a product of the padded frames' sliding windows: conv1d costs more to set up here.
+    """
+    chroma = spectral.normalize(chroma, 1.0)
+    quantised = sum((chroma > step).to(chroma.dtype) for step in (0.4, 0.2, 0.1, 0.05)) * 0.25
+    half = window.shape[0] // 2
+    padded = torch.nn.functional.pad(quantised, (0, 0, half, half))
+    smoothed = torch.matmul(padded.unfold(1, window.shape[0], 1), window.flip(0))
+    return spectral.normalize(smoothed, 2.0)
+
+
+def tonnetz(chroma: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Tonal centroids of the L1-normalised chroma; `basis` is `_tonnetz_basis()`."""
+    return torch.matmul(spectral.normalize(chroma, 1.0), basis)
 
 
 def summarise(frames: torch.Tensor) -> torch.Tensor:

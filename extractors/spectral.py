@@ -12,6 +12,7 @@ as (batch, frames, dims).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -22,6 +23,7 @@ TUNING_RESOLUTION = 0.01  # librosa.estimate_tuning's default histogram resoluti
 TUNING_EDGES = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / TUNING_RESOLUTION)) + 1)
 TUNING_ZERO = int(np.flatnonzero(TUNING_EDGES == 0.0)[0])  # index of tuning 0.0
 MEL_GROUP = 16  # mel filters per dense block: the filterbank is banded, not dense
+MOMENT_CHUNK = 256  # frames per float64 chunk in `centroid_bandwidth`
 _LIFT = 2.0**32  # STFT scale that keeps |X|² of near-silent frames out of float32 underflow
 
 
@@ -46,18 +48,22 @@ def n_frames(n_samples: int, hop_length: int) -> int:
     return 1 + n_samples // hop_length
 
 
-def stft_magnitude(x: torch.Tensor, window: torch.Tensor, hop_length: int) -> torch.Tensor:
-    """|STFT| (batch, frames, bins), Hann-windowed frames centred by reflect padding.
+def stft_spectra(x: torch.Tensor, window: torch.Tensor, hop_length: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """|STFT| and |STFT|² (batch, frames, bins): Hann-windowed frames centred by reflect
+    padding.
 
-    |X| as sqrt(re² + im²) is fast, but re² underflows float32 for the near-silent frames
-    of fades (|X| < 1e-19), where librosa's |X| is still exact. Scaling the window by
-    2^32 (exact in binary floating point) keeps every square in range for |x| < 4e6.
+    re² + im² is fast, but it underflows float32 for the near-silent frames of fades
+    (|X| < 1e-19), where librosa's |X| is still exact. Scaling the window by 2^32 (exact
+    in binary floating point) keeps every square in range for |x| < 4e6.
     """
     n_fft = window.shape[0]
     frames = pad_reflect(x, n_fft // 2).unfold(-1, n_fft, hop_length) * (window * _LIFT)
     parts = torch.view_as_real(torch.fft.rfft(frames))
     real, imag = parts[..., 0], parts[..., 1]
-    return torch.addcmul(real * real, imag, imag).sqrt_().mul_(1.0 / _LIFT)
+    power = (real * real).addcmul_(imag, imag)
+    mag = power.sqrt().mul_(1.0 / _LIFT)
+    return mag, power.mul_(1.0 / _LIFT**2)
 
 
 # --- librosa-style helpers -------------------------------------------------------------
@@ -217,43 +223,68 @@ def pitch_bins(sample_rate: float, n_fft: int, fmin: float = 150.0,
     return max(int(in_range[0]), 1), min(int(in_range[-1]) + 1, len(freqs) - 1)
 
 
-def local_maxima(mag: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-    """Bins in [lo, hi) above their lower neighbour and not below their upper one.
+@dataclass(frozen=True)
+class Peaks:
+    """piptrack's candidate peaks of |X|: local maxima above a share of their frame's top.
 
-    Squaring keeps the order, so these are also the local maxima of |X|² (up to rounding
-    ties), and one pass serves both of FMA's tuning estimates.
+    For each: its track, bin, |X| at bin - 1, bin, bin + 1, and its frame's maximum |X|.
     """
+
+    track: torch.Tensor
+    bin: torch.Tensor
+    below: torch.Tensor
+    here: torch.Tensor
+    above: torch.Tensor
+    frame_top: torch.Tensor
+
+
+def find_peaks(mag: torch.Tensor, lo: int, hi: int, threshold: float = 0.1) -> Peaks:
+    """Bins in [lo, hi) above both neighbours (not below the upper one, as librosa's
+    localmax) and above `threshold` × their frame's maximum.
+
+    A local maximum above the gate is one of librosa's gated spectrum. Squaring keeps the
+    order (up to rounding ties), so the peaks of |X|² are the subset of these whose square
+    passes the same gate: one search serves both of FMA's tuning estimates.
+    """
+    top = mag.amax(-1, keepdim=True)
     centre = mag[..., lo:hi]
-    return (centre > mag[..., lo - 1 : hi - 1]) & (centre >= mag[..., lo + 1 : hi + 1])
+    found = ((centre > threshold * top) & (centre > mag[..., lo - 1 : hi - 1])
+             & (centre >= mag[..., lo + 1 : hi + 1]))
+    track, frame, bin_ = found.nonzero(as_tuple=True)
+    bin_ = bin_ + lo
+    at = (track * mag.shape[1] + frame) * mag.shape[2] + bin_
+    flat = mag.reshape(-1)
+    return Peaks(track, bin_, flat[at - 1], flat[at], flat[at + 1],
+                 top.reshape(-1)[track * mag.shape[1] + frame])
 
 
-def estimate_tuning(spec: torch.Tensor, maxima: torch.Tensor, lo: int, sample_rate: float,
-                    n_fft: int, bins_per_octave: int = 12, threshold: float = 0.1
-                    ) -> list[int]:
-    """librosa.estimate_tuning of a spectrogram, as `TUNING_EDGES` indices per track.
+def estimate_tuning(peaks: Peaks, n_tracks: int, bins: tuple[int, int], sample_rate: float,
+                    n_fft: int, squared: bool, bins_per_octave: int = 12,
+                    threshold: float = 0.1) -> list[int]:
+    """librosa.estimate_tuning per track, as `TUNING_EDGES` indices, from `find_peaks`.
 
-    `maxima` are the local maxima of `spec` over bins from `lo` (`local_maxima`). piptrack
-    keeps those above `threshold` × the frame's maximum (a local maximum above the gate is
-    one of the gated spectrum, as piptrack computes it) and places each by parabolic
-    interpolation; peaks at or above the median magnitude vote in a 0.01-bin histogram
-    of their deviation from equal temperament and the fullest bin wins. No peaks
-    (silence) means tuning 0. Peaks are few, so the interpolation runs only at them.
+    piptrack places the peaks in `bins` (of |X|, or of |X|² when `squared`) by parabolic
+    interpolation; those at or above the median magnitude vote in a 0.01-bin histogram of
+    their deviation from equal temperament and the fullest bin wins. No peaks (silence)
+    means tuning 0.
     """
-    hi = lo + maxima.shape[-1]
-    gate = threshold * spec.amax(-1, keepdim=True)
-    track, frame, bin_ = (maxima & (spec[..., lo:hi] > gate)).nonzero(as_tuple=True)
-    at = (track * spec.shape[1] + frame) * spec.shape[2] + bin_ + lo
-    flat = spec.reshape(-1)
-    below, here, above = flat[at - 1], flat[at], flat[at + 1]
+    keep = (peaks.bin >= bins[0]) & (peaks.bin < bins[1])
+    # Few values, and float64 below: done on the CPU whatever the device (MPS has no float64).
+    below, here, above = (v[keep].cpu() for v in (peaks.below, peaks.here, peaks.above))
+    track, bin_, frame_top = (v[keep].cpu() for v in (peaks.track, peaks.bin, peaks.frame_top))
+    if squared:
+        below, here, above = below * below, here * here, above * above
+        gate = here > threshold * frame_top.pow(2)
+        below, here, above, track, bin_ = (v[gate] for v in (below, here, above, track, bin_))
     a = above + below - 2 * here
     b = (above - below) / 2
     shift = torch.where(b.abs() < a.abs(), -b / a, torch.zeros_like(a))
     mags = here + 0.5 * b * shift
-    pitch = ((bin_ + lo).double() + shift.double()) * (float(sample_rate) / n_fft)
-    if spec.shape[0] == 1:
-        return [_vote(pitch.float(), mags, bins_per_octave)]
-    return [_vote(pitch[track == i].float(), mags[track == i], bins_per_octave)
-            for i in range(spec.shape[0])]
+    pitch = ((bin_.double() + shift.double()) * (float(sample_rate) / n_fft)).float()
+    if n_tracks == 1:
+        return [_vote(pitch, mags, bins_per_octave)]
+    return [_vote(pitch[track == i], mags[track == i], bins_per_octave)
+            for i in range(n_tracks)]
 
 
 def _vote(pitch: torch.Tensor, mags: torch.Tensor, bins_per_octave: int) -> int:
@@ -314,9 +345,13 @@ def centroid_bandwidth(mag: torch.Tensor, moments: torch.Tensor
     """Spectral centroid and (p=2) bandwidth of each frame's L1-normalised magnitude.
 
     `moments` is (bins, 3) = [1, f, f²] in float64: one product gives Σ S, Σ S f, Σ S f²,
-    and float64 keeps Σ S f² / Σ S - centroid² exact enough for narrow spectra.
+    and only float64 keeps Σ S f² / Σ S - centroid² right for tonal frames (float32 is
+    off by tens of % on a pure tone). Frames go through in chunks to keep the float64
+    copy small.
     """
-    s0, s1, s2 = torch.matmul(mag.to(moments.dtype), moments).unbind(-1)
+    sums = torch.cat([torch.matmul(part.to(moments.dtype), moments)
+                      for part in mag.split(MOMENT_CHUNK, dim=1)], dim=1)
+    s0, s1, s2 = sums.unbind(-1)
     scale = torch.where(s0 < torch.finfo(mag.dtype).tiny, torch.ones_like(s0), s0)
     centroid = s1 / scale
     spread = (s2 - 2 * centroid * s1 + centroid.pow(2) * s0) / scale

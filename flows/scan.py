@@ -51,7 +51,8 @@ def run_scan(store: Store, name: str, kind: str | None = None, root: Path | None
     run_id = uuid.uuid4().hex
     started = datetime.now(UTC)
     with store.writing(f"scan {name}") as writer:
-        result = scan(library, name, store.read_tracks(name), run_id, progress)
+        result = scan(library, name, store.read_tracks(name), run_id, progress,
+                      _reported_failures(store, name))
         writer.save_library_config(name, config)
         writer.replace_tracks(name, result.tracks)
         writer.append_failures(result.failures)
@@ -74,6 +75,14 @@ def _library_config(store: Store, name: str, kind: str | None, root: Path | None
     return {"kind": kind, "root": str(root.resolve()),
             "metadata": str(metadata.resolve()) if metadata else None,
             "split_dir": str(split_dir.resolve()) if split_dir else None}
+
+
+def _reported_failures(store: Store, name: str) -> dict[str, tuple]:
+    """Each path's latest scan failure: a rescan does not write the same one again."""
+    found = store.connect().execute(
+        "SELECT path, error_class, track_id, reason FROM failures_latest "
+        "WHERE library = ? AND stage = 'scan'", [name]).fetchall()
+    return {path: tuple(rest) for path, *rest in found}
 
 
 def _opt_path(value: str | None) -> Path | None:

@@ -1,4 +1,4 @@
-"""Walking a library's folder tree safely, and fingerprinting file contents.
+"""Walking a library's folder tree safely (fingerprints are in `fingerprint.py`).
 
 Real music folders hold broken symlinks, symlink loops, unreadable folders and names that
 are not valid UTF-8. None of these may stop a scan: each becomes a `WalkProblem` that the
@@ -7,7 +7,6 @@ scan records as a failure, and the walk goes on.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,15 +78,6 @@ def _walk(folder: str, prefix: str, seen: set[tuple[int, int]]) -> Iterator:
                 yield WalkProblem(rel, kind, _reason(error))
             continue
         yield FileEntry(entry.path, rel, st.st_size, st.st_mtime_ns)
-
-
-def fingerprint(path: Path) -> str:
-    """BLAKE2b-128 of the file's bytes: equal for exact copies, wherever they live."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _printable(rel: str) -> str:

@@ -3,12 +3,13 @@
 An unchanged file (same size and mtime) is never opened: its previous row is reused. A
 new or changed file is fingerprinted and its header probed. A file that vanished keeps its
 row, marked missing, so its stored features stay joinable. Every problem becomes a
-failure row; nothing stops the scan.
+failure row, unless the path's latest failure already says exactly the same; nothing stops
+the scan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,8 @@ import pyarrow as pa
 
 from mfs.extractors.audio import AudioError, probe
 from mfs.libraries.base import LABEL_FIELDS, Candidate, LibraryKind
-from mfs.libraries.files import WalkProblem, fingerprint
+from mfs.libraries.files import WalkProblem
+from mfs.libraries.fingerprint import fingerprint
 from mfs.store import schema
 
 
@@ -29,8 +31,16 @@ class ScanResult:
 
 
 def scan(library: LibraryKind, name: str, previous: pa.Table, run_id: str,
-         progress: Callable[[str], None] | None = None) -> ScanResult:
-    """Scan `library` (called `name` in the store) against its `previous` tracks."""
+         progress: Callable[[str], None] | None = None,
+         reported: Mapping[str, tuple[str, str | None, str]] | None = None) -> ScanResult:
+    """Scan `library` (called `name` in the store) against its `previous` tracks.
+
+    `reported` maps a path to its latest scan failure as (error_class, track_id, reason).
+    A problem reported exactly so already is counted but not written again: an exact
+    duplicate has no row to show it unchanged, so every rescan reads it again, and a broken
+    link is met on every walk; neither should add a failure row per rescan.
+    """
+    reported = reported or {}
     now = datetime.now(UTC)
     old_by_path = {row["path"]: row for row in _rows_of(previous)}
     rows: dict[str, dict] = {}
@@ -41,6 +51,8 @@ def scan(library: LibraryKind, name: str, previous: pa.Table, run_id: str,
             "library_root": str(library.root.resolve()), "scanned_at": now}
 
     def fail(rel: str, error_class: str, reason: str, track_id: str | None = None) -> None:
+        if reported.get(rel) == (error_class, track_id, reason):
+            return
         failures.append({"track_id": track_id, "library": name, "path": rel, "stage": "scan",
                          "config_hash": None, "error_class": error_class, "reason": reason,
                          "attempts": 1, "failed_at": now, "run_id": run_id})

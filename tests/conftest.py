@@ -6,7 +6,6 @@ lives in ../shared/data beside the checkout; tests that need it skip when it is 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from mfs.libraries.fingerprint import fingerprint
 from mfs.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,8 +64,9 @@ def write_m4a(path: Path, seconds: float = 0.5, rate: int = 22050, freq: float =
 
 
 def content_id(library: str, path: Path) -> str:
-    """The folder-library ID the store contract promises: library + 16 hex of BLAKE2b-128."""
-    return f"{library}:{hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()[:16]}"
+    """The folder-library ID the store contract promises: library + 16 hex of the audio
+    fingerprint (BLAKE2b-128 of the audio payload, tags left out)."""
+    return f"{library}:{fingerprint(path)[:16]}"
 
 
 def scan(store: Store, name: str, kind: str | None = None, root: Path | None = None,

@@ -51,9 +51,8 @@ def trim_digital_silence(x: np.ndarray) -> np.ndarray:
     return np.trim_zeros(x)
 
 
-def frame_features(x: np.ndarray, sr: int) -> dict[str, np.ndarray]:
-    """The per-frame arrays features.py summarises, keyed by family name."""
-    f = {"zcr": librosa.feature.zero_crossing_rate(x, frame_length=2048, hop_length=512)}
+def cqt_frame_features(x: np.ndarray, sr: int) -> dict[str, np.ndarray]:
+    """chroma_cqt, chroma_cens and tonnetz frames from the 84-bin CQT, as features.py."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # empty tuning set on silence
         tuning = librosa.estimate_tuning(y=x, sr=sr, bins_per_octave=12, pad_mode="reflect")
@@ -61,13 +60,19 @@ def frame_features(x: np.ndarray, sr: int) -> dict[str, np.ndarray]:
                              tuning=tuning, pad_mode="reflect"))
     assert cqt.shape[0] == 7 * 12
     assert np.ceil(len(x) / 512) <= cqt.shape[1] <= np.ceil(len(x) / 512) + 1
-    f["chroma_cqt"] = librosa.feature.chroma_cqt(C=cqt, n_chroma=12, n_octaves=7,
-                                                 bins_per_octave=12)
+    f = {"chroma_cqt": librosa.feature.chroma_cqt(C=cqt, n_chroma=12, n_octaves=7,
+                                                  bins_per_octave=12)}
     cens_window = scipy.signal.get_window("hann", 41 + 2, fftbins=True)
     f["chroma_cens"] = librosa.feature.chroma_cens(C=cqt, n_chroma=12, n_octaves=7,
                                                    bins_per_octave=12,
                                                    smoothing_window=cens_window)
     f["tonnetz"] = librosa.feature.tonnetz(chroma=f["chroma_cens"])
+    return f
+
+
+def stft_frame_features(x: np.ndarray, sr: int) -> dict[str, np.ndarray]:
+    """zcr and the STFT families, as features.py (which gives `sr` to melspectrogram only)."""
+    f = {"zcr": librosa.feature.zero_crossing_rate(x, frame_length=2048, hop_length=512)}
     stft = np.abs(librosa.stft(x, n_fft=2048, hop_length=512, pad_mode="reflect"))
     assert stft.shape[0] == 1 + 2048 // 2
     assert np.ceil(len(x) / 512) <= stft.shape[1] <= np.ceil(len(x) / 512) + 1
@@ -84,10 +89,15 @@ def frame_features(x: np.ndarray, sr: int) -> dict[str, np.ndarray]:
     return f
 
 
-def compute_features(x: np.ndarray, sr: int) -> pd.Series:
-    """features.py's `compute_features` for one mono float32 signal: 518 values."""
+def frame_features(x: np.ndarray, sr: int) -> dict[str, np.ndarray]:
+    """The per-frame arrays features.py summarises, keyed by family name."""
+    return {**cqt_frame_features(x, sr), **stft_frame_features(x, sr)}
+
+
+def summarise(frames: dict[str, np.ndarray]) -> pd.Series:
+    """features.py's `feature_stats` for every family given; families not given stay NaN."""
     features = pd.Series(index=columns(), dtype=np.float64)  # features.csv: float32
-    for name, values in frame_features(x, sr).items():
+    for name, values in frames.items():
         features[name, "mean"] = np.mean(values, axis=1)
         features[name, "std"] = np.std(values, axis=1)
         features[name, "skew"] = stats.skew(values, axis=1)
@@ -96,3 +106,8 @@ def compute_features(x: np.ndarray, sr: int) -> pd.Series:
         features[name, "min"] = np.min(values, axis=1)
         features[name, "max"] = np.max(values, axis=1)
     return features
+
+
+def compute_features(x: np.ndarray, sr: int) -> pd.Series:
+    """features.py's `compute_features` for one mono float32 signal: 518 values."""
+    return summarise(frame_features(x, sr))

@@ -7,9 +7,8 @@ set has 290 clips, so one clip is 0.34 pp and the 95 % interval is about ±4.7 p
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import shared
 
 from mfs.analysis.benchmark import run_benchmark
 from mfs.analysis.importing import import_features
@@ -18,26 +17,21 @@ from mfs.analysis.training_table import load_training_table
 from mfs.libraries.gtzan import read_split_lists
 from mfs.store import Store
 
-TAGGRAMS = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-musicnn-taggrams"
 PUBLISHED_SVM_MAX = 0.7724
-
-pytestmark = pytest.mark.skipif(
-    not (TAGGRAMS / "splits").is_dir(),
-    reason=f"real GTZAN musicnn taggrams absent ({TAGGRAMS}); they live in the shared data "
-           "folder beside the checkout")
 
 
 @pytest.fixture(scope="module")
 def gtzan(tmp_path_factory) -> Store:
     """A GTZAN library of the 930 fault-filtered tracks with the taggrams imported."""
+    taggrams = shared("gtzan-musicnn-taggrams")
     store = Store(tmp_path_factory.mktemp("gtzan") / "store")
-    splits = read_split_lists(TAGGRAMS / "splits")
+    splits = read_split_lists(taggrams / "splits")
     stems = sorted(splits)
     with store.writing("test") as writer:
         writer.replace_tracks("gtzan", tracks_table(
             "gtzan", [f"gtzan:{s}" for s in stems], [s.split(".")[0] for s in stems],
             [splits[s] for s in stems]))
-    summary = import_features(store, sorted(TAGGRAMS.glob("*.npz")), "musicnn-msd-taggram",
+    summary = import_features(store, sorted(taggrams.glob("*.npz")), "musicnn-msd-taggram",
                               "gtzan")
     assert (summary.written, summary.unmatched) == (733, 0)
     assert summary.columns == {"features_mean": 50, "features_max": 50}

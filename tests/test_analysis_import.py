@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import shared
 
+from mfs.analysis.feature_files import pool_windows
 from mfs.analysis.feature_rows import config_hash
-from mfs.analysis.importing import import_features, pool_windows
+from mfs.analysis.importing import import_features
 from mfs.analysis.selection import resolve
 from mfs.analysis.stats import feature_stats
 from mfs.analysis.synthetic import tracks_table
 from mfs.analysis.training_table import load_training_table
 from mfs.store import Store
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-GTZAN_CSV = DATA / "gtzan-features" / "features_30_sec.csv"
 
 
 @pytest.fixture()
@@ -126,16 +124,15 @@ def test_user_errors_are_one_line(store, tmp_path):
         import_features(store, [dup], "e", "gtzan")
 
 
-@pytest.mark.skipif(not GTZAN_CSV.exists(), reason=f"real GTZAN feature table absent "
-                    f"({GTZAN_CSV}); it lives in the shared data folder beside the checkout")
 def test_real_gtzan_feature_table(tmp_path):
+    table_path = shared("gtzan-features") / "features_30_sec.csv"
     store = Store(tmp_path / "store")
-    names = [line.split(",", 1)[0] for line in GTZAN_CSV.read_text().splitlines()[1:]]
+    names = [line.split(",", 1)[0] for line in table_path.read_text().splitlines()[1:]]
     ids = [f"gtzan:{n.rsplit('.', 1)[0]}" for n in names]
     with store.writing("test") as writer:
         writer.replace_tracks("gtzan", tracks_table("gtzan", ids, [i[6:].split(".")[0]
                                                                    for i in ids]))
-    summary = import_features(store, [GTZAN_CSV], "gtzan-librosa", "gtzan")
+    summary = import_features(store, [table_path], "gtzan-librosa", "gtzan")
     assert (summary.written, summary.unmatched, summary.skipped_columns) == (1000, 0, ["label"])
     selection = resolve(store, store.connect(), "gtzan-librosa", "gtzan")
     assert selection.dim == 58 and "gtzan-librosa.features.tempo" in selection.feature_names

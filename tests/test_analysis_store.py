@@ -84,6 +84,15 @@ def test_join_keeps_tracks_with_every_feature_and_reports_drops(store):
     assert table.genre.tolist() == ["rock", "rock", "rock", "jazz"]
 
 
+def test_rows_lacking_a_column_added_by_later_parts_are_dropped(store):
+    write(store, "grow", IDS[:2], {"a": np.ones((2, 2))})
+    write(store, "grow", IDS[2:4], {"a": np.ones((2, 2)), "b": np.zeros((2, 3))})
+    table = load_training_table(store, "lib", ["grow", "tags"])
+    assert table.track_ids.tolist() == ["lib:t2", "lib:t3"] and table.X.shape == (2, 8)
+    assert table.dropped["missing grow"] == 4 and table.dropped["kept"] == 2
+    assert len(load_training_table(store, "lib", ["grow:a"]).track_ids) == 4
+
+
 def test_unlabelled_tracks_kept_when_labels_are_not_needed(store):
     table = load_training_table(store, "lib", ["tags"], require_label=False)
     assert len(table.track_ids) == 6 and table.genre[-1] is None
