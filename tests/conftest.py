@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import soundfile as sf
 
 from mfs.libraries.fingerprint import fingerprint
-from mfs.store import Store
+from mfs.store import Store, schema
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -118,3 +120,16 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "store")
+
+
+def feature_rows(track_ids: list[str]) -> pa.Table:
+    """A minimal valid feature batch (extractor `toy`, config `c0`) for the given tracks."""
+    n = len(track_ids)
+    table = pa.Table.from_pydict({
+        "track_id": track_ids, "extractor": ["toy"] * n, "config_hash": ["c0"] * n,
+        "config": ["{}"] * n, "n_windows": [1] * n, "seconds": [1.0] * n,
+        "model_hash": ["none"] * n, "versions": ["{}"] * n,
+        "created_at": [datetime.now(UTC)] * n, "run_id": ["r"] * n,
+    }, schema=schema.FEATURE_KEY_AND_PROVENANCE)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array([0.5] * (2 * n), pa.float32()), 2)
+    return table.append_column(pa.field("emb_mean", schema.embedding_type(2)), vectors)

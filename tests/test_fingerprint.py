@@ -13,11 +13,10 @@ import mutagen.apev2
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import content_id, rows, scan, tone, tracks
+from conftest import content_id, feature_rows, rows, scan, tone, tracks
 from mutagen.flac import FLAC, Picture
 from mutagen.id3 import APIC, ID3, TALB, TCON, TIT2, TPE1
 from mutagen.mp4 import MP4, MP4Cover
-from test_rescan import feature_rows
 
 from mfs.libraries.fingerprint import fingerprint
 from mfs.store import Store

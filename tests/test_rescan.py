@@ -4,15 +4,13 @@ vanished ones are kept as missing with their features."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
-from conftest import content_id, rows, scan, tracks, write_audio
+from conftest import content_id, feature_rows, rows, scan, tracks, write_audio
 
 import mfs.libraries.scan
-from mfs.store import Store, schema
+from mfs.store import Store
 
 
 def same_size_garbage(path: Path) -> None:
@@ -81,18 +79,6 @@ def test_changed_file_in_a_folder_library_gets_the_new_content_id(tmp_path: Path
     assert found[content_id("mine", path)]["duration_s"] == pytest.approx(0.7, abs=1e-3)
     assert found[content_id("mine", path)]["path"] == "song.wav"
     assert old_id != content_id("mine", path)
-
-
-def feature_rows(track_ids: list[str]) -> pa.Table:
-    n = len(track_ids)
-    table = pa.Table.from_pydict({
-        "track_id": track_ids, "extractor": ["toy"] * n, "config_hash": ["c0"] * n,
-        "config": ["{}"] * n, "n_windows": [1] * n, "seconds": [1.0] * n,
-        "model_hash": ["none"] * n, "versions": ["{}"] * n,
-        "created_at": [datetime.now(UTC)] * n, "run_id": ["r"] * n,
-    }, schema=schema.FEATURE_KEY_AND_PROVENANCE)
-    vectors = pa.FixedSizeListArray.from_arrays(pa.array([0.5] * (2 * n), pa.float32()), 2)
-    return table.append_column(pa.field("emb_mean", schema.embedding_type(2)), vectors)
 
 
 @pytest.mark.parametrize("kind", ["gtzan", "folder"])
