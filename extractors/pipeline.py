@@ -8,7 +8,8 @@ and an hour-long track is never held whole. Windows of several tracks share a ba
 short clips keep the model busy, and each track's outputs are pooled batch by batch
 (`TrackPool`) into the fixed-size vectors of its feature row. Whole-track extractors
 (`Windowing(seconds=None)`) need the whole signal at once, so they get each track decoded
-whole, as one window.
+whole, as one window. glibc is told to keep freed memory (`keep_freed_memory`), since
+re-faulting a CPU model's large activations every batch costs as much as the model.
 """
 
 from __future__ import annotations
@@ -241,7 +242,7 @@ def keep_freed_memory() -> None:
     A model on the CPU allocates its big activations afresh every batch (musicnn at batch
     16: ~150 MB per front-end conv output). glibc serves blocks over 32 MB with mmap and
     unmaps them when freed, so every batch the kernel faults in and zeroes those pages
-    again: measured, over 40 % of musicnn's CPU time (bench/RESULTS.md). Served from a
+    again: measured, about half of musicnn's CPU time (bench/RESULTS.md). Served from a
     heap that is never trimmed, the pages are reused. The cost: the process keeps its peak
     heap until it exits, which a batch job does anyway. Process-wide; a no-op off glibc.
     """
