@@ -124,8 +124,18 @@ class _FrontEndBlock(nn.Module):
         self.bn = nn.BatchNorm2d(filters, eps=BN_EPS)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        padded = F.pad(mel, (0, 0, *self.time_pad))
-        return self.bn(F.relu(self.conv(padded))).amax(dim=3)
+        """Same result as `bn(relu(conv)).amax(freq)`, but pooled first: at inference batch
+        norm is a per-channel affine map and ReLU is monotone, so the max over frequency of
+        the normalised map is the max (min, where the scale is negative) of the raw conv,
+        then ReLU and the affine map on a tensor ~60x smaller."""
+        conv = self.conv(F.pad(mel, (0, 0, *self.time_pad)))
+        scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+        if bool((scale >= 0).all()):
+            extreme = conv.amax(dim=3)
+        else:
+            extreme = torch.where((scale >= 0)[:, None], conv.amax(dim=3), conv.amin(dim=3))
+        shift = self.bn.bias - self.bn.running_mean * scale
+        return F.relu(extreme) * scale[:, None] + shift[:, None]
 
 
 def _timbral(filters: int, mel_bands: int) -> _FrontEndBlock:
