@@ -15,9 +15,9 @@ from mfs.analysis.leaderboard import append_results
 from mfs.analysis.models import MODELS, model_params
 from mfs.analysis.predictors import Predictor, Recipe
 from mfs.analysis.results import BenchmarkConfig, BenchmarkResult, score_folds
-from mfs.analysis.selection import split_specs
+from mfs.analysis.selection import check_distinct_columns, split_specs
 from mfs.analysis.splits import make_folds, resolve_split
-from mfs.analysis.training_table import TrainingTable, load_training_table
+from mfs.analysis.training_table import Block, TrainingTable, load_training_table
 from mfs.analysis.zero_shot import ZERO_SHOT, evaluate_zero_shot
 from mfs.store import Store
 
@@ -43,7 +43,7 @@ def run_benchmarks(store: Store, configs: list[BenchmarkConfig],
     if len(libraries) != 1:
         raise ValueError(f"benchmarks compare one library at a time, got {sorted(libraries)}")
     specs = list(dict.fromkeys(spec for c in configs for spec in c.features))
-    table = load_training_table(store, libraries.pop(), specs)
+    table = load_training_table(store, libraries.pop(), specs, distinct_columns=False)
     if len(table.track_ids) == 0:
         raise ValueError(f"no labelled tracks of {table.library!r} have all of "
                          f"{', '.join(specs)} ({table.dropped})")
@@ -87,6 +87,7 @@ def evaluate(table: TrainingTable, config: BenchmarkConfig) -> BenchmarkResult:
     split = resolve_split(config.split, table.split)
     folds = make_folds(split, y, table.split, table.artist, config.seed, config.folds)
     blocks = [table.block(spec) for spec in config.features]
+    check_distinct_columns([block.selection for block in blocks])
     recipe = Recipe(config.model, config.ensemble, config.prune, config.pca, config.seed)
     truths, predictions, shares, used = [], [], [], []
     for fold in folds:
@@ -108,7 +109,7 @@ def evaluate(table: TrainingTable, config: BenchmarkConfig) -> BenchmarkResult:
         dropped=table.dropped, duration_s=time.perf_counter() - started,
         model_params=model_params(config.model, config.seed),
         importance=dict(list(importance.items())[:TOP_FEATURES]),
-        importance_by_selection=_by_selection(importance, table),
+        importance_by_selection=_by_selection(importance, table, blocks),
     )
 
 
@@ -121,9 +122,10 @@ def _mean_shares(per_fold: list[dict[str, float]]) -> dict[str, float]:
     return dict(sorted(total.items(), key=lambda item: -item[1]))
 
 
-def _by_selection(importance: dict[str, float], table: TrainingTable) -> dict[str, float]:
+def _by_selection(importance: dict[str, float], table: TrainingTable,
+                  blocks: list[Block]) -> dict[str, float]:
     """Importance summed per selection spec; PCA components count as `pca components`."""
-    owner = {name: block.selection.spec for block in table.blocks
+    owner = {name: block.selection.spec for block in blocks
              for name in table.feature_names[block.start:block.stop]}
     sums: dict[str, float] = {}
     for name, share in importance.items():

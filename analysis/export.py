@@ -21,7 +21,6 @@ from mfs.store import Store
 from mfs.store.atomic import write_bytes_atomic, write_parquet_atomic
 
 FORMATS = (".parquet", ".csv", ".npz")
-LABEL_COLUMNS = ("track_id", "genre", "split", "artist")
 
 
 @dataclass

@@ -6,22 +6,14 @@ writer outside `extractors/` produces exactly the rows an extractor would.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 
-from mfs.analysis.selection import FEATURE_NAMES_KEY
-from mfs.store.provenance import library_versions
-from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, embedding_type
-
-
-def config_hash(extractor: str, config: dict) -> str:
-    """sha256(extractor name + config JSON)[:12], the store's rule for config identity."""
-    payload = json.dumps({"extractor": extractor, **config}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+from mfs.store.provenance import config_hash, library_versions
+from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, FEATURE_NAMES_KEY, embedding_type
 
 
 def feature_table(extractor: str, config: dict, track_ids: list[str],

@@ -24,9 +24,9 @@ import numpy as np
 import pyarrow as pa
 
 from mfs.analysis.feature_files import Imported, read_features
-from mfs.analysis.feature_rows import config_hash, feature_table
+from mfs.analysis.feature_rows import feature_table
 from mfs.store import Store
-from mfs.store.provenance import library_versions
+from mfs.store.provenance import config_hash, library_versions
 from mfs.store.store import StoreWriter, check_name
 from mfs.store.views import view_name
 
@@ -88,7 +88,7 @@ def import_features(store: Store, files: list[Path], name: str, library: str,
 def _write_file(writer: StoreWriter, item: Imported, config: dict, summary: ImportSummary,
                 matcher: TrackMatcher, stored: set[tuple[str, str]], run_id: str) -> None:
     """Append one file's matched, not yet stored rows in parts of ROWS_PER_PART."""
-    digest = sha256_file(item.path)
+    digest = _sha256_file(item.path)
     rows, track_ids = [], []
     for row, raw in enumerate(item.ids):
         track_id = matcher.match(raw)
@@ -136,7 +136,7 @@ class TrackMatcher:
         return None
 
 
-def sha256_file(path: Path) -> str:
+def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):

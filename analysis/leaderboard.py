@@ -12,7 +12,6 @@ import sys
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -20,56 +19,8 @@ import pyarrow as pa
 from mfs.analysis.results import BenchmarkResult
 from mfs.analysis.sqlfiles import sql_text
 from mfs.store import Store
-from mfs.store.atomic import write_parquet_atomic
 from mfs.store.provenance import library_versions
-from mfs.store.store import new_part_name
-
-LEADERBOARD = pa.schema([
-    ("run_id", pa.string()),
-    ("created_at", pa.timestamp("us", tz="UTC")),
-    ("library", pa.string()),
-    ("feature_set", pa.string()),
-    ("features", pa.list_(pa.string())),
-    ("selections", pa.string()),
-    ("ensemble", pa.string()),
-    ("model", pa.string()),
-    ("model_params", pa.string()),
-    ("prune", pa.float64()),
-    ("pca", pa.float64()),
-    ("split", pa.string()),
-    ("folds", pa.int32()),
-    ("seed", pa.int64()),
-    ("n_tracks", pa.int32()),
-    ("n_train", pa.int32()),
-    ("n_test", pa.int32()),
-    ("n_features_in", pa.int32()),
-    ("n_features_used", pa.int32()),
-    ("accuracy", pa.float64()),
-    ("accuracy_low", pa.float64()),
-    ("accuracy_high", pa.float64()),
-    ("balanced_accuracy", pa.float64()),
-    ("balanced_accuracy_low", pa.float64()),
-    ("balanced_accuracy_high", pa.float64()),
-    ("macro_f1", pa.float64()),
-    ("macro_f1_low", pa.float64()),
-    ("macro_f1_high", pa.float64()),
-    ("ci_method", pa.string()),
-    ("labels", pa.list_(pa.string())),
-    ("confusion", pa.list_(pa.list_(pa.int64()))),
-    ("per_genre", pa.string()),
-    ("fold_scores", pa.string()),
-    ("feature_importance", pa.string()),
-    ("importance_by_selection", pa.string()),
-    ("dropped", pa.string()),
-    ("config", pa.string()),
-    ("command", pa.string()),
-    ("versions", pa.string()),
-    ("duration_s", pa.float64()),
-])
-
-
-def leaderboard_dir(store: Store) -> Path:
-    return store.root / "leaderboard"
+from mfs.store.schema import LEADERBOARD
 
 
 def append_results(store: Store, results: list[BenchmarkResult]) -> str:
@@ -79,7 +30,7 @@ def append_results(store: Store, results: list[BenchmarkResult]) -> str:
     table = pa.Table.from_pylist(rows, schema=LEADERBOARD)
     libraries = sorted({r.config.library for r in results})
     with store.writing("benchmark") as writer:
-        write_parquet_atomic(table, leaderboard_dir(store) / new_part_name())
+        writer.append_leaderboard(table)
         writer.append_run({
             "run_id": run_id, "kind": "benchmark", "library": ",".join(libraries),
             "extractors": sorted({s["extractor"] for r in results for s in r.selections}),
@@ -92,12 +43,8 @@ def append_results(store: Store, results: list[BenchmarkResult]) -> str:
 
 def read_leaderboard(store: Store, library: str | None = None) -> pd.DataFrame:
     """Every stored row (optionally of one library), newest first."""
-    if not any(leaderboard_dir(store).glob("*.parquet")):
-        return LEADERBOARD.empty_table().to_pandas()
-    pattern = str(leaderboard_dir(store) / "*.parquet")
     con = store.connect()
-    return con.sql(sql_text("leaderboard"), params={"pattern": pattern,
-                                                    "library": library}).df()
+    return con.sql(sql_text("leaderboard"), params={"library": library}).df()
 
 
 def _row(result: BenchmarkResult, run_id: str, created_at: datetime) -> dict:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mfs.analysis.sqlfiles import ident, sql_text
-from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE
+from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, FEATURE_NAMES_KEY
 from mfs.store.store import check_name
 from mfs.store.views import view_name
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from mfs.store import Store
 
 # Parquet schema metadata key under which extractors store per-dimension names (SCHEMA.md).
-FEATURE_NAMES_KEY = b"mfs.feature_names"
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,11 @@ def resolve(store: Store, con: duckdb.DuckDBPyConnection, spec: str,
 
 def resolve_all(store: Store, con: duckdb.DuckDBPyConnection, specs: list[str],
                 library: str | None = None) -> list[Selection]:
-    selections = [resolve(store, con, spec, library) for spec in specs]
+    return [resolve(store, con, spec, library) for spec in specs]
+
+
+def check_distinct_columns(selections: list[Selection]) -> None:
+    """Refuse a feature set that would hold one stored column twice."""
     seen: set[tuple[str, str, str]] = set()
     for selection in selections:
         for column in selection.columns:
@@ -108,7 +111,6 @@ def resolve_all(store: Store, con: duckdb.DuckDBPyConnection, specs: list[str],
                 raise ValueError(f"feature column {selection.extractor}:{column.name} is "
                                  "selected twice; list each column once")
             seen.add(key)
-    return selections
 
 
 def stored_layout(store: Store, extractor: str, config_hash: str

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mfs.analysis.selection import Selection, resolve_all
+from mfs.analysis.selection import Selection, check_distinct_columns, resolve_all
 from mfs.analysis.sqlfiles import ident, sql_text
 from mfs.store import Store
 
@@ -56,11 +56,13 @@ class TrainingTable:
 
 
 def load_training_table(store: Store, library: str, specs: list[str],
-                        require_label: bool = True) -> TrainingTable:
+                        require_label: bool = True,
+                        distinct_columns: bool = True) -> TrainingTable:
     """The wide table of `specs` over `library`'s tracks that have all of them.
 
     Non-finite values are stored as NaN (counted in `dropped["non_finite_values"]`) so
-    that one imputation step handles every kind of missing value.
+    that one imputation step handles every kind of missing value. `distinct_columns=False`
+    lets specs overlap (benchmarks comparing `a:col` with `a` load both blocks).
     """
     if library not in store.libraries():
         known = ", ".join(store.libraries()) or "none yet"
@@ -69,6 +71,8 @@ def load_training_table(store: Store, library: str, specs: list[str],
         raise ValueError("no features selected; name at least one extractor")
     con = store.connect()
     selections = resolve_all(store, con, specs, library)
+    if distinct_columns:
+        check_distinct_columns(selections)
     tracks = _library_tracks(con, library, selections)
     keep, dropped = _keep(tracks, selections, require_label)
     keys = tracks.filter(pa.array(keep))

@@ -30,7 +30,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from mfs.extractors import spectral
-from mfs.extractors.cqt import CQTPlan, PlanTensors, cqt_magnitude, cqt_plan, halfband_kernel
+from mfs.extractors.cqt import CQTPlan, PlanTensors, cqt_octaves, cqt_plan, halfband_kernel
 from mfs.extractors.fma518 import CQT_OCTAVES, FEATURE_NAMES, N_CHROMA, Fma518
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -134,7 +134,7 @@ def timed(work: Callable[..., object], *args: object) -> float:
 
 def kernels(x: torch.Tensor, window: torch.Tensor, tensors: PlanTensors) -> None:
     spectral.stft_spectra(x, window, 512)
-    cqt_magnitude(x, tensors)
+    cqt_octaves(x, tensors, spectral.n_frames(x.shape[-1], 512))
 
 
 def report_work(clips: list[Clip], extractor: Fma518) -> None:
@@ -148,8 +148,8 @@ def report_work(clips: list[Clip], extractor: Fma518) -> None:
             xt = torch.from_numpy(x)[None]
             mag = spectral.stft_spectra(xt, window, 512)[0]
             bins = spectral.pitch_bins(rate, 2048)
-            tuning = spectral.estimate_tuning(spectral.find_peaks(mag, *bins), 1, bins, rate,
-                                              2048, squared=False)[0]
+            tuning = spectral.estimate_tuning(spectral.find_peaks(mag, *bins), bins, rate, 2048,
+                                              squared=False)[0]
             plan = cqt_plan(float(rate), 512, tuning, CQT_OCTAVES * N_CHROMA, N_CHROMA)
             tensors = PlanTensors(plan, xt.device, torch.float32)
             flops += kernel_flops(len(x), plan)

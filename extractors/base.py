@@ -9,14 +9,14 @@ once, in `mfs.extractors.pipeline`, never in a model module.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import torch
+
+from mfs.store.provenance import config_hash
 
 POOLING_STATS = ("mean", "std", "max", "min")
 
@@ -111,5 +111,4 @@ class Extractor(ABC):
     # --- identity ---------------------------------------------------------------------
     def config_hash(self) -> str:
         """Short stable hash of name + config: a new config is a new output, never an overwrite."""
-        payload = json.dumps({"extractor": self.name, **self.config.to_dict()}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+        return config_hash(self.name, self.config.to_dict())

@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from mfs.extractors.spectral import TUNING_EDGES, pad_reflect
+from mfs.extractors.spectral import LIFT, TUNING_EDGES, pad_reflect
 
 C1_HZ = 440.0 * 2.0 ** ((24 - 69) / 12.0)  # librosa.note_to_hz("C1")
 HANN_BANDWIDTH = 1.50018310546875  # librosa.filters.window_bandwidth("hann")
@@ -60,7 +60,7 @@ def halving_matrix(block: int = HALVING_BLOCK) -> np.ndarray:
     """The half-band filter and decimation as one (2 block + 2 half_width, block) matrix.
 
     Column m holds the taps that make output m of a block from that block's input span,
-    so halving a signal is one matrix product of its overlapping spans: torch's
+    so halving a signal is a matrix product of its overlapping spans: torch's
     single-channel strided conv1d is two orders of magnitude slower on the CPU.
     """
     kernel = halfband_kernel()
@@ -74,14 +74,28 @@ def halve_rate(y: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     """Low-pass and keep every second sample: (batch, n) -> (batch, ceil(n / 2)).
 
     Zero-phase and zero-padded, so output sample m sits at input sample 2m, as in soxr.
+    Each track is zero-padded to whole rows of 2 block samples, with rows to spare for
+    the span's reach, and all tracks' rows are stacked: a block's span is then a few
+    consecutive rows, and the product is a sum of `mm`s over row-shifted views, which
+    reads the signal in place where the overlapping spans would be a copy twice its size.
+    Rows whose span crosses into the next track are dropped.
     """
     span, block = matrix.shape
-    half = (span - 2 * block) // 2
+    width = 2 * block
+    half = (span - width) // 2
     n_out = (y.shape[-1] + 1) // 2
     n_blocks = -(-n_out // block)
-    padded = torch.nn.functional.pad(y, (half, 2 * block * n_blocks + half - y.shape[-1]))
-    out = torch.matmul(padded.unfold(-1, span, 2 * block), matrix)
-    return out.flatten(-2)[..., :n_out]
+    pieces = -(-span // width)
+    rows = n_blocks + pieces - 1
+    padded = torch.nn.functional.pad(y, (half, rows * width - half - y.shape[-1]))
+    padded = padded.reshape(-1, width)
+    used = len(padded) - pieces + 1
+    out = y.new_empty((len(y) * rows, block))
+    torch.mm(padded[:used], matrix[:width], out=out[:used])
+    for j in range(1, pieces):
+        taps = matrix[j * width : (j + 1) * width]
+        out[:used].addmm_(padded[j : used + j, : len(taps)], taps)
+    return out.view(len(y), rows * block)[:, :n_out]
 
 
 def cqt_frequencies(n_bins: int, fmin: float, bins_per_octave: int) -> np.ndarray:
@@ -151,7 +165,10 @@ def cqt_plan(sample_rate: float, hop_length: int, tuning_index: int, n_bins: int
 
     `tuning_index` indexes `TUNING_EDGES`. None when the top filter would reach past
     Nyquist: librosa refuses that rate (about 8.5 kHz and below for 7 octaves from C1).
+    Whole octaves only, so that every octave's kernel has the same shape (`cqt_octaves`).
     """
+    if n_bins % bins_per_octave:
+        raise ValueError(f"cqt: n_bins={n_bins} must be whole octaves of {bins_per_octave}")
     freqs = cqt_frequencies(n_bins, fmin * 2.0 ** (TUNING_EDGES[tuning_index] / bins_per_octave),
                             bins_per_octave)
     alpha = relative_bandwidth(freqs)
@@ -169,7 +186,7 @@ def cqt_plan(sample_rate: float, hop_length: int, tuning_index: int, n_bins: int
     octaves = []
     for i in range(n_octaves):
         top = n_bins - i * bins_per_octave
-        part = slice(max(top - bins_per_octave, 0), top)
+        part = slice(top - bins_per_octave, top)
         kernel, n_fft = _octave_kernel(freqs[part], alpha[part], rate / 2**i,
                                        norm[part] * 2.0**i)
         octaves.append(Octave(kernel, n_fft, hop // 2**i))
@@ -177,28 +194,35 @@ def cqt_plan(sample_rate: float, hop_length: int, tuning_index: int, n_bins: int
 
 
 class PlanTensors:
-    """A plan's kernels as tensors on one device, made once per (plan, device)."""
+    """A plan's kernels as tensors on one device, made once per (plan, device): the
+    octaves' kernels stacked (octaves, n_fft, 2 × bins) and scaled by `LIFT`, so that
+    re² + im² of quiet frames stays clear of float32 underflow, and the halving matrix."""
 
     def __init__(self, plan: CQTPlan, device: torch.device, dtype: torch.dtype) -> None:
         self.plan = plan
-        self.kernels = [torch.as_tensor(o.kernel, device=device, dtype=dtype)
-                        for o in plan.octaves]
+        self.kernels = torch.as_tensor(np.stack([o.kernel for o in plan.octaves]) * LIFT,
+                                       device=device, dtype=dtype)
         self.halving = torch.as_tensor(halving_matrix(), device=device, dtype=dtype)
 
 
-def cqt_magnitude(y: torch.Tensor, tensors: PlanTensors) -> torch.Tensor:
-    """|CQT| of waveforms (batch, samples) -> (batch, frames, n_bins), lowest bin first."""
+def cqt_octaves(y: torch.Tensor, tensors: PlanTensors, n_frames: int) -> torch.Tensor:
+    """|CQT| of waveforms (batch, samples) -> (octaves, batch, n_frames, bins per octave),
+    the top octave first.
+
+    Every octave has at least `n_frames` frames. The octaves' products land in one
+    tensor, so that all the magnitudes are one pass (per-octave calls cost more than the
+    arithmetic here).
+    """
     plan = tensors.plan
     for _ in range(plan.early_halvings):
         y = halve_rate(y, tensors.halving)
-    responses = []
-    for i, (octave, kernel) in enumerate(zip(plan.octaves, tensors.kernels, strict=True)):
+    n_octaves, n_fft, width = tensors.kernels.shape
+    squares = y.new_empty((n_octaves, len(y), n_frames, width))
+    for i, octave in enumerate(plan.octaves):
         if i > 0:
             y = halve_rate(y, tensors.halving)
-        frames = pad_reflect(y, octave.n_fft // 2).unfold(-1, octave.n_fft, octave.hop_length)
-        out = torch.matmul(frames, kernel)
-        n_filters = kernel.shape[1] // 2
-        responses.append(torch.hypot(out[..., :n_filters], out[..., n_filters:]))
-    n_frames = min(r.shape[1] for r in responses)
-    stacked = torch.cat([r[:, :n_frames] for r in reversed(responses)], dim=-1)
-    return stacked[..., -plan.n_bins :]
+        frames = pad_reflect(y, n_fft // 2).unfold(-1, n_fft, octave.hop_length)
+        torch.matmul(frames[:, :n_frames], tensors.kernels[i], out=squares[i])
+    squares.square_()
+    return torch.add(squares[..., : width // 2], squares[..., width // 2 :]).sqrt_().mul_(
+        1.0 / LIFT)

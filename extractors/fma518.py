@@ -33,7 +33,7 @@ import torch
 
 from mfs.extractors import spectral
 from mfs.extractors.base import Extractor, ExtractorConfig, OutputSpec, Windowing
-from mfs.extractors.cqt import PlanTensors, cqt_magnitude, cqt_plan
+from mfs.extractors.cqt import PlanTensors, cqt_octaves, cqt_plan
 
 # features.py's families and sizes, in the order it computes them.
 FAMILIES: tuple[tuple[str, int], ...] = (
@@ -45,18 +45,25 @@ STATISTICS: tuple[str, ...] = ("mean", "std", "skew", "kurtosis", "median", "min
 N_CHROMA = 12
 CQT_OCTAVES = 7
 CENS_SMOOTHING = 41  # librosa chroma_cens win_len_smooth
+CENS_STEPS = torch.tensor([0.05, 0.1, 0.2, 0.4])  # librosa chroma_cens quantisation steps
 N_MELS = 128
 N_MFCC = 20
 FEATURES_PY_RATE = 22050  # librosa's default sr, which features.py leaves in place (above)
+N_FRAME_FEATURES = sum(size for _, size in FAMILIES)
 
 
-def _columns() -> tuple[tuple[str, ...], torch.Tensor]:
+def _columns() -> tuple[tuple[str, ...], np.ndarray]:
     """features.csv's sorted "feature/statistic/number" names, and for each its position in
-    our (family, statistic, dim) layout."""
-    ours = [(name, stat, f"{i + 1:02d}")
-            for name, size in FAMILIES for stat in STATISTICS for i in range(size)]
-    order = sorted(range(len(ours)), key=ours.__getitem__)
-    return tuple("/".join(ours[i]) for i in order), torch.as_tensor(order)
+    the flattened (statistic, frame feature) layout of `summarise`."""
+    names, positions, first = [], [], 0
+    for name, size in FAMILIES:
+        for s, stat in enumerate(STATISTICS):
+            for i in range(size):
+                names.append((name, stat, f"{i + 1:02d}"))
+                positions.append(s * N_FRAME_FEATURES + first + i)
+        first += size
+    order = sorted(range(len(names)), key=names.__getitem__)
+    return tuple("/".join(names[i]) for i in order), np.asarray(positions)[order]
 
 
 FEATURE_NAMES, _COLUMN_ORDER = _columns()
@@ -83,10 +90,8 @@ class Constants:
             return torch.as_tensor(array, dtype=dtype, device=device)
 
         freqs = spectral.fft_frequencies(FEATURES_PY_RATE, n_fft)
-        wide = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
         self.window = torch.hann_window(n_fft, periodic=True, device=device)
         self.freqs = tensor(freqs)
-        self.moments = tensor(np.stack([np.ones_like(freqs), freqs, freqs**2], 1), wide)
         self.contrast_bands = spectral.contrast_bands(float(FEATURES_PY_RATE), n_fft)
         mel = spectral.mel_filterbank(float(sample_rate), n_fft, N_MELS)
         self.mel_blocks = [(a, b, tensor(w)) for a, b, w in spectral.mel_blocks(mel)]
@@ -128,56 +133,84 @@ class Fma518(Extractor):
                              f"got shape {tuple(windows.shape)}")
         frames = self.frame_features(windows.float(), sample_rate)
         stats = summarise(torch.cat(list(frames.values()), dim=-1))  # (B, 7, 74)
-        per_family = stats.split([size for _, size in FAMILIES], dim=-1)
-        ours = torch.cat([part.flatten(1) for part in per_family], dim=1)
-        return {"features": ours[:, _COLUMN_ORDER.to(ours.device)].float()}
+        features = stats.reshape(len(stats), -1)[:, _COLUMN_ORDER].astype(np.float32)
+        return {"features": torch.from_numpy(features).to(windows.device)}
 
     def frame_features(self, x: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
-        """Every family's per-frame values (batch, frames, dims), in `FAMILIES` order."""
+        """Every family's per-frame values (batch, frames, dims), in `FAMILIES` order.
+
+        The STFT families are computed chunk by chunk of frames, while each chunk's spectra
+        are in the cache (`spectral.stft_chunks`); only |X|² is kept, for chroma_stft,
+        whose tuning is estimated from every frame's peaks.
+        """
         const = self._constants_for(sample_rate, x.device)
-        n_fft = self.config.n_fft
-        mag, power = spectral.stft_spectra(x, const.window, self.config.hop_length)
-        cqt_tuning, chroma_tuning = self._tunings(mag, sample_rate)
-        out = {"chroma_stft": self._chroma_stft(power, chroma_tuning)}
+        n_fft, hop_length = self.config.n_fft, self.config.hop_length
+        peak_bins = self._pitch_bins(sample_rate)
+        chunks = [self._spectrum_chunk(mag, power, const, peak_bins)
+                  for mag, power in spectral.stft_chunks(x, const.window, hop_length)]
+        powers = [chunk.pop("power") for chunk in chunks]
+        cqt_tuning, chroma_tuning = self._tunings(
+            spectral.Peaks.concatenate([chunk.pop("peaks") for chunk in chunks]), sample_rate)
+        out = {name: torch.cat([chunk[name] for chunk in chunks], dim=1) for name in chunks[0]}
+        out["mfcc"] = spectral.mfcc(out.pop("mel"), const.dct)
+        out["spectral_contrast"] = spectral.spectral_contrast(out.pop("contrast_peaks"),
+                                                              out.pop("contrast_valleys"))
+        filters = self._chroma_filters(chroma_tuning, x.device)
+        out["chroma_stft"] = torch.cat([spectral.chroma_stft(power, filters)
+                                        for power in powers], dim=1)
         out.update(self._cqt_families(x, const, sample_rate, cqt_tuning))
-        out["mfcc"] = spectral.mfcc(power, const.mel_blocks, const.dct)
-        out["rmse"] = spectral.rmse(power)
-        out["zcr"] = spectral.zero_crossing_rate(x, n_fft, self.config.hop_length)
-        out["spectral_centroid"], out["spectral_bandwidth"] = spectral.centroid_bandwidth(
-            mag, const.moments)
-        out["spectral_contrast"] = spectral.spectral_contrast(mag, const.contrast_bands)
-        out["spectral_rolloff"] = spectral.rolloff(mag, const.freqs)
+        out["zcr"] = spectral.zero_crossing_rate(x, n_fft, hop_length)
         return {name: out[name] for name, _ in FAMILIES}
 
     # --- families ----------------------------------------------------------------------
-    def _tunings(self, mag: torch.Tensor, sample_rate: int) -> tuple[list[int], list[int]]:
+    @staticmethod
+    def _spectrum_chunk(mag: torch.Tensor, power: torch.Tensor, const: Constants,
+                        peak_bins: tuple[int, int]) -> dict:
+        """What the STFT families need from one chunk of spectra: their frame values, or
+        the per-frame parts of those (mel power, contrast extremes) whose dB floor is per
+        track, the tuning peaks, and |X|² itself."""
+        centroid, bandwidth = spectral.centroid_bandwidth(mag, const.freqs)
+        peaks, valleys = spectral.band_extremes(mag, const.contrast_bands)
+        return {"power": power, "peaks": spectral.find_peaks(mag, *peak_bins),
+                "mel": spectral.mel_power(power, const.mel_blocks), "rmse": spectral.rmse(power),
+                "spectral_centroid": centroid, "spectral_bandwidth": bandwidth,
+                "spectral_rolloff": spectral.rolloff(mag, const.freqs),
+                "contrast_peaks": peaks, "contrast_valleys": valleys}
+
+    def _pitch_bins(self, sample_rate: int) -> tuple[int, int]:
+        """The bins of both tuning estimates' peaks (`_tunings`)."""
+        cqt_bins = spectral.pitch_bins(sample_rate, self.config.n_fft)
+        stft_bins = spectral.pitch_bins(FEATURES_PY_RATE, self.config.n_fft)
+        return min(cqt_bins[0], stft_bins[0]), max(cqt_bins[1], stft_bins[1])
+
+    def _tunings(self, peaks: spectral.Peaks, sample_rate: int) -> tuple[list[int], list[int]]:
         """The two tuning estimates features.py makes, per track.
 
         cqt(tuning=None) estimates on |X| at the file's rate; chroma_stft estimates on |X|²
-        at librosa's default rate. Both use peaks found once over both bin ranges.
+        at librosa's default rate. Both use the peaks found once over both bin ranges.
         """
         n_fft = self.config.n_fft
-        cqt_bins = spectral.pitch_bins(sample_rate, n_fft)
-        stft_bins = spectral.pitch_bins(FEATURES_PY_RATE, n_fft)
-        peaks = spectral.find_peaks(mag, min(cqt_bins[0], stft_bins[0]),
-                                    max(cqt_bins[1], stft_bins[1]))
-        n_tracks = mag.shape[0]
-        return (spectral.estimate_tuning(peaks, n_tracks, cqt_bins, sample_rate, n_fft,
-                                         squared=False, bins_per_octave=N_CHROMA),
-                spectral.estimate_tuning(peaks, n_tracks, stft_bins, FEATURES_PY_RATE, n_fft,
-                                         squared=True, bins_per_octave=N_CHROMA))
+        return (spectral.estimate_tuning(peaks, spectral.pitch_bins(sample_rate, n_fft),
+                                         sample_rate, n_fft, squared=False,
+                                         bins_per_octave=N_CHROMA),
+                spectral.estimate_tuning(peaks, spectral.pitch_bins(FEATURES_PY_RATE, n_fft),
+                                         FEATURES_PY_RATE, n_fft, squared=True,
+                                         bins_per_octave=N_CHROMA))
 
-    def _chroma_stft(self, power: torch.Tensor, tunings: list[int]) -> torch.Tensor:
-        """chroma_stft(S=|X|²) at librosa's default rate, with its own tuning per track."""
+    def _chroma_filters(self, tunings: list[int], device: torch.device) -> torch.Tensor:
+        """chroma_stft's filters at librosa's default rate: (bins, 12) when every track has
+        the same tuning, else (batch, bins, 12)."""
         filters = []
-        for tuning in tunings:
-            key = (tuning, str(power.device))
+        for tuning in dict.fromkeys(tunings):
+            key = (tuning, str(device))
             if key not in self._chroma:
                 bank = spectral.chroma_filterbank(float(FEATURES_PY_RATE), self.config.n_fft,
                                                   tuning, N_CHROMA)
-                self._chroma[key] = torch.as_tensor(bank.T.copy(), device=power.device)
+                self._chroma[key] = torch.as_tensor(bank.T.copy(), device=device)
             filters.append(self._chroma[key])
-        return spectral.chroma_stft(power, torch.stack(filters))
+        if len(filters) == 1:
+            return filters[0]
+        return torch.stack([self._chroma[(tuning, str(device))] for tuning in tunings])
 
     def _cqt_families(self, x: torch.Tensor, const: Constants, sample_rate: int,
                       tunings: list[int]) -> dict[str, torch.Tensor]:
@@ -187,21 +220,22 @@ class Fma518(Extractor):
         under Nyquist gets NaN.
         """
         n_frames = spectral.n_frames(x.shape[1], self.config.hop_length)
-        cqt = x.new_zeros((x.shape[0], n_frames, CQT_OCTAVES * N_CHROMA))
+        chroma = x.new_zeros((x.shape[0], n_frames, N_CHROMA))
         missing = []
         for tuning in sorted(set(tunings)):
             rows = [i for i, t in enumerate(tunings) if t == tuning]
             plan = self._plan(sample_rate, tuning, x.device)
             if plan is None:
                 missing += rows
-            else:
-                cqt[rows] = cqt_magnitude(x[rows], plan)[:, :n_frames]
-        chroma = cqt.unflatten(-1, (CQT_OCTAVES, N_CHROMA)).sum(-2)  # cq_to_chroma from C1
+            else:  # cq_to_chroma from C1: each pitch class summed over the octaves
+                tracks = x[rows] if len(rows) < len(x) else x
+                chroma[rows] = cqt_octaves(tracks, plan, n_frames).sum(0)
         cens = chroma_cens(chroma, const.cens_window)
         out = {"chroma_cqt": spectral.normalize(chroma, float("inf")),
                "chroma_cens": cens, "tonnetz": tonnetz(cens, const.tonnetz)}
-        for value in out.values():
-            value[missing] = float("nan")
+        if missing:
+            for value in out.values():
+                value[missing] = float("nan")
         return out
 
     def _plan(self, sample_rate: int, tuning: int, device: torch.device) -> PlanTensors | None:
@@ -239,15 +273,18 @@ def _tonnetz_basis() -> np.ndarray:
 def chroma_cens(chroma: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     """CENS: L1 chroma quantised at 0.05/0.1/0.2/0.4, smoothed over time, L2-normalised.
 
-    The smoothing is a zero-padded convolution with `window` (`_cens_window`), written as
-    a product of the padded frames' sliding windows: conv1d costs more to set up here.
+    The quantised value is a quarter of the number of steps below the chroma value, which
+    `bucketize` counts in one op. The smoothing is a zero-padded convolution with `window`
+    (`_cens_window`): a product of sliding windows along each pitch class's contiguous
+    frames (conv1d costs more to set up here, and windows across frames of (frames, 12)
+    rows are a strided copy twice as slow).
     """
     chroma = spectral.normalize(chroma, 1.0)
-    quantised = sum((chroma > step).to(chroma.dtype) for step in (0.4, 0.2, 0.1, 0.05)) * 0.25
+    quantised = torch.bucketize(chroma, CENS_STEPS.to(chroma.device)).to(chroma.dtype) * 0.25
     half = window.shape[0] // 2
-    padded = torch.nn.functional.pad(quantised, (0, 0, half, half))
-    smoothed = torch.matmul(padded.unfold(1, window.shape[0], 1), window.flip(0))
-    return spectral.normalize(smoothed, 2.0)
+    padded = torch.nn.functional.pad(quantised.transpose(1, 2), (half, half))
+    smoothed = torch.matmul(padded.unfold(-1, window.shape[0], 1), window.flip(0))
+    return spectral.normalize(smoothed.transpose(1, 2), 2.0)
 
 
 def tonnetz(chroma: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
@@ -255,23 +292,27 @@ def tonnetz(chroma: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     return torch.matmul(spectral.normalize(chroma, 1.0), basis)
 
 
-def summarise(frames: torch.Tensor) -> torch.Tensor:
+def summarise(frames: torch.Tensor) -> np.ndarray:
     """features.py's 7 statistics over time: (batch, frames, dims) -> (batch, 7, dims).
 
-    Moments in float64 (float32 on MPS, which has no float64): scipy's biased skew and
-    Fisher kurtosis, 0 and -3 for a constant feature (scipy 0.19); numpy's median.
+    In numpy on the CPU, float64 (MPS has none): one sort per feature gives median, min and
+    max (torch's CPU sort and kthvalue cost several times more), and it puts NaN last,
+    where one look finds it. scipy's biased skew and Fisher kurtosis, 0 and -3 for a
+    constant feature (scipy 0.19); numpy's median.
     """
-    dtype = torch.float32 if frames.device.type == "mps" else torch.float64
-    x = frames.transpose(1, 2).to(dtype)  # (B, dims, frames)
-    mean = x.mean(-1)
-    dev = x - mean[..., None]
-    m2 = dev.pow(2).mean(-1)
-    m3 = dev.pow(3).mean(-1)
-    m4 = dev.pow(4).mean(-1)
-    flat = m2.sqrt() <= torch.finfo(frames.dtype).eps * mean.abs()
-    safe = torch.where(flat, torch.ones_like(m2), m2)
-    skew = torch.where(flat, torch.zeros_like(m2), m3 / safe.pow(1.5))
-    kurtosis = torch.where(flat, torch.full_like(m2, -3.0), m4 / safe.pow(2) - 3.0)
-    stats = torch.stack([mean, m2.sqrt(), skew, kurtosis, spectral.median(x), x.amin(-1),
-                         x.amax(-1)], dim=1)
-    return torch.where(x.isnan().any(-1)[:, None], torch.nan, stats)
+    ordered = np.sort(frames.transpose(1, 2).cpu().numpy(), axis=-1).astype(np.float64)
+    n = ordered.shape[-1]
+    mean = ordered.mean(-1)
+    dev = ordered - mean[..., None]
+    dev2 = dev * dev
+    m2 = dev2.mean(-1)
+    m3 = (dev2 * dev).mean(-1)
+    m4 = (dev2 * dev2).mean(-1)
+    flat = np.sqrt(m2) <= np.finfo(np.float32).eps * np.abs(mean)
+    safe = np.where(flat, 1.0, m2)
+    skew = np.where(flat, 0.0, m3 / safe**1.5)
+    kurtosis = np.where(flat, -3.0, m4 / safe**2 - 3.0)
+    median = (ordered[..., (n - 1) // 2] + ordered[..., n // 2]) / 2
+    stats = np.stack([mean, np.sqrt(m2), skew, kurtosis, median, ordered[..., 0],
+                      ordered[..., -1]], axis=1)
+    return np.where(np.isnan(ordered[..., -1])[:, None], np.nan, stats)

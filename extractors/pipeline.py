@@ -35,9 +35,7 @@ from mfs.extractors.base import Extractor
 from mfs.extractors.pooling import TrackPool, stored_columns
 from mfs.extractors.windowing import WindowStream, window_samples
 from mfs.store.provenance import library_versions
-from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, embedding_type
-
-FEATURE_NAMES_KEY = b"mfs.feature_names"
+from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, FEATURE_NAMES_KEY, embedding_type
 
 
 @dataclass(frozen=True)

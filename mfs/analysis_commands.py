@@ -9,15 +9,10 @@ from typing import Annotated
 
 import typer
 
+from mfs.cli_options import FormatOption, StoreOption, one_line_errors
 from mfs.console import console, print_rows
 from mfs.store import Store
 
-StoreOption = Annotated[
-    Path | None,
-    typer.Option("--store", help="Store root (default: $MFS_STORE or data/store).",
-                 show_default=False),
-]
-FormatOption = Annotated[str, typer.Option("--format", "-f", help="table, csv or json")]
 SeedOption = Annotated[int, typer.Option(help="Seed for folds, models and bootstrap.")]
 FoldsOption = Annotated[int, typer.Option(help="Folds for --split kfold/artist.")]
 SplitOption = Annotated[str, typer.Option(
@@ -26,8 +21,6 @@ SplitOption = Annotated[str, typer.Option(
 
 def register(app: typer.Typer) -> None:
     """Add the analysis commands to `app`, each turning user errors into one line."""
-    from mfs.cli import one_line_errors
-
     for name, command in (("stats", stats_command), ("export", export_command),
                           ("import-features", import_command), ("bench", bench_command),
                           ("leaderboard", leaderboard_command), ("report", report_command)):

@@ -5,49 +5,20 @@ Every failure is one line on stderr naming what is at fault, with a non-zero exi
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mfs.analysis_commands import register as register_analysis_commands
-from mfs.console import console, counting_progress, errors, print_rows
+from mfs.cli_options import StoreOption, one_line_errors
+from mfs.console import console, counting_progress, print_rows
 from mfs.store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Music feature store: scan libraries, extract features, query with SQL.")
-
-StoreOption = Annotated[
-    Path | None,
-    typer.Option("--store", help="Store root (default: $MFS_STORE or data/store).",
-                 show_default=False),
-]
-FormatOption = Annotated[str, typer.Option("--format", "-f", help="table, csv or json")]
-
-
-def one_line_errors(command: Callable) -> Callable:
-    """Turn expected failures into `error: …` on stderr and exit code 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True,
-                         soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def open_store(path: Path | None) -> Store:
-    return Store(path)
 
 
 @app.command("scan")
@@ -63,10 +34,8 @@ def scan_command(
     """Scan a library into the store's tracks table (incremental)."""
     from mfs.flows.scan import run_scan
 
-    # A spinner only on a terminal: piped stderr should hold nothing but errors.
-    spinner = counting_progress(f"scanning {name}") if errors.is_terminal else nullcontext()
-    with spinner as tick:
-        summary = run_scan(open_store(store), name, kind, path, metadata, split_dir, tick)
+    with counting_progress(f"scanning {name}") as tick:
+        summary = run_scan(Store(store), name, kind, path, metadata, split_dir, tick)
     console.print(
         f"scanned [bold]{name}[/bold]: {summary['tracks']} tracks "
         f"({summary['new']} new, {summary['changed']} changed, {summary['unchanged']} unchanged, "
@@ -84,7 +53,7 @@ def status_command(
     """Tracks per library and status, coverage per extractor, recent failures."""
     from mfs.store.status import store_status
 
-    status = store_status(open_store(store))
+    status = store_status(Store(store))
     if as_json:
         print(json.dumps(status, default=str, indent=1))
         return
@@ -110,7 +79,7 @@ def sql_command(
     """Run SQL on the store's DuckDB views."""
     import duckdb
 
-    con = open_store(store).connect()
+    con = Store(store).connect()
     try:
         result = con.execute(query)
     except duckdb.Error as error:
@@ -160,7 +129,7 @@ def extract_command(
     from mfs.flows.extract import extract_library
 
     result = extract_library(name, split_names(extractor), batch_size, device,
-                             str(open_store(store).root), rescan, show_progress=True)
+                             str(Store(store).root), rescan, show_progress=True)
     print_extract_summary(result)
 
 
@@ -176,7 +145,7 @@ def backfill_command(
     """Run one extractor over every known track (Prefect flow backfill-model)."""
     from mfs.flows.extract import backfill_model
 
-    result = backfill_model(extractor, library, batch_size, device, str(open_store(store).root),
+    result = backfill_model(extractor, library, batch_size, device, str(Store(store).root),
                             show_progress=True)
     print_extract_summary(result)
 
@@ -197,11 +166,17 @@ def demo_command(
     folder: Annotated[Path, typer.Option(help="Where the demo library is written.")] = Path(
         "data/demo"),
 ) -> None:
-    """Build the synthetic demo library, scan it and show the store's status."""
+    """Build the synthetic demo library, scan it, extract features, benchmark them, and
+    print the leaderboard and where the HTML report is."""
+    from mfs.analysis_commands import bench_command, leaderboard_command, report_command
     from mfs.demo import run_demo
 
-    run_demo(open_store(store), folder)
+    run_demo(Store(store), folder)
     status_command(store=store, as_json=False)
+    bench_command("demo", features="fma518,musicnn-mtt,fma518+musicnn-mtt",
+                  model="logreg,xgboost", ensemble="both", store=store)
+    leaderboard_command(library="demo", store=store)
+    report_command("demo", out=folder.parent / "demo-report", store=store)
 
 
 register_analysis_commands(app)

@@ -56,7 +56,11 @@ def _jsonable(value: object) -> object:
 
 @contextmanager
 def counting_progress(label: str) -> Iterator:
-    """A spinner that counts items of unknown total (scans), on stderr."""
+    """A spinner that counts items of unknown total (scans), on stderr; on a terminal only,
+    so piped stderr holds nothing but errors. Yields the per-item callback, or None."""
+    if not errors.is_terminal:
+        yield None
+        return
     columns = [SpinnerColumn(), TextColumn("{task.description}"),
                TextColumn("{task.completed} files"), TimeElapsedColumn()]
     with Progress(*columns, console=errors, transient=True) as progress:

@@ -81,6 +81,54 @@ FEATURE_KEY_AND_PROVENANCE = pa.schema(
 )
 
 
+# One row per benchmark entry (analysis/leaderboard.py writes it; SCHEMA.md explains it).
+LEADERBOARD = pa.schema([
+    ("run_id", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+    ("library", pa.string()),
+    ("feature_set", pa.string()),
+    ("features", pa.list_(pa.string())),
+    ("selections", pa.string()),
+    ("ensemble", pa.string()),
+    ("model", pa.string()),
+    ("model_params", pa.string()),
+    ("prune", pa.float64()),
+    ("pca", pa.float64()),
+    ("split", pa.string()),
+    ("folds", pa.int32()),
+    ("seed", pa.int64()),
+    ("n_tracks", pa.int32()),
+    ("n_train", pa.int32()),
+    ("n_test", pa.int32()),
+    ("n_features_in", pa.int32()),
+    ("n_features_used", pa.int32()),
+    ("accuracy", pa.float64()),
+    ("accuracy_low", pa.float64()),
+    ("accuracy_high", pa.float64()),
+    ("balanced_accuracy", pa.float64()),
+    ("balanced_accuracy_low", pa.float64()),
+    ("balanced_accuracy_high", pa.float64()),
+    ("macro_f1", pa.float64()),
+    ("macro_f1_low", pa.float64()),
+    ("macro_f1_high", pa.float64()),
+    ("ci_method", pa.string()),
+    ("labels", pa.list_(pa.string())),
+    ("confusion", pa.list_(pa.list_(pa.int64()))),
+    ("per_genre", pa.string()),
+    ("fold_scores", pa.string()),
+    ("feature_importance", pa.string()),
+    ("importance_by_selection", pa.string()),
+    ("dropped", pa.string()),
+    ("config", pa.string()),
+    ("command", pa.string()),
+    ("versions", pa.string()),
+    ("duration_s", pa.float64()),
+])
+
+# Parquet schema-metadata key of a feature part: JSON {column: [name per dimension]}.
+FEATURE_NAMES_KEY = b"mfs.feature_names"
+
+
 def embedding_type(dim: int) -> pa.DataType:
     """Arrow type of one stored embedding: a fixed-size float32 list (DuckDB `FLOAT[dim]`)."""
     return pa.list_(pa.float32(), dim)

@@ -68,6 +68,10 @@ class Store:
     def runs_dir(self) -> Path:
         return self.root / "runs"
 
+    @property
+    def leaderboard_dir(self) -> Path:
+        return self.root / "leaderboard"
+
     def libraries(self) -> list[str]:
         return sorted(p.stem for p in self.tracks_dir.glob("*.parquet"))
 
@@ -137,6 +141,11 @@ class StoreWriter:
     def append_run(self, row: dict) -> Path:
         table = pa.Table.from_pylist([row], schema=schema.RUNS)
         return write_parquet_atomic(table, self.store.runs_dir / new_part_name())
+
+    def append_leaderboard(self, table: pa.Table) -> Path:
+        """Add one benchmark command's entries as an immutable leaderboard part."""
+        table = table.cast(schema.LEADERBOARD)
+        return write_parquet_atomic(table, self.store.leaderboard_dir / new_part_name())
 
     def append_features(self, extractor: str, config_hash: str, table: pa.Table) -> Path:
         """Add one batch of feature rows as an immutable part of `features/<ext>/<hash>/`."""

@@ -29,6 +29,7 @@ def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     _table_view(con, "tracks", store.tracks_dir, schema.TRACKS)
     _table_view(con, "failures", store.failures_dir, schema.FAILURES)
     _table_view(con, "runs", store.runs_dir, schema.RUNS)
+    _table_view(con, "leaderboard", store.leaderboard_dir, schema.LEADERBOARD)
     con.execute(
         """CREATE OR REPLACE VIEW failures_latest AS SELECT * FROM failures
         QUALIFY row_number() OVER (PARTITION BY library, path, stage, config_hash
@@ -39,12 +40,16 @@ def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
         name = view_name(extractor)
         pattern = str(store.features_dir / extractor / "*" / "*.parquet")
         # A retried batch can never duplicate a key (the planner excludes stored pairs),
-        # but the view keeps the newest row per key anyway so readers never see two.
+        # but the view keeps the newest row per key anyway so readers never see two. The
+        # newest keys are found on the three narrow columns and semi-joined back, so the
+        # wide vectors are never sorted.
+        parts = f"read_parquet({sql_literal(pattern)}, union_by_name = true)"
         con.execute(
             f"""CREATE OR REPLACE VIEW "{name}" AS
-            SELECT * FROM read_parquet({sql_literal(pattern)}, union_by_name = true)
-            QUALIFY row_number() OVER (PARTITION BY track_id, config_hash
-                                       ORDER BY created_at DESC) = 1"""
+            SELECT * FROM {parts} SEMI JOIN (
+                SELECT track_id, config_hash, max(created_at) AS created_at FROM {parts}
+                GROUP BY track_id, config_hash) newest
+            USING (track_id, config_hash, created_at)"""
         )
         for column in embedding_columns(con, name):
             long_parts.append(

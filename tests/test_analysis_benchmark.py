@@ -13,13 +13,14 @@ import pytest
 
 from mfs.analysis.benchmark import bench_configs, run_benchmark, run_benchmarks
 from mfs.analysis.feature_rows import feature_table
-from mfs.analysis.leaderboard import LEADERBOARD, leaderboard_dir, read_leaderboard
+from mfs.analysis.leaderboard import read_leaderboard
 from mfs.analysis.models import build_pipeline
 from mfs.analysis.results import BenchmarkConfig
 from mfs.analysis.synthetic import make_library, tracks_table, write_synthetic_library
 from mfs.analysis.training_table import load_training_table
 from mfs.analysis.zero_shot import cosine_scores
 from mfs.store import Store
+from mfs.store.schema import LEADERBOARD
 
 GENRES = ("alpha", "beta", "gamma", "delta")
 
@@ -147,12 +148,21 @@ def test_ensembles_and_singles_share_one_leaderboard(synth):
     assert set(board["ensemble"]) == {"concat", "vote"}
 
 
+def test_feature_sets_may_overlap_but_a_set_may_not_repeat_a_column(synth):
+    store, _ = synth
+    configs = bench_configs("synth", ["copy", "copy:embedding_*"], ["logreg"])
+    first, second = run_benchmarks(store, configs, save=False)
+    assert first.scores == second.scores  # the same column, selected two ways
+    with pytest.raises(ValueError, match="selected twice"):
+        run_benchmark(store, "synth", "copy+copy:embedding_mean", model="logreg", save=False)
+
+
 def test_leaderboard_rows_reproduce_their_numbers(synth):
     store, _ = synth
     first = run_benchmark(store, "synth", "signal+copy", model="xgboost", prune=0.9, pca=0.9,
                           seed=7)
-    parts = sorted(leaderboard_dir(store).glob("part-*.parquet"))
-    assert parts and not list(leaderboard_dir(store).glob(".*"))
+    parts = sorted(store.leaderboard_dir.glob("part-*.parquet"))
+    assert parts and not list(store.leaderboard_dir.glob(".*"))
     assert pq.read_schema(parts[-1]).names == LEADERBOARD.names
     row = read_leaderboard(store, "synth").iloc[0]
     assert row["accuracy"] == first.scores["accuracy"] and row["seed"] == 7

@@ -24,8 +24,9 @@ def app() -> typer.Typer:
 
 
 @pytest.fixture()
-def store(tmp_path):
-    """A library of 120 tracks and a CSV of features keyed by file name."""
+def workdir(tmp_path):
+    """A store with a library of 120 tracks, and beside it a CSV of features keyed by
+    file name."""
     store = Store(tmp_path / "store")
     lib = make_library("lib", 120, ("rock", "jazz", "pop"))
     with store.writing("test") as writer:
@@ -45,9 +46,9 @@ def run(app, *args: str):
     return runner.invoke(app, [*args], catch_exceptions=False)
 
 
-def test_import_stats_bench_leaderboard_export_report(app, store):
-    s = str(store / "store")
-    result = run(app, "import-features", str(store / "f.csv"), "--name", "table", "--library",
+def test_import_stats_bench_leaderboard_export_report(app, workdir):
+    s = str(workdir / "store")
+    result = run(app, "import-features", str(workdir / "f.csv"), "--name", "table", "--library",
                  "lib", "--store", s)
     assert result.exit_code == 0, result.output
     assert "imported 120 tracks into table@" in result.output and "label" in result.output
@@ -69,17 +70,17 @@ def test_import_stats_bench_leaderboard_export_report(app, store):
     assert {r["model"] for r in board} == {"logreg", "xgboost"}
     assert all(r["command"].startswith("mfs bench lib --features table") for r in board)
 
-    out = store / "t.parquet"
+    out = workdir / "t.parquet"
     result = run(app, "export", "lib", "--features", "table", "--split", "kfold", "--out",
                  str(out), "--store", s)
     assert result.exit_code == 0 and out.exists() and "split: kfold" in result.output
 
-    result = run(app, "report", "lib", "--out", str(store / "report"), "--store", s)
-    assert result.exit_code == 0 and (store / "report" / "index.html").exists()
+    result = run(app, "report", "lib", "--out", str(workdir / "report"), "--store", s)
+    assert result.exit_code == 0 and (workdir / "report" / "index.html").exists()
 
 
-def test_user_errors_are_one_line_with_exit_code_1(app, store):
-    s = str(store / "store")
+def test_user_errors_are_one_line_with_exit_code_1(app, workdir):
+    s = str(workdir / "store")
     for args, message in (
         (["stats", "missing", "--store", s], "no stored features for extractor 'missing'"),
         (["bench", "nolib", "--features", "x", "--store", s], "unknown library 'nolib'"),
@@ -87,7 +88,7 @@ def test_user_errors_are_one_line_with_exit_code_1(app, store):
          "unknown model forest"),
         (["export", "lib", "--features", "x", "--out", "t.xlsx", "--store", s],
          "t.xlsx: export format must be one of"),
-        (["import-features", str(store / "nofile.csv"), "--name", "n", "--library", "lib",
+        (["import-features", str(workdir / "nofile.csv"), "--name", "n", "--library", "lib",
           "--store", s], "/nofile.csv: no such file"),
     ):
         result = run(app, *args)

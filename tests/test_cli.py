@@ -120,26 +120,28 @@ def test_locked_store_is_one_line_naming_the_holder_and_readers_still_work(
     assert len(store.read_tracks("mine")) == 3
 
 
-def test_demo_writes_its_library_and_store_under_the_cwd(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Only the demo's own steps (library, scan, status); extraction has its own tests.
-    import mfs.flows.extract
-
-    monkeypatch.setattr(mfs.flows.extract, "extract_library",
-                        lambda *args, **kwargs: {"extractors": {}})
-    monkeypatch.chdir(tmp_path)
-    code, out, err = invoke("demo")
-    assert code == 0, err
+def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
+    """`mfs demo` as the README runs it: library, scan, Prefect extraction, benchmark,
+    leaderboard and report, all under the working directory; a second run redoes nothing."""
+    env = {"PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
+    first = run_mfs("demo", cwd=tmp_path, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
     assert len(list((tmp_path / "data" / "demo").rglob("*.wav"))) == 40
     store = Store(tmp_path / "data" / "store")
     tracks = store.read_tracks("demo").to_pylist()
     assert len(tracks) == 40 and {t["status"] for t in tracks} == {"ok"}
     assert {t["genre"] for t in tracks} == {"pulse", "drone", "chirp", "clatter"}
     assert {t["split"] for t in tracks} == {"train", "validation", "test"}
-    assert "demo" in out and "40" in out
+    con = store.connect()
+    coverage = dict(con.execute("SELECT extractor, count(*) FROM features "
+                                "WHERE output IN ('features', 'tags_mean') GROUP BY 1").fetchall())
+    assert coverage == {"fma518": 40, "musicnn-mtt": 40}
+    assert con.execute("SELECT count(*) FROM leaderboard").fetchone()[0] == 8
+    assert "Leaderboard" in first.stdout and "generated test signals" in first.stdout
+    assert "report written to data/demo-report/index.html" in first.stdout
+    assert (tmp_path / "data" / "demo-report" / "index.html").stat().st_size > 1000
 
-    # Run again: the same library, rescanned without reading any file again.
-    code, out, err = invoke("demo", "--store", str(tmp_path / "other-store"),
-                            "--folder", str(tmp_path / "data" / "demo"))
-    assert code == 0, err
-    assert len(Store(tmp_path / "other-store").read_tracks("demo")) == 40
+    again = run_mfs("demo", cwd=tmp_path, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("0 tracks extracted") == 2

@@ -1,5 +1,5 @@
 -- Leaderboard rows, newest run first, best accuracy first within a run.
 SELECT *
-FROM read_parquet($pattern, union_by_name = true)
+FROM leaderboard
 WHERE $library IS NULL OR library = $library
 ORDER BY created_at DESC, accuracy DESC, feature_set
