@@ -70,6 +70,9 @@ class Extractor(ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type[ExtractorConfig]]
+    # torch intra-op threads the model runs best with on a CPU (None: torch's default).
+    # Models of many small ops lose more to thread hand-offs than they gain from threads.
+    cpu_threads: ClassVar[int | None] = None
 
     def __init__(self, config: ExtractorConfig | None = None) -> None:
         self.config = config if config is not None else self.config_class()

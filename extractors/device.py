@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 
@@ -19,3 +22,15 @@ def pick_device(requested: str | None = None) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"--device {requested}: MPS is not available on this machine")
     return device
+
+
+@contextmanager
+def torch_threads(device: torch.device, threads: int | None) -> Iterator[None]:
+    """Run the block with `threads` torch intra-op threads on the CPU, then restore."""
+    before = torch.get_num_threads()
+    if device.type == "cpu" and threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -32,6 +32,7 @@ import torch
 
 from mfs.extractors.audio import AudioError, AudioReader, open_audio
 from mfs.extractors.base import Extractor
+from mfs.extractors.device import torch_threads
 from mfs.extractors.pooling import TrackPool, stored_columns
 from mfs.extractors.windowing import WindowStream, window_samples
 from mfs.store.provenance import library_versions
@@ -258,7 +259,8 @@ def extract_rows(builder: RowBuilder, tracks: Iterable[tuple[str, Path]], batch_
 
     `builder.extractor` must already be loaded (`extractor.load(device)`). `workers`
     threads decode; at most `2 * batch_size` decoded windows wait for the model (one track
-    per worker for whole-track extractors, whose windows are whole tracks).
+    per worker for whole-track extractors, whose windows are whole tracks). On the CPU the
+    model runs with the extractor's preferred torch thread count (`cpu_threads`).
     """
     keep_freed_memory()
     extractor = builder.extractor
@@ -275,27 +277,28 @@ def extract_rows(builder: RowBuilder, tracks: Iterable[tuple[str, Path]], batch_
             track = open_tracks.pop(index)
             yield track.failure or builder.row(track.track_id, track.end.seconds, track.pool)
 
-    for item in prefetch(extractor, tracks, workers, ahead):
-        track = open_tracks.get(item.track)
-        if track is None:
-            track = open_tracks[item.track] = _OpenTrack(item.track_id,
-                                                         TrackPool(extractor.outputs))
-        if isinstance(item, TrackEnd):
-            track.end = item
-            track.failure = track.failure or item.failure
-        elif track.failure is None:
-            if batch and batch[0].sample_rate != item.sample_rate:  # native-rate extractors
-                _run_batch(extractor, batch, open_tracks)
-                batch = []
-            batch.append(item)
-            track.in_batch += 1
-            if len(batch) >= batch_limit:
-                _run_batch(extractor, batch, open_tracks)
-                batch = []
+    with torch_threads(extractor.device, extractor.cpu_threads):
+        for item in prefetch(extractor, tracks, workers, ahead):
+            track = open_tracks.get(item.track)
+            if track is None:
+                track = open_tracks[item.track] = _OpenTrack(item.track_id,
+                                                             TrackPool(extractor.outputs))
+            if isinstance(item, TrackEnd):
+                track.end = item
+                track.failure = track.failure or item.failure
+            elif track.failure is None:
+                if batch and batch[0].sample_rate != item.sample_rate:  # native-rate extractors
+                    _run_batch(extractor, batch, open_tracks)
+                    batch = []
+                batch.append(item)
+                track.in_batch += 1
+                if len(batch) >= batch_limit:
+                    _run_batch(extractor, batch, open_tracks)
+                    batch = []
+            yield from finished()
+        if batch:
+            _run_batch(extractor, batch, open_tracks)
         yield from finished()
-    if batch:
-        _run_batch(extractor, batch, open_tracks)
-    yield from finished()
 
 
 def model_hash(extractor: Extractor) -> str:

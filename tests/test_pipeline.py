@@ -113,3 +113,22 @@ def test_real_stereo_ogg_at_44k():
     info = sf.info(str(path))
     assert rows["real"]["seconds"] == pytest.approx(info.frames / info.samplerate, abs=0.01)
     assert 0.001 < rows["real"]["energy_mean"][0] < 1.0
+
+
+class OneThreadEnergy(EnergyExtractor):
+    """Records the torch thread count its model sees."""
+
+    cpu_threads = 1
+    seen: list[int] = []
+
+    def embed(self, windows: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
+        self.seen.append(torch.get_num_threads())
+        return super().embed(windows, sample_rate)
+
+
+def test_model_runs_with_its_preferred_cpu_threads_then_restores(tmp_path):
+    before = torch.get_num_threads()
+    path = write(tmp_path / "x.wav", np.zeros(16000 * 3), 16000)
+    extract({"x": path}, OneThreadEnergy())
+    assert OneThreadEnergy.seen and set(OneThreadEnergy.seen) == {1}
+    assert torch.get_num_threads() == before
