@@ -1,18 +1,26 @@
 """fma518 speed: the torch extractor against FMA's features.py on librosa, same clips.
 
-* Rate: clips per second of `Fma518.embed` and of `fma518_reference.compute_features`
-  (features.py with librosa, the test's reference) over the same decoded GTZAN excerpts,
-  per core (torch and the BLAS/OpenMP pools held to one thread) and with the default
-  threads. Runs alternate and the best of `--repeats` is kept, since the machine may be
-  busy with other work; both wall-clock and CPU time (all threads) are reported.
-* Work: FLOPs of the STFT (real FFT, 2.5 N log2 N) and of the CQT (half-band FIR taps and
-  each octave's kernel product), against this core's measured float32 matmul and FFT
-  rates: how close the extractor's heavy kernels run to what this CPU does.
+* Rate: clips per second of `Fma518.embed` (one clip per call) and of
+  `fma518_reference.compute_features` (features.py with librosa, the test's reference) over
+  the same decoded GTZAN excerpts, per core (torch and the BLAS/OpenMP pools held to one
+  thread) and with the default threads. Runs alternate and the best of `--repeats` is
+  kept, since the machine may be busy with other work; both wall-clock and CPU time (all
+  threads) are reported.
+* Batches: per-clip cost, on one thread, of one call per clip against one call per
+  `--batch` clips, all cut to the shortest clip (a batch is equally long tracks).
+* Work: the counted FLOPs of the extractor's FFT and matrix products per clip, and the
+  time they take at this core's measured rfft and float32 matmul rates, against the
+  extractor's own time: how close to the arithmetic the whole extractor runs.
 * Accuracy: the largest per-feature median relative error against librosa on these clips,
   so a speed-up that broke the numbers shows here too.
 
+glibc's default malloc settings unless `--keep-freed-memory`, which applies what
+`extract_rows` applies to the whole process (`pipeline.keep_freed_memory`: freed memory is
+reused instead of faulted in afresh), to both sides.
+
     .venv/bin/python bench/bench_fma518.py               # 20 clips, 3 repeats
-    .venv/bin/python bench/bench_fma518.py --clips 40 --repeats 5
+    .venv/bin/python bench/bench_fma518.py --clips 20 --repeats 5
+    .venv/bin/python bench/bench_fma518.py --clips 20 --repeats 5 --keep-freed-memory
 """
 
 from __future__ import annotations
@@ -30,8 +38,18 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from mfs.extractors import spectral
-from mfs.extractors.cqt import CQTPlan, PlanTensors, cqt_octaves, cqt_plan, halfband_kernel
-from mfs.extractors.fma518 import CQT_OCTAVES, FEATURE_NAMES, N_CHROMA, Fma518
+from mfs.extractors.cqt import cqt_plan, halving_matrix
+from mfs.extractors.fma518 import (
+    CENS_SMOOTHING,
+    CQT_OCTAVES,
+    FEATURE_NAMES,
+    N_CHROMA,
+    N_MELS,
+    N_MFCC,
+    Fma518,
+)
+from mfs.extractors.pipeline import keep_freed_memory
+from mfs.extractors.spectral import TUNING_ZERO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import fma518_reference as reference  # noqa: E402  (test-side module, librosa inside)
@@ -65,17 +83,20 @@ def best_of(repeats: int, runs: dict[str, Callable[[], None]]) -> dict[str, tupl
     return best
 
 
+def embed_all(extractor: Fma518, inputs: list[tuple[torch.Tensor, int]]) -> Callable[[], None]:
+    def run() -> None:
+        with torch.inference_mode():
+            for x, rate in inputs:
+                extractor.embed(x, rate)
+    return run
+
+
 def compare_rates(clips: list[Clip], extractor: Fma518, repeats: int, threads: int | None
                   ) -> None:
     """Clips/s of torch and librosa, with `threads` (None: library defaults)."""
     default = torch.get_num_threads()
     torch.set_num_threads(threads or default)
-    tensors = [(torch.from_numpy(x)[None], rate) for x, rate in clips]
-
-    def run_torch() -> None:
-        with torch.inference_mode():
-            for x, rate in tensors:
-                extractor.embed(x, rate)
+    run_torch = embed_all(extractor, [(torch.from_numpy(x)[None], rate) for x, rate in clips])
 
     def run_librosa() -> None:
         for x, rate in clips:
@@ -94,78 +115,95 @@ def compare_rates(clips: list[Clip], extractor: Fma518, repeats: int, threads: i
               f"{n / lib:6.2f} clips/s  ratio {lib / t:5.1f}x")
 
 
-def kernel_flops(n_samples: int, plan: CQTPlan, n_fft: int = 2048, hop: int = 512
-                 ) -> tuple[float, float]:
-    """(STFT, CQT) FLOPs for one clip, a multiply-add counting 2: the real FFT as
-    2.5 N log2 N per frame, the half-band FIR as its 39 taps per output sample, and each
-    octave as its frames times its (n_fft, 2 x 12) kernel."""
-    stft = spectral.n_frames(n_samples, hop) * 2.5 * n_fft * np.log2(n_fft)
-    taps = len(halfband_kernel())
-    cqt, length = 0.0, n_samples
-    for _ in range(plan.early_halvings):
+def compare_batches(clips: list[Clip], extractor: Fma518, repeats: int, batch: int) -> None:
+    """ms per clip on one thread, one clip per call against `batch` clips per call."""
+    length = min(len(x) for x, _ in clips)
+    cut = [x[:length] for x, _ in clips]
+    rate = clips[0][1]
+    runs = {"1": embed_all(extractor, [(torch.from_numpy(x)[None], rate) for x in cut]),
+            str(batch): embed_all(extractor, [(torch.from_numpy(np.stack(cut[i : i + batch])),
+                                               rate) for i in range(0, len(cut), batch)])}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        for run in runs.values():
+            run()
+        best = best_of(repeats, runs)
+    torch.set_num_threads(threads)
+    for size, (wall, cpu) in best.items():
+        print(f"  batch {size:>2} ({length / rate:.1f} s clips): {wall / len(cut) * 1e3:5.1f} ms "
+              f"wall, {cpu / len(cut) * 1e3:5.1f} ms CPU per clip")
+
+
+def clip_flops(n_samples: int, rate: int, n_fft: int = 2048, hop: int = 512
+               ) -> dict[str, float]:
+    """FLOPs of one clip's FFT and matrix products as the extractor runs them (a
+    multiply-add is 2): the real FFT as 2.5 N log2 N per frame; the CQT's octave products
+    and its half-band products (all rows of the halving matrix, zero taps included); the
+    chroma, mel, DCT, CENS, tonnetz and centroid products. The CQT's shapes do not depend
+    on the tuning, so tuning 0 stands for the clip's."""
+    frames, bins = spectral.n_frames(n_samples, hop), n_fft // 2 + 1
+    plan = cqt_plan(float(rate), hop, TUNING_ZERO, CQT_OCTAVES * N_CHROMA, N_CHROMA)
+    span, block = halving_matrix().shape
+    halving, length = 0.0, n_samples
+    for _ in range(plan.early_halvings + len(plan.octaves) - 1):
         length = (length + 1) // 2
-        cqt += 2 * taps * length
-    for i, octave in enumerate(plan.octaves):
-        if i > 0:
-            length = (length + 1) // 2
-            cqt += 2 * taps * length
-        n_fft_octave, width = octave.kernel.shape
-        cqt += 2 * spectral.n_frames(length, octave.hop_length) * n_fft_octave * width
-    return stft, cqt
+        halving += 2 * span * block * -(-length // block)
+    cqt = sum(2.0 * frames * octave.kernel.size for octave in plan.octaves)
+    mel = spectral.mel_blocks(spectral.mel_filterbank(float(rate), n_fft, N_MELS))
+    filterbanks = 2 * frames * (bins * N_CHROMA + sum(w.size for _, _, w in mel)
+                                + N_MELS * N_MFCC + bins
+                                + N_CHROMA * (CENS_SMOOTHING + 2) + N_CHROMA * 6)
+    return {"fft": frames * 2.5 * n_fft * np.log2(n_fft), "cqt": cqt, "halving": halving,
+            "filterbanks": float(filterbanks)}
 
 
-def machine_rates() -> tuple[float, float]:
-    """This core's float32 matmul and batched rfft(2048) GFLOP/s (best of 5)."""
+def machine_rates(n_fft: int = 2048) -> tuple[float, float]:
+    """This core's float32 matmul (1024²) and rfft(n_fft) GFLOP/s, the FFT in the
+    extractor's chunks of `spectral.STFT_CHUNK` frames (best of 5)."""
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    frames = torch.randn(2000, 2048)
+    frames = torch.randn(spectral.STFT_CHUNK, n_fft)
     rates = []
     for work, flops in ((lambda: a @ b, 2 * 1024**3),
-                        (lambda: torch.fft.rfft(frames), 2000 * 2.5 * 2048 * 11)):
+                        (lambda: torch.fft.rfft(frames),
+                         spectral.STFT_CHUNK * 2.5 * n_fft * np.log2(n_fft))):
         work()
         rates.append(flops / min(timed(work) for _ in range(5)) / 1e9)
     return rates[0], rates[1]
 
 
 def timed(work: Callable[..., object], *args: object) -> float:
-    start = time.perf_counter()
+    start = time.process_time()
     work(*args)
-    return time.perf_counter() - start
-
-
-def kernels(x: torch.Tensor, window: torch.Tensor, tensors: PlanTensors) -> None:
-    spectral.stft_spectra(x, window, 512)
-    cqt_octaves(x, tensors, spectral.n_frames(x.shape[-1], 512))
+    return time.process_time() - start
 
 
 def report_work(clips: list[Clip], extractor: Fma518) -> None:
-    """Counted STFT + CQT FLOPs against single-core times and this core's rates."""
+    """Counted FLOPs against the extractor's single-core time and this core's rates."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    window = torch.hann_window(2048)
-    flops = np.zeros(2)
-    kernel_time = total_time = 0.0
-    with torch.inference_mode():
+    flops: dict[str, float] = {}
+    total_time = 0.0
+    with threadpool_limits(1), torch.inference_mode():
         for x, rate in clips:
             xt = torch.from_numpy(x)[None]
-            mag = spectral.stft_spectra(xt, window, 512)[0]
-            bins = spectral.pitch_bins(rate, 2048)
-            tuning = spectral.estimate_tuning(spectral.find_peaks(mag, *bins), bins, rate, 2048,
-                                              squared=False)[0]
-            plan = cqt_plan(float(rate), 512, tuning, CQT_OCTAVES * N_CHROMA, N_CHROMA)
-            tensors = PlanTensors(plan, xt.device, torch.float32)
-            flops += kernel_flops(len(x), plan)
-            kernel_time += min(timed(kernels, xt, window, tensors) for _ in range(3))
+            for name, value in clip_flops(len(x), rate).items():
+                flops[name] = flops.get(name, 0.0) + value
             extractor.embed(xt, rate)
             total_time += min(timed(extractor.embed, xt, rate) for _ in range(3))
-    gemm, fft = machine_rates()
-    total = flops.sum()
-    per_clip = flops / len(clips) / 1e6
-    print(f"  STFT {per_clip[0]:.0f} + CQT {per_clip[1]:.0f} MFLOP per clip")
-    print(f"  STFT+CQT kernels alone: {kernel_time / len(clips) * 1e3:.1f} ms/clip = "
-          f"{total / kernel_time / 1e9:.1f} GFLOP/s; whole extractor "
-          f"{total_time / len(clips) * 1e3:.1f} ms/clip")
-    print(f"  this core: float32 matmul {gemm:.1f} GFLOP/s, rfft(2048) {fft:.1f} GFLOP/s; "
-          f"the kernels run at {total / kernel_time / 1e9 / gemm:.0%} of matmul speed, the "
-          f"STFT+CQT work is {kernel_time / total_time:.0%} of the extractor's time")
+        gemm, fft = machine_rates()
+    torch.set_num_threads(threads)
+    n = len(clips)
+    products = flops["cqt"] + flops["halving"] + flops["filterbanks"]
+    ideal = flops["fft"] / (fft * 1e9) + products / (gemm * 1e9)
+    print(f"  per clip: FFT {flops['fft'] / n / 1e6:.0f} MFLOP; matrix products "
+          f"{products / n / 1e6:.0f} MFLOP (CQT octaves {flops['cqt'] / n / 1e6:.0f}, "
+          f"half-band {flops['halving'] / n / 1e6:.0f}, filterbanks "
+          f"{flops['filterbanks'] / n / 1e6:.0f})")
+    print(f"  this core: float32 matmul {gemm:.1f} GFLOP/s, rfft({extractor.config.n_fft}) "
+          f"{fft:.1f} GFLOP/s: that arithmetic needs {ideal / n * 1e3:.1f} ms per clip; the "
+          f"extractor takes {total_time / n * 1e3:.1f} ms CPU ({ideal / total_time:.0%} of it "
+          f"is the counted arithmetic at full speed)")
 
 
 def report_accuracy(clips: list[Clip], extractor: Fma518) -> None:
@@ -184,17 +222,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="malloc as in extract_rows (pipeline.keep_freed_memory)")
     args = parser.parse_args()
+    if args.keep_freed_memory:
+        keep_freed_memory()
     clips = pick_clips(args.clips)
     seconds = sum(len(x) / rate for x, rate in clips)
     print(f"{len(clips)} GTZAN excerpts, {seconds:.0f} s of audio at 22.05 kHz, "
-          f"torch {torch.__version__}, librosa {reference.librosa.__version__}")
+          f"torch {torch.__version__}, librosa {reference.librosa.__version__}, malloc: "
+          f"{'keep_freed_memory' if args.keep_freed_memory else 'glibc defaults'}")
     extractor = Fma518()
     extractor.load(torch.device("cpu"))
     print(f"rate (best of {args.repeats}, alternating):")
     compare_rates(clips, extractor, args.repeats, threads=1)
     compare_rates(clips, extractor, args.repeats, threads=None)
-    print("work:")
+    print(f"batches (1 thread, best of {args.repeats}):")
+    compare_batches(clips, extractor, args.repeats, args.batch)
+    print("work (1 thread):")
     report_work(clips, extractor)
     print("accuracy:")
     report_accuracy(clips, extractor)

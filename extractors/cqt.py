@@ -9,10 +9,11 @@ same relative filters give the next octave down. We keep that recursion, and its
   kernel per bin, so an octave is one matrix product of the framed signal (frames at the
   octave's hop) with a (n_fft, 2 × bins) real kernel;
 * halving the rate is a 39-tap half-band FIR (flat to 1e-5 below 0.3 × Nyquist, 110 dB
-  down above 0.7 × Nyquist), as a matrix product, instead of soxr: the filters of every
+  down above 0.7 × Nyquist), as matrix products, instead of soxr: the filters of every
   lower octave sit below 0.3 × the input Nyquist, and anything folding back lands above.
 
-Kernels are built once in numpy per (sample rate, hop, tuning) and cached.
+Kernels are built once in numpy per (sample rate, hop, tuning) and cached. Magnitudes are
+sqrt(re² + im²) of products scaled by `LIFT`, as in `spectral.stft_spectra`.
 """
 
 from __future__ import annotations
@@ -217,12 +218,12 @@ def cqt_octaves(y: torch.Tensor, tensors: PlanTensors, n_frames: int) -> torch.T
     for _ in range(plan.early_halvings):
         y = halve_rate(y, tensors.halving)
     n_octaves, n_fft, width = tensors.kernels.shape
-    squares = y.new_empty((n_octaves, len(y), n_frames, width))
+    products = y.new_empty((n_octaves, len(y), n_frames, width))
     for i, octave in enumerate(plan.octaves):
         if i > 0:
             y = halve_rate(y, tensors.halving)
         frames = pad_reflect(y, n_fft // 2).unfold(-1, n_fft, octave.hop_length)
-        torch.matmul(frames[:, :n_frames], tensors.kernels[i], out=squares[i])
-    squares.square_()
+        torch.matmul(frames[:, :n_frames], tensors.kernels[i], out=products[i])
+    squares = products.square_()
     return torch.add(squares[..., : width // 2], squares[..., width // 2 :]).sqrt_().mul_(
         1.0 / LIFT)

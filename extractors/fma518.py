@@ -43,6 +43,7 @@ FAMILIES: tuple[tuple[str, int], ...] = (
 )
 STATISTICS: tuple[str, ...] = ("mean", "std", "skew", "kurtosis", "median", "min", "max")
 N_CHROMA = 12
+CHROMA_COLUMNS = 16  # chroma filters padded with zero columns (`Fma518._chroma_stft`)
 CQT_OCTAVES = 7
 CENS_SMOOTHING = 41  # librosa chroma_cens win_len_smooth
 CENS_STEPS = torch.tensor([0.05, 0.1, 0.2, 0.4])  # librosa chroma_cens quantisation steps
@@ -139,78 +140,58 @@ class Fma518(Extractor):
     def frame_features(self, x: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
         """Every family's per-frame values (batch, frames, dims), in `FAMILIES` order.
 
-        The STFT families are computed chunk by chunk of frames, while each chunk's spectra
-        are in the cache (`spectral.stft_chunks`); only |X|² is kept, for chroma_stft,
-        whose tuning is estimated from every frame's peaks.
+        The spectrogram's readers run back to back, before the CQT's buffers push |X| and
+        |X|² out of the cache (about 5% faster over a run of clips than in `FAMILIES` order).
         """
         const = self._constants_for(sample_rate, x.device)
-        n_fft, hop_length = self.config.n_fft, self.config.hop_length
-        peak_bins = self._pitch_bins(sample_rate)
-        chunks = [self._spectrum_chunk(mag, power, const, peak_bins)
-                  for mag, power in spectral.stft_chunks(x, const.window, hop_length)]
-        powers = [chunk.pop("power") for chunk in chunks]
-        cqt_tuning, chroma_tuning = self._tunings(
-            spectral.Peaks.concatenate([chunk.pop("peaks") for chunk in chunks]), sample_rate)
-        out = {name: torch.cat([chunk[name] for chunk in chunks], dim=1) for name in chunks[0]}
-        out["mfcc"] = spectral.mfcc(out.pop("mel"), const.dct)
-        out["spectral_contrast"] = spectral.spectral_contrast(out.pop("contrast_peaks"),
-                                                              out.pop("contrast_valleys"))
-        filters = self._chroma_filters(chroma_tuning, x.device)
-        out["chroma_stft"] = torch.cat([spectral.chroma_stft(power, filters)
-                                        for power in powers], dim=1)
+        n_fft = self.config.n_fft
+        mag, power = spectral.stft_spectra(x, const.window, self.config.hop_length)
+        cqt_tuning, chroma_tuning = self._tunings(mag, sample_rate)
+        out = {"spectral_rolloff": spectral.rolloff(mag, const.freqs),
+               "spectral_contrast": spectral.spectral_contrast(mag, const.contrast_bands)}
+        out["spectral_centroid"], out["spectral_bandwidth"] = spectral.centroid_bandwidth(
+            mag, const.freqs)
+        out["chroma_stft"] = self._chroma_stft(power, chroma_tuning)
+        out["mfcc"] = spectral.mfcc(power, const.mel_blocks, const.dct)
+        out["rmse"] = spectral.rmse(power)
         out.update(self._cqt_families(x, const, sample_rate, cqt_tuning))
-        out["zcr"] = spectral.zero_crossing_rate(x, n_fft, hop_length)
+        out["zcr"] = spectral.zero_crossing_rate(x, n_fft, self.config.hop_length)
         return {name: out[name] for name, _ in FAMILIES}
 
     # --- families ----------------------------------------------------------------------
-    @staticmethod
-    def _spectrum_chunk(mag: torch.Tensor, power: torch.Tensor, const: Constants,
-                        peak_bins: tuple[int, int]) -> dict:
-        """What the STFT families need from one chunk of spectra: their frame values, or
-        the per-frame parts of those (mel power, contrast extremes) whose dB floor is per
-        track, the tuning peaks, and |X|² itself."""
-        centroid, bandwidth = spectral.centroid_bandwidth(mag, const.freqs)
-        peaks, valleys = spectral.band_extremes(mag, const.contrast_bands)
-        return {"power": power, "peaks": spectral.find_peaks(mag, *peak_bins),
-                "mel": spectral.mel_power(power, const.mel_blocks), "rmse": spectral.rmse(power),
-                "spectral_centroid": centroid, "spectral_bandwidth": bandwidth,
-                "spectral_rolloff": spectral.rolloff(mag, const.freqs),
-                "contrast_peaks": peaks, "contrast_valleys": valleys}
-
-    def _pitch_bins(self, sample_rate: int) -> tuple[int, int]:
-        """The bins of both tuning estimates' peaks (`_tunings`)."""
-        cqt_bins = spectral.pitch_bins(sample_rate, self.config.n_fft)
-        stft_bins = spectral.pitch_bins(FEATURES_PY_RATE, self.config.n_fft)
-        return min(cqt_bins[0], stft_bins[0]), max(cqt_bins[1], stft_bins[1])
-
-    def _tunings(self, peaks: spectral.Peaks, sample_rate: int) -> tuple[list[int], list[int]]:
+    def _tunings(self, mag: torch.Tensor, sample_rate: int) -> tuple[list[int], list[int]]:
         """The two tuning estimates features.py makes, per track.
 
         cqt(tuning=None) estimates on |X| at the file's rate; chroma_stft estimates on |X|²
-        at librosa's default rate. Both use the peaks found once over both bin ranges.
+        at librosa's default rate. Both use peaks found once over both bin ranges.
         """
         n_fft = self.config.n_fft
-        return (spectral.estimate_tuning(peaks, spectral.pitch_bins(sample_rate, n_fft),
-                                         sample_rate, n_fft, squared=False,
+        cqt_bins = spectral.pitch_bins(sample_rate, n_fft)
+        stft_bins = spectral.pitch_bins(FEATURES_PY_RATE, n_fft)
+        peaks = spectral.find_peaks(mag, min(cqt_bins[0], stft_bins[0]),
+                                    max(cqt_bins[1], stft_bins[1]))
+        return (spectral.estimate_tuning(peaks, cqt_bins, sample_rate, n_fft, squared=False,
                                          bins_per_octave=N_CHROMA),
-                spectral.estimate_tuning(peaks, spectral.pitch_bins(FEATURES_PY_RATE, n_fft),
-                                         FEATURES_PY_RATE, n_fft, squared=True,
-                                         bins_per_octave=N_CHROMA))
+                spectral.estimate_tuning(peaks, stft_bins, FEATURES_PY_RATE, n_fft,
+                                         squared=True, bins_per_octave=N_CHROMA))
 
-    def _chroma_filters(self, tunings: list[int], device: torch.device) -> torch.Tensor:
-        """chroma_stft's filters at librosa's default rate: (bins, 12) when every track has
-        the same tuning, else (batch, bins, 12)."""
+    def _chroma_stft(self, power: torch.Tensor, tunings: list[int]) -> torch.Tensor:
+        """chroma_stft(S=|X|²) at librosa's default rate, with its own tuning per track.
+
+        The filters get zero columns up to `CHROMA_COLUMNS`: MKL multiplies the spectrogram
+        by 16 columns in two thirds of the time it takes for 12.
+        """
         filters = []
-        for tuning in dict.fromkeys(tunings):
-            key = (tuning, str(device))
+        for tuning in tunings:
+            key = (tuning, str(power.device))
             if key not in self._chroma:
                 bank = spectral.chroma_filterbank(float(FEATURES_PY_RATE), self.config.n_fft,
                                                   tuning, N_CHROMA)
-                self._chroma[key] = torch.as_tensor(bank.T.copy(), device=device)
+                padded = np.zeros((bank.shape[1], CHROMA_COLUMNS), dtype=np.float32)
+                padded[:, :N_CHROMA] = bank.T
+                self._chroma[key] = torch.as_tensor(padded, device=power.device)
             filters.append(self._chroma[key])
-        if len(filters) == 1:
-            return filters[0]
-        return torch.stack([self._chroma[(tuning, str(device))] for tuning in tunings])
+        return spectral.chroma_stft(power, torch.stack(filters), N_CHROMA)
 
     def _cqt_families(self, x: torch.Tensor, const: Constants, sample_rate: int,
                       tunings: list[int]) -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ import soundfile as sf
 import soxr
 import torch
 
+from mfs.extractors import spectral
 from mfs.extractors.fma518 import FAMILIES, FEATURE_NAMES, STATISTICS, Fma518, Fma518Config
 
 librosa = pytest.importorskip("librosa", reason="librosa (a test dependency) is not installed")
@@ -99,6 +100,18 @@ def test_outputs_and_config() -> None:
     assert Fma518(Fma518Config(hop_length=256)).config_hash() != model.config_hash()
     with pytest.raises(ValueError, match="multiple of 64"):
         Fma518Config(hop_length=500)
+
+
+@pytest.mark.parametrize("hop_length", [512, 192, 320])
+def test_zero_crossing_rate_matches_librosa(hop_length: int) -> None:
+    """The per-block counts give librosa's rate also where the hop does not divide the
+    frame (hops other than features.py's 512), exact zeros counting as positive."""
+    rng = np.random.default_rng(hop_length)
+    x = rng.standard_normal(5000).astype(np.float32)
+    x[rng.random(len(x)) < 0.2] = 0.0
+    want = librosa.feature.zero_crossing_rate(x, frame_length=2048, hop_length=hop_length)[0]
+    got = spectral.zero_crossing_rate(torch.from_numpy(x)[None], 2048, hop_length)[0, :, 0]
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-7)
 
 
 @needs_data
