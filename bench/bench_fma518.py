@@ -41,6 +41,7 @@ from mfs.extractors import spectral
 from mfs.extractors.cqt import cqt_plan, halving_matrix
 from mfs.extractors.fma518 import (
     CENS_SMOOTHING,
+    CHROMA_COLUMNS,
     CQT_OCTAVES,
     FEATURE_NAMES,
     N_CHROMA,
@@ -140,8 +141,8 @@ def clip_flops(n_samples: int, rate: int, n_fft: int = 2048, hop: int = 512
     """FLOPs of one clip's FFT and matrix products as the extractor runs them (a
     multiply-add is 2): the real FFT as 2.5 N log2 N per frame; the CQT's octave products
     and its half-band products (all rows of the halving matrix, zero taps included); the
-    chroma, mel, DCT, CENS, tonnetz and centroid products. The CQT's shapes do not depend
-    on the tuning, so tuning 0 stands for the clip's."""
+    chroma (with its zero columns), mel, DCT, CENS, tonnetz and centroid products. The
+    CQT's shapes do not depend on the tuning, so tuning 0 stands for the clip's."""
     frames, bins = spectral.n_frames(n_samples, hop), n_fft // 2 + 1
     plan = cqt_plan(float(rate), hop, TUNING_ZERO, CQT_OCTAVES * N_CHROMA, N_CHROMA)
     span, block = halving_matrix().shape
@@ -151,7 +152,7 @@ def clip_flops(n_samples: int, rate: int, n_fft: int = 2048, hop: int = 512
         halving += 2 * span * block * -(-length // block)
     cqt = sum(2.0 * frames * octave.kernel.size for octave in plan.octaves)
     mel = spectral.mel_blocks(spectral.mel_filterbank(float(rate), n_fft, N_MELS))
-    filterbanks = 2 * frames * (bins * N_CHROMA + sum(w.size for _, _, w in mel)
+    filterbanks = 2 * frames * (bins * CHROMA_COLUMNS + sum(w.size for _, _, w in mel)
                                 + N_MELS * N_MFCC + bins
                                 + N_CHROMA * (CENS_SMOOTHING + 2) + N_CHROMA * 6)
     return {"fft": frames * 2.5 * n_fft * np.log2(n_fft), "cqt": cqt, "halving": halving,

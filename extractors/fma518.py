@@ -107,6 +107,9 @@ class Fma518(Extractor):
     name = "fma518"
     config_class = Fma518Config
     config: Fma518Config
+    # A second torch thread wins ~5% wall time for twice the CPU, and loses 5-10x when the
+    # other core is busy: many small ops, each waiting on the other thread (bench/RESULTS.md).
+    cpu_threads = 1
 
     def __init__(self, config: Fma518Config | None = None) -> None:
         super().__init__(config)
@@ -141,7 +144,7 @@ class Fma518(Extractor):
         """Every family's per-frame values (batch, frames, dims), in `FAMILIES` order.
 
         The spectrogram's readers run back to back, before the CQT's buffers push |X| and
-        |X|² out of the cache (about 5% faster over a run of clips than in `FAMILIES` order).
+        |X|² out of the cache (about 5% faster over a run of clips than with the CQT between).
         """
         const = self._constants_for(sample_rate, x.device)
         n_fft = self.config.n_fft
