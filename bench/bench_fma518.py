@@ -6,6 +6,9 @@
   thread) and with the default threads. Runs alternate and the best of `--repeats` is
   kept, since the machine may be busy with other work; both wall-clock and CPU time (all
   threads) are reported.
+* Track length: the same per-core comparison on the 10 full 30 s GTZAN tracks and on
+  one 3-minute track (6 of them joined): librosa's cost per call has a large fixed part,
+  so the ratio falls as tracks get longer, and features.csv was made from full tracks.
 * Batches: per-clip cost, on one thread, of one call per clip against one call per
   `--batch` clips, all cut to the shortest clip (a batch is equally long tracks).
 * Work: the counted FLOPs of the extractor's FFT and matrix products per clip, and the
@@ -55,7 +58,10 @@ from mfs.extractors.spectral import TUNING_ZERO
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import fma518_reference as reference  # noqa: E402  (test-side module, librosa inside)
 
-GTZAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-excerpts" / "genres"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+GTZAN = DATA / "gtzan-excerpts" / "genres"
+GTZAN_FULL = DATA / "gtzan-full" / "genres"
+LONG_TRACK_PARTS = 6  # full GTZAN tracks joined into one 3-minute track
 Clip = tuple[np.ndarray, int]
 
 
@@ -70,6 +76,19 @@ def pick_clips(count: int) -> list[Clip]:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
         clips.append((data.mean(axis=1, dtype=np.float32), rate))
     return clips
+
+
+def full_tracks() -> list[Clip]:
+    """The 10 full 30 s GTZAN tracks (22.05 kHz), and one 3-minute track made of the
+    first `LONG_TRACK_PARTS` of them back to back: the lengths features.csv was made from
+    (FMA's full-length tracks) rather than excerpts."""
+    if not GTZAN_FULL.is_dir():
+        raise SystemExit(f"full tracks not found at {GTZAN_FULL} (see shared/data/README.md)")
+    tracks = []
+    for path in sorted(GTZAN_FULL.glob("*/*.au")):
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        tracks.append((data.mean(axis=1, dtype=np.float32), rate))
+    return tracks
 
 
 def best_of(repeats: int, runs: dict[str, Callable[[], None]]) -> dict[str, tuple[float, float]]:
@@ -92,8 +111,8 @@ def embed_all(extractor: Fma518, inputs: list[tuple[torch.Tensor, int]]) -> Call
     return run
 
 
-def compare_rates(clips: list[Clip], extractor: Fma518, repeats: int, threads: int | None
-                  ) -> None:
+def compare_rates(clips: list[Clip], extractor: Fma518, repeats: int, threads: int | None,
+                  label: str = "") -> None:
     """Clips/s of torch and librosa, with `threads` (None: library defaults)."""
     default = torch.get_num_threads()
     torch.set_num_threads(threads or default)
@@ -108,7 +127,7 @@ def compare_rates(clips: list[Clip], extractor: Fma518, repeats: int, threads: i
         run_librosa()  # warm-up: numba compiles, kernels get built
         best = best_of(repeats, {"torch": run_torch, "librosa": run_librosa})
     torch.set_num_threads(default)
-    label = f"{threads} thread" if threads else f"default threads ({default} torch)"
+    label = label or (f"{threads} thread" if threads else f"default threads ({default} torch)")
     n = len(clips)
     for clock, i in (("wall", 0), ("cpu", 1)):
         t, lib = best["torch"][i], best["librosa"][i]
@@ -239,6 +258,12 @@ def main() -> None:
     print(f"rate (best of {args.repeats}, alternating):")
     compare_rates(clips, extractor, args.repeats, threads=1)
     compare_rates(clips, extractor, args.repeats, threads=None)
+    print(f"track length (1 thread, best of {args.repeats}, alternating):")
+    full = full_tracks()
+    compare_rates(full, extractor, args.repeats, threads=1, label="10 tracks of 30 s")
+    joined = np.concatenate([x for x, _ in full[:LONG_TRACK_PARTS]])
+    compare_rates([(joined, full[0][1])], extractor, args.repeats, threads=1,
+                  label=f"1 track of {len(joined) / full[0][1]:.0f} s")
     print(f"batches (1 thread, best of {args.repeats}):")
     compare_batches(clips, extractor, args.repeats, args.batch)
     print("work (1 thread):")

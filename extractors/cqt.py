@@ -206,13 +206,16 @@ class PlanTensors:
         self.halving = torch.as_tensor(halving_matrix(), device=device, dtype=dtype)
 
 
-def cqt_octaves(y: torch.Tensor, tensors: PlanTensors, n_frames: int) -> torch.Tensor:
+def cqt_octaves(y: torch.Tensor, tensors: PlanTensors, n_frames: int,
+                frame_chunk: int = 1024) -> torch.Tensor:
     """|CQT| of waveforms (batch, samples) -> (octaves, batch, n_frames, bins per octave),
     the top octave first.
 
     Every octave has at least `n_frames` frames. The octaves' products land in one
     tensor, so that all the magnitudes are one pass (per-octave calls cost more than the
-    arithmetic here).
+    arithmetic here). Each product takes `frame_chunk` frames at a time: the product
+    copies its overlapping frames first, which for a long track whole is a copy larger
+    than the cache.
     """
     plan = tensors.plan
     for _ in range(plan.early_halvings):
@@ -223,7 +226,9 @@ def cqt_octaves(y: torch.Tensor, tensors: PlanTensors, n_frames: int) -> torch.T
         if i > 0:
             y = halve_rate(y, tensors.halving)
         frames = pad_reflect(y, n_fft // 2).unfold(-1, n_fft, octave.hop_length)
-        torch.matmul(frames[:, :n_frames], tensors.kernels[i], out=products[i])
+        for start in range(0, n_frames, frame_chunk):
+            part = slice(start, min(start + frame_chunk, n_frames))
+            products[i, :, part] = torch.matmul(frames[:, part], tensors.kernels[i])
     squares = products.square_()
     return torch.add(squares[..., : width // 2], squares[..., width // 2 :]).sqrt_().mul_(
         1.0 / LIFT)

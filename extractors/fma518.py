@@ -51,6 +51,7 @@ N_MELS = 128
 N_MFCC = 20
 FEATURES_PY_RATE = 22050  # librosa's default sr, which features.py leaves in place (above)
 N_FRAME_FEATURES = sum(size for _, size in FAMILIES)
+FRAME_CHUNK = 1024  # STFT frames made and read at a time (`Fma518.frame_features`)
 
 
 def _columns() -> tuple[tuple[str, ...], np.ndarray]:
@@ -143,40 +144,68 @@ class Fma518(Extractor):
     def frame_features(self, x: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
         """Every family's per-frame values (batch, frames, dims), in `FAMILIES` order.
 
-        The spectrogram's readers run back to back, before the CQT's buffers push |X| and
-        |X|² out of the cache (about 5% faster over a run of clips than with the CQT between).
+        The spectrogram is made and read `FRAME_CHUNK` frames at a time, so that its
+        readers find it in the cache: whole, a long track's |X| and |X|² are read from main
+        memory a dozen times (a 3-minute track: 15% slower per second of audio than with
+        chunks, bench/RESULTS.md), and they held twice the memory. Only |X|² is kept, for
+        chroma_stft, whose filters wait for the tuning estimated over the whole track.
         """
         const = self._constants_for(sample_rate, x.device)
-        n_fft = self.config.n_fft
-        mag, power = spectral.stft_spectra(x, const.window, self.config.hop_length)
-        cqt_tuning, chroma_tuning = self._tunings(mag, sample_rate)
-        out = {"spectral_rolloff": spectral.rolloff(mag, const.freqs),
-               "spectral_contrast": spectral.spectral_contrast(mag, const.contrast_bands)}
-        out["spectral_centroid"], out["spectral_bandwidth"] = spectral.centroid_bandwidth(
-            mag, const.freqs)
-        out["chroma_stft"] = self._chroma_stft(power, chroma_tuning)
-        out["mfcc"] = spectral.mfcc(power, const.mel_blocks, const.dct)
-        out["rmse"] = spectral.rmse(power)
+        frames = spectral.stft_frames(x, self.config.n_fft, self.config.hop_length)
+        lo, hi = self._peak_bins(sample_rate)
+        parts: dict[str, list[torch.Tensor]] = {
+            name: [] for name in ("spectral_rolloff", "spectral_centroid", "spectral_bandwidth",
+                                  "rmse", "peak", "valley", "mel", "power")}
+        peaks = []
+        for start in range(0, frames.shape[1], FRAME_CHUNK):
+            mag, power = spectral.stft_spectra(frames[:, start : start + FRAME_CHUNK],
+                                               const.window)
+            peaks.append(spectral.find_peaks(mag, lo, hi))
+            parts["spectral_rolloff"].append(spectral.rolloff(mag, const.freqs))
+            for name, value in zip(("peak", "valley"),
+                                   spectral.band_extremes(mag, const.contrast_bands),
+                                   strict=True):
+                parts[name].append(value)
+            for name, value in zip(("spectral_centroid", "spectral_bandwidth"),
+                                   spectral.centroid_bandwidth(mag, const.freqs), strict=True):
+                parts[name].append(value)
+            parts["rmse"].append(spectral.rmse(power))
+            parts["mel"].append(spectral.mel_power(power, const.mel_blocks))
+            parts["power"].append(power)
+            del mag, power
+        cqt_tuning, chroma_tuning = self._tunings(spectral.merge_peaks(peaks), sample_rate)
+        powers = parts.pop("power")
+        out = {name: torch.cat(values, dim=1) for name, values in parts.items()}
+        out["spectral_contrast"] = spectral.spectral_contrast(out.pop("peak"), out.pop("valley"))
+        out["mfcc"] = spectral.mfcc(out.pop("mel"), const.dct)
+        out["chroma_stft"] = torch.cat([self._chroma_stft(power, chroma_tuning)
+                                        for power in powers], dim=1)
+        del powers
         out.update(self._cqt_families(x, const, sample_rate, cqt_tuning))
-        out["zcr"] = spectral.zero_crossing_rate(x, n_fft, self.config.hop_length)
+        out["zcr"] = spectral.zero_crossing_rate(x, self.config.n_fft, self.config.hop_length)
         return {name: out[name] for name, _ in FAMILIES}
 
     # --- families ----------------------------------------------------------------------
-    def _tunings(self, mag: torch.Tensor, sample_rate: int) -> tuple[list[int], list[int]]:
-        """The two tuning estimates features.py makes, per track.
-
-        cqt(tuning=None) estimates on |X| at the file's rate; chroma_stft estimates on |X|²
-        at librosa's default rate. Both use peaks found once over both bin ranges.
-        """
+    def _peak_bins(self, sample_rate: int) -> tuple[int, int]:
+        """The bins where either tuning estimate looks for peaks (`_tunings`)."""
         n_fft = self.config.n_fft
         cqt_bins = spectral.pitch_bins(sample_rate, n_fft)
         stft_bins = spectral.pitch_bins(FEATURES_PY_RATE, n_fft)
-        peaks = spectral.find_peaks(mag, min(cqt_bins[0], stft_bins[0]),
-                                    max(cqt_bins[1], stft_bins[1]))
-        return (spectral.estimate_tuning(peaks, cqt_bins, sample_rate, n_fft, squared=False,
+        return min(cqt_bins[0], stft_bins[0]), max(cqt_bins[1], stft_bins[1])
+
+    def _tunings(self, peaks: spectral.Peaks, sample_rate: int) -> tuple[list[int], list[int]]:
+        """The two tuning estimates features.py makes, per track.
+
+        cqt(tuning=None) estimates on |X| at the file's rate; chroma_stft estimates on |X|²
+        at librosa's default rate. Both use the peaks found once over both bin ranges.
+        """
+        n_fft = self.config.n_fft
+        return (spectral.estimate_tuning(peaks, spectral.pitch_bins(sample_rate, n_fft),
+                                         sample_rate, n_fft, squared=False,
                                          bins_per_octave=N_CHROMA),
-                spectral.estimate_tuning(peaks, stft_bins, FEATURES_PY_RATE, n_fft,
-                                         squared=True, bins_per_octave=N_CHROMA))
+                spectral.estimate_tuning(peaks, spectral.pitch_bins(FEATURES_PY_RATE, n_fft),
+                                         FEATURES_PY_RATE, n_fft, squared=True,
+                                         bins_per_octave=N_CHROMA))
 
     def _chroma_stft(self, power: torch.Tensor, tunings: list[int]) -> torch.Tensor:
         """chroma_stft(S=|X|²) at librosa's default rate, with its own tuning per track.

@@ -54,24 +54,27 @@ def n_frames(n_samples: int, hop_length: int) -> int:
     return 1 + n_samples // hop_length
 
 
-def stft_spectra(x: torch.Tensor, window: torch.Tensor, hop_length: int
+def stft_frames(x: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
+    """The STFT's frames (batch, frames, n_fft), centred by reflect padding: a view of one
+    padded copy of the signal."""
+    return pad_reflect(x, n_fft // 2).unfold(-1, n_fft, hop_length)
+
+
+def stft_spectra(frames: torch.Tensor, window: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """|STFT| and |STFT|² (batch, frames, bins): Hann-windowed frames centred by reflect
-    padding.
+    """|STFT| and |STFT|² (batch, frames, bins) of `stft_frames` (all or a range of them),
+    Hann-windowed.
 
     re² + im² underflows float32 for the near-silent frames of fades (|X| < 1e-19), where
     librosa's |X| is still exact. Scaling the window by 2^32 (exact in binary floating
     point) keeps every square in range for |x| < 4e6. The FFT's interleaved (re, im) pairs
     are squared in place, which is contiguous and vectorised, and then summed in one
     strided add: arithmetic on the strided re and im views is five times slower.
-    `STFT_CHUNK` frames at a time, so that the windowed frames and the FFT's output (each
-    as large as the spectrogram, 5 MB for 15 s) stay in the cache: faster over a
-    run of clips than whole (about 8%).
+    `STFT_CHUNK` frames at a time, so that the windowed frames and the FFT's output stay
+    in the cache: faster over a run of clips than whole (about 8%).
     """
-    n_fft = window.shape[0]
-    frames = pad_reflect(x, n_fft // 2).unfold(-1, n_fft, hop_length)
     lifted = window * LIFT
-    power = x.new_empty((*frames.shape[:-1], n_fft // 2 + 1))
+    power = frames.new_empty((*frames.shape[:-1], window.shape[0] // 2 + 1))
     mag = torch.empty_like(power)
     for start in range(0, frames.shape[1], STFT_CHUNK):
         part = slice(start, start + STFT_CHUNK)
@@ -267,6 +270,22 @@ def find_peaks(mag: torch.Tensor, lo: int, hi: int, threshold: float = 0.1) -> P
                  top.reshape(-1)[row])
 
 
+def merge_peaks(parts: list[Peaks]) -> Peaks:
+    """One `Peaks` from those of consecutive frame ranges of the same tracks: each track's
+    peaks from every range, track after track (the tuning vote ignores their order)."""
+    if len(parts) == 1:
+        return parts[0]
+    tracks = len(parts[0].starts) - 1
+    offsets = np.cumsum([0] + [part.starts[-1] for part in parts[:-1]])
+    take = np.concatenate([np.arange(part.starts[i], part.starts[i + 1]) + offset
+                           for i in range(tracks)
+                           for part, offset in zip(parts, offsets, strict=True)])
+    counts = np.sum([np.diff(part.starts) for part in parts], axis=0)
+    fields = {name: np.concatenate([getattr(part, name) for part in parts])[take]
+              for name in ("bin", "below", "here", "above", "frame_top")}
+    return Peaks(starts=np.concatenate([[0], np.cumsum(counts)]), **fields)
+
+
 def estimate_tuning(peaks: Peaks, bins: tuple[int, int], sample_rate: float, n_fft: int,
                     squared: bool, bins_per_octave: int = 12, threshold: float = 0.1
                     ) -> list[int]:
@@ -296,17 +315,24 @@ def estimate_tuning(peaks: Peaks, bins: tuple[int, int], sample_rate: float, n_f
 def _vote(pitch: np.ndarray, mags: np.ndarray, bins_per_octave: int) -> int:
     """Histogram vote of one track's peaks (librosa.pitch_tuning), as an edge index.
 
-    Values in [-0.5, 0.5) fall in bin searchsorted(right) - 1, which is np.histogram's
-    bin without its sort of the values.
+    A value in [-0.5, 0.5) falls in np.histogram's bin i when edge i <= value < edge i + 1.
+    The bin is computed from the value and then moved by one where the edges (float64, as
+    np.histogram compares) say the rounding put it next door: a binary search per value
+    (searchsorted) cost a third of the whole tuning estimate.
     """
     if mags.size == 0:
         return TUNING_ZERO
     pitch = pitch[(mags >= np.median(mags)) & (pitch > 0)]
     if pitch.size == 0:
         return TUNING_ZERO
-    residual = np.remainder(bins_per_octave * np.log2(pitch / (A440 / 16)), 1.0)
+    octaves = bins_per_octave * np.log2(pitch / (A440 / 16))
+    residual = octaves - np.floor(octaves)  # = np.remainder(octaves, 1.0), exactly; 15x faster
     residual[residual >= 0.5] -= 1.0
-    bins = np.searchsorted(TUNING_EDGES, residual, side="right") - 1
+    residual = residual.astype(np.float64)
+    bins = np.clip(((residual + 0.5) / TUNING_RESOLUTION).astype(np.intp), 0,
+                   len(TUNING_EDGES) - 2)
+    bins -= residual < TUNING_EDGES[bins]
+    bins += residual >= TUNING_EDGES[bins + 1]
     return int(np.bincount(bins, minlength=len(TUNING_EDGES) - 1).argmax())
 
 
@@ -384,9 +410,10 @@ def rolloff(mag: torch.Tensor, freqs: torch.Tensor, roll_percent: float = 0.85) 
     return freqs[(block * ROLLOFF_BLOCK + within).clamp_max(n_bins - 1)]
 
 
-def spectral_contrast(mag: torch.Tensor, bands: tuple[tuple[int, int, int], ...]
-                      ) -> torch.Tensor:
-    """Peak minus valley (dB) per octave band: means of the top and bottom 2% of bins.
+def band_extremes(mag: torch.Tensor, bands: tuple[tuple[int, int, int], ...]
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per octave band of `contrast_bands`, the means of the top and of the bottom 2% of
+    each frame's magnitudes (batch, frames, bands) x 2: spectral contrast's peak and valley.
 
     On the CPU, by sorting each band in numpy: rows of a few hundred values sort faster
     than numpy partitions them twice, and many times faster than torch's CPU sort or
@@ -404,7 +431,12 @@ def spectral_contrast(mag: torch.Tensor, bands: tuple[tuple[int, int, int], ...]
         ordered = np.sort(band.view(np.int32), axis=-1).view(np.float32)
         peaks.append(ordered[..., -count:].mean(-1))
         valleys.append(ordered[..., :count].mean(-1))
-    peak, valley = (torch.from_numpy(np.stack(v, -1)).to(mag.device) for v in (peaks, valleys))
+    return tuple(torch.from_numpy(np.stack(v, -1)).to(mag.device) for v in (peaks, valleys))
+
+
+def spectral_contrast(peak: torch.Tensor, valley: torch.Tensor) -> torch.Tensor:
+    """Peak minus valley in dB (`band_extremes` over the whole track: the dB floor is
+    relative to the track's maximum)."""
     return power_to_db(peak) - power_to_db(valley)
 
 
@@ -420,7 +452,7 @@ def mel_power(power: torch.Tensor, blocks: list[tuple[int, int, torch.Tensor]]) 
     return torch.cat([torch.matmul(power[..., a:b], w) for a, b, w in blocks], dim=-1)
 
 
-def mfcc(power: torch.Tensor, blocks: list[tuple[int, int, torch.Tensor]],
-         dct: torch.Tensor) -> torch.Tensor:
-    """MFCCs: DCT-II (ortho) of the dB mel spectrogram (Slaney mel, top_db 80)."""
-    return torch.matmul(power_to_db(mel_power(power, blocks)), dct.T)
+def mfcc(mel: torch.Tensor, dct: torch.Tensor) -> torch.Tensor:
+    """MFCCs: DCT-II (ortho) of the dB mel spectrogram (Slaney mel, top_db 80), from
+    `mel_power` over the whole track (the dB floor is relative to its maximum)."""
+    return torch.matmul(power_to_db(mel), dct.T)

@@ -18,7 +18,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from mfs.extractors import spectral
+from mfs.extractors import fma518, spectral
 from mfs.extractors.fma518 import FAMILIES, FEATURE_NAMES, STATISTICS, Fma518, Fma518Config
 
 librosa = pytest.importorskip("librosa", reason="librosa (a test dependency) is not installed")
@@ -217,3 +217,19 @@ def test_batch_equals_one_by_one(extractor: Fma518) -> None:
         batch = extractor.embed(torch.from_numpy(np.stack(tracks)), 22050)["features"].numpy()
     single = np.stack([ours(extractor, x, 22050) for x in tracks])
     np.testing.assert_allclose(batch, single, rtol=1e-4, atol=1e-5)
+
+
+@needs_data
+def test_frame_chunks_do_not_change_features(extractor: Fma518,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spectrogram is made and read in chunks of frames (`FRAME_CHUNK`), the tuning
+    vote gathering each track's peaks from every chunk: chunks of 100 frames (uneven, the
+    last one short) give the same bits as one chunk per track, also for a batch."""
+    tracks = np.stack([load(GTZAN / genre / f"{genre}.00003.flac", 12.0)[0]
+                       for genre in ("disco", "reggae")])
+    with torch.inference_mode():
+        whole = extractor.embed(torch.from_numpy(tracks), 22050)["features"].numpy()
+        monkeypatch.setattr(fma518, "FRAME_CHUNK", 100)
+        chunked = extractor.embed(torch.from_numpy(tracks), 22050)["features"].numpy()
+    assert len(spectral.stft_frames(torch.from_numpy(tracks), 2048, 512)[0]) > 5 * 100
+    np.testing.assert_array_equal(chunked, whole)
