@@ -2,6 +2,8 @@
 
 - A table (CSV or Parquet) has one row per track: an id column plus numeric feature
   columns, read whole as one `<output>` matrix with the column names as feature names.
+  FMA's `features.csv` (three header rows) is read as such a table, its columns named
+  "feature/statistic/number" like `fma518`'s, so the two compare column by column.
 - An `.npz` holds per-window features (`X`: windows × dims, plus an id per window), pooled
   per track into `<output>_<stat>` matrices (mean and max by default).
 
@@ -22,6 +24,7 @@ from mfs.store.store import check_name
 ID_COLUMNS = ("track_id", "filename", "file", "path", "id", "IDS", "ids")
 WINDOW_KEYS = ("X", "x", "features", "embeddings")
 POOLING = ("mean", "max", "min", "std")
+FMA_HEADER = ("feature", "statistics", "number")  # first cells of features.csv's header rows
 
 
 @dataclass
@@ -56,7 +59,10 @@ def _read_table(path: Path, id_column: str | None, output: str,
     if path.suffix.lower() == ".csv":
         from pyarrow import csv
 
-        table = csv.read_csv(path)
+        names = fma_header_names(path)
+        table = csv.read_csv(path) if names is None else csv.read_csv(
+            path, read_options=csv.ReadOptions(skip_rows=len(FMA_HEADER) + 1,
+                                               column_names=["track_id", *names]))
     else:
         import pyarrow.parquet as pq
 
@@ -78,6 +84,26 @@ def _read_table(path: Path, id_column: str | None, output: str,
                 "excluded_columns": sorted(exclude)}
     return Imported(path, _id_strings(table.column(id_column)), {output: X}, None, numeric,
                     settings)
+
+
+def fma_header_names(path: Path) -> list[str] | None:
+    """Column names of a table in the layout of FMA's features.csv, else None.
+
+    That file has three header rows (feature, statistics, number) and a fourth naming the
+    index (`track_id`); its columns become "feature/statistic/number", e.g.
+    "chroma_cens/kurtosis/01", the names `fma518` gives the same values.
+    """
+    import csv
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as file:
+        rows = [row for _, row in zip(range(len(FMA_HEADER) + 1), csv.reader(file),
+                                      strict=False)]
+    if len(rows) <= len(FMA_HEADER) or tuple(row[0] if row else "" for row in rows[:3]) != (
+            FMA_HEADER):
+        return None
+    if len({len(row) for row in rows[:3]}) != 1:
+        raise ValueError(f"{path}: FMA header rows have different lengths")
+    return ["/".join(parts) for parts in zip(*(row[1:] for row in rows[:3]), strict=True)]
 
 
 def _read_windows(path: Path, id_key: str | None, output: str,

@@ -75,7 +75,8 @@ def export_command(
 
 
 def import_command(
-    files: Annotated[list[Path], typer.Argument(help="CSV/Parquet tables or .npz windows.")],
+    files: Annotated[list[Path], typer.Argument(
+        help="CSV/Parquet tables (FMA's features.csv too) or .npz windows.")],
     name: Annotated[str, typer.Option(help="Extractor name to store the features under.")],
     library: Annotated[str, typer.Option(help="Library whose tracks the ids refer to.")],
     id_column: Annotated[str | None, typer.Option(help="Id column or .npz key.")] = None,
@@ -90,9 +91,9 @@ def import_command(
 
     summary = import_features(Store(store), files, name, library, id_column, output,
                               tuple(split_specs(pooling)), tuple(split_specs(exclude)))
-    columns = ", ".join(f"{c} ({d})" for c, d in summary.columns.items())
-    console.print(f"imported {summary.written} tracks into {name}@{summary.config_hash} "
-                  f"[{columns}] from {len(summary.files)} file(s); "
+    columns = ", ".join(f"{c} ({d} dims)" for c, d in summary.columns.items())
+    console.print(f"imported {summary.written} tracks into {name}@{summary.config_hash}: "
+                  f"{columns}, from {len(summary.files)} file(s); "
                   f"{summary.already_stored} already stored, {summary.unmatched} rows "
                   "matched no track"
                   + (f" (e.g. {', '.join(summary.unmatched_examples)})"

@@ -52,6 +52,7 @@ def test_import_stats_bench_leaderboard_export_report(app, workdir):
                  "lib", "--store", s)
     assert result.exit_code == 0, result.output
     assert "imported 120 tracks into table@" in result.output and "label" in result.output
+    assert ": features (" in result.output  # the column summary is text, not rich markup
 
     result = run(app, "stats", "table", "--library", "lib", "--store", s)
     assert result.exit_code == 0 and "dead dimensions" in result.output

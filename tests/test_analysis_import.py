@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 
@@ -18,6 +19,7 @@ from mfs.analysis.selection import resolve
 from mfs.analysis.stats import feature_stats
 from mfs.analysis.synthetic import tracks_table
 from mfs.analysis.training_table import load_training_table
+from mfs.extractors.fma518 import FEATURE_NAMES
 from mfs.store import Store
 
 
@@ -139,3 +141,32 @@ def test_real_gtzan_feature_table(tmp_path):
     stats = feature_stats(store, "gtzan-librosa", "gtzan").set_index("feature")
     assert stats.loc["gtzan-librosa.features.length", "n"] == 1000
     assert not stats["dead"].any() and (stats["nan_share"] == 0).all()
+
+
+def test_fma_features_csv_layout(tmp_path):
+    """FMA's features.csv (three header rows, an index-name row, NaN rows for tracks FMA
+    failed on) imports with fma518's column names, so the two compare column by column."""
+    store = Store(tmp_path / "store")
+    with store.writing("test") as writer:
+        writer.replace_tracks("fma", tracks_table("fma", ["fma:2", "fma:5", "fma:10"],
+                                                  ["Hip-Hop", "Pop", "Pop"], kind="fma"))
+    parts = [name.split("/") for name in FEATURE_NAMES]
+    values = np.arange(2 * len(parts), dtype=np.float32).reshape(2, -1) / 7
+    path = tmp_path / "features.csv"
+    with path.open("w", newline="") as file:
+        out = csv.writer(file)
+        for label, i in (("feature", 0), ("statistics", 1), ("number", 2)):
+            out.writerow([label, *(p[i] for p in parts)])
+        out.writerow(["track_id", *[""] * len(parts)])
+        out.writerow(["2", *values[0]])
+        out.writerow(["5", *values[1]])
+        out.writerow(["10", *[""] * len(parts)])
+    summary = import_features(store, [path], "fma-features", "fma")
+    assert (summary.written, summary.unmatched, summary.columns) == (3, 0, {"features": 518})
+    selection = resolve(store, store.connect(), "fma-features", "fma")
+    assert selection.feature_names == [f"fma-features.features.{n}" for n in FEATURE_NAMES]
+    rows = dict(store.connect().execute(
+        "SELECT track_id, features FROM fma_features").fetchall())
+    np.testing.assert_allclose(rows["fma:2"], values[0], rtol=1e-6)
+    np.testing.assert_allclose(rows["fma:5"], values[1], rtol=1e-6)
+    assert np.isnan(np.asarray(rows["fma:10"], dtype=float)).all()
