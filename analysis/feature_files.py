@@ -94,16 +94,15 @@ def fma_header_names(path: Path) -> list[str] | None:
     "chroma_cens/kurtosis/01", the names `fma518` gives the same values.
     """
     import csv
+    from itertools import islice
 
     with path.open(newline="", encoding="utf-8", errors="replace") as file:
-        rows = [row for _, row in zip(range(len(FMA_HEADER) + 1), csv.reader(file),
-                                      strict=False)]
-    if len(rows) <= len(FMA_HEADER) or tuple(row[0] if row else "" for row in rows[:3]) != (
-            FMA_HEADER):
+        rows = list(islice(csv.reader(file), len(FMA_HEADER)))
+    if tuple(row[0] if row else "" for row in rows) != FMA_HEADER:
         return None
-    if len({len(row) for row in rows[:3]}) != 1:
+    if len({len(row) for row in rows}) != 1:
         raise ValueError(f"{path}: FMA header rows have different lengths")
-    return ["/".join(parts) for parts in zip(*(row[1:] for row in rows[:3]), strict=True)]
+    return ["/".join(parts) for parts in zip(*(row[1:] for row in rows), strict=True)]
 
 
 def _read_windows(path: Path, id_key: str | None, output: str,

@@ -26,6 +26,7 @@ FMA's row would be all NaN). Digital silence gives finite values: zeros, MFCC 0 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,26 +154,22 @@ class Fma518(Extractor):
         const = self._constants_for(sample_rate, x.device)
         frames = spectral.stft_frames(x, self.config.n_fft, self.config.hop_length)
         lo, hi = self._peak_bins(sample_rate)
-        parts: dict[str, list[torch.Tensor]] = {
-            name: [] for name in ("spectral_rolloff", "spectral_centroid", "spectral_bandwidth",
-                                  "rmse", "peak", "valley", "mel", "power")}
+        parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         peaks = []
         for start in range(0, frames.shape[1], FRAME_CHUNK):
             mag, power = spectral.stft_spectra(frames[:, start : start + FRAME_CHUNK],
                                                const.window)
             peaks.append(spectral.find_peaks(mag, lo, hi))
-            parts["spectral_rolloff"].append(spectral.rolloff(mag, const.freqs))
-            for name, value in zip(("peak", "valley"),
-                                   spectral.band_extremes(mag, const.contrast_bands),
-                                   strict=True):
+            peak, valley = spectral.band_extremes(mag, const.contrast_bands)
+            centroid, bandwidth = spectral.centroid_bandwidth(mag, const.freqs)
+            for name, value in (("spectral_rolloff", spectral.rolloff(mag, const.freqs)),
+                                ("spectral_centroid", centroid),
+                                ("spectral_bandwidth", bandwidth),
+                                ("rmse", spectral.rmse(power)), ("peak", peak),
+                                ("valley", valley),
+                                ("mel", spectral.mel_power(power, const.mel_blocks)),
+                                ("power", power)):
                 parts[name].append(value)
-            for name, value in zip(("spectral_centroid", "spectral_bandwidth"),
-                                   spectral.centroid_bandwidth(mag, const.freqs), strict=True):
-                parts[name].append(value)
-            parts["rmse"].append(spectral.rmse(power))
-            parts["mel"].append(spectral.mel_power(power, const.mel_blocks))
-            parts["power"].append(power)
-            del mag, power
         cqt_tuning, chroma_tuning = self._tunings(spectral.merge_peaks(peaks), sample_rate)
         powers = parts.pop("power")
         out = {name: torch.cat(values, dim=1) for name, values in parts.items()}
