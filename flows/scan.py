@@ -79,9 +79,10 @@ def _library_config(store: Store, name: str, kind: str | None, root: Path | None
 
 def _reported_failures(store: Store, name: str) -> dict[str, tuple]:
     """Each path's latest scan failure: a rescan does not write the same one again."""
-    found = store.connect().execute(
-        "SELECT path, error_class, track_id, reason FROM failures_latest "
-        "WHERE library = ? AND stage = 'scan'", [name]).fetchall()
+    with store.connect_failures() as con:
+        found = con.execute(
+            "SELECT path, error_class, track_id, reason FROM failures_latest "
+            "WHERE library = ? AND stage = 'scan'", [name]).fetchall()
     return {path: tuple(rest) for path, *rest in found}
 
 

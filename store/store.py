@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from mfs.store import schema
 from mfs.store.atomic import remove_stale_temporaries, write_bytes_atomic, write_parquet_atomic
 from mfs.store.lock import StoreLock
-from mfs.store.views import create_views
+from mfs.store.views import create_failure_views, create_views
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -103,6 +103,12 @@ class Store:
         """An in-memory DuckDB connection with the store's views (see SCHEMA.md)."""
         con = duckdb.connect()
         create_views(con, self)
+        return con
+
+    def connect_failures(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with only `failures` and `failures_latest`."""
+        con = duckdb.connect()
+        create_failure_views(con, self)
         return con
 
     @contextmanager

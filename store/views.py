@@ -27,14 +27,9 @@ def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     """Create `tracks`, `failures`, `failures_latest`, `runs`, one view per extractor and
     the long `features` view on `con`."""
     _table_view(con, "tracks", store.tracks_dir, schema.TRACKS)
-    _table_view(con, "failures", store.failures_dir, schema.FAILURES)
+    create_failure_views(con, store)
     _table_view(con, "runs", store.runs_dir, schema.RUNS)
     _table_view(con, "leaderboard", store.leaderboard_dir, schema.LEADERBOARD)
-    con.execute(
-        """CREATE OR REPLACE VIEW failures_latest AS SELECT * FROM failures
-        QUALIFY row_number() OVER (PARTITION BY library, path, stage, config_hash
-                                   ORDER BY failed_at DESC, attempts DESC) = 1"""
-    )
     long_parts = []
     for extractor in store.extractors():
         name = view_name(extractor)
@@ -72,6 +67,17 @@ def embedding_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[str]:
     provenance = set(schema.FEATURE_KEY_AND_PROVENANCE.names)
     rows = con.execute(f'DESCRIBE "{view}"').fetchall()
     return [name for name, dtype, *_ in rows if name not in provenance and "[" in dtype]
+
+
+def create_failure_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    """Create `failures` and `failures_latest` (each key's newest failure) on `con`: all a
+    scan needs, without the per-extractor views, which read every feature part's footer."""
+    _table_view(con, "failures", store.failures_dir, schema.FAILURES)
+    con.execute(
+        """CREATE OR REPLACE VIEW failures_latest AS SELECT * FROM failures
+        QUALIFY row_number() OVER (PARTITION BY library, path, stage, config_hash
+                                   ORDER BY failed_at DESC, attempts DESC) = 1"""
+    )
 
 
 def _table_view(con: duckdb.DuckDBPyConnection, name: str, folder, table_schema: pa.Schema):
