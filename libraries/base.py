@@ -28,7 +28,6 @@ class LibraryKind:
     """Base of the GTZAN, FMA and folder scanners."""
 
     kind: str = ""
-    content_ids: bool = False  # IDs from file content (so moves and renames keep them)
     labels_need_file: bool = False  # labels are read from the file (tags), not the layout
 
     def __init__(self, root: Path) -> None:

@@ -36,7 +36,6 @@ TAG_READERS = {
 
 class FolderLibrary(LibraryKind):
     kind = "folder"
-    content_ids = True
     labels_need_file = True
 
     def candidates(self) -> Iterator[Candidate | WalkProblem]:
