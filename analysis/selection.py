@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
     from mfs.store import Store
 
-# Parquet schema metadata key under which extractors store per-dimension names (SCHEMA.md).
-
 
 @dataclass(frozen=True)
 class Column:

@@ -90,10 +90,6 @@ def sql_command(
     print_rows(columns, result.fetchall(), "csv" if csv_out else "json" if json_out else "table")
 
 
-def split_names(value: str) -> list[str]:
-    return [name.strip() for name in value.split(",") if name.strip()]
-
-
 @app.command("extractors")
 @one_line_errors
 def extractors_command(
@@ -126,9 +122,10 @@ def extract_command(
     store: StoreOption = None,
 ) -> None:
     """Extract what the library is missing (Prefect flow extract-library)."""
+    from mfs.analysis.selection import split_specs
     from mfs.flows.extract import extract_library
 
-    result = extract_library(name, split_names(extractor), batch_size, device,
+    result = extract_library(name, split_specs(extractor), batch_size, device,
                              str(Store(store).root), rescan, show_progress=True)
     print_extract_summary(result)
 
@@ -169,11 +166,11 @@ def demo_command(
     """Build the synthetic demo library, scan it, extract features, benchmark them, and
     print the leaderboard and where the HTML report is."""
     from mfs.analysis_commands import bench_command, leaderboard_command, report_command
-    from mfs.demo import run_demo
+    from mfs.demo import DEMO_EXTRACTORS, run_demo
 
     run_demo(Store(store), folder)
     status_command(store=store, as_json=False)
-    bench_command("demo", features="fma518,musicnn-mtt,fma518+musicnn-mtt",
+    bench_command("demo", features=",".join([*DEMO_EXTRACTORS, "+".join(DEMO_EXTRACTORS)]),
                   model="logreg,xgboost", ensemble="both", store=store)
     leaderboard_command(library="demo", store=store)
     report_command("demo", out=folder.parent / "demo-report", store=store)

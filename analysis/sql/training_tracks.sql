@@ -1,7 +1,8 @@
--- Every track of a library with its labels and, per selection, whether it has all the
--- selected columns ({has_columns} is one
--- `, t.track_id IN (SELECT track_id FROM <view> WHERE config_hash = … AND <col> IS NOT NULL)
--- AS has_<i>` per selection). Sorted so that row order is deterministic.
+-- Every track of a library with its labels and, per selection, whether it has a row of
+-- that config ({has_columns} is one
+-- `, t.track_id IN (SELECT track_id FROM <view> WHERE config_hash = …) AS has_<i>` per
+-- selection; missing vectors are found when the vectors are read). Sorted so that row
+-- order is deterministic.
 SELECT t.track_id, t.genre, t.split, coalesce(t.artist_id, t.artist) AS artist
        {has_columns}
 FROM tracks t
