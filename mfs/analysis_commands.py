@@ -50,7 +50,9 @@ def stats_command(
         if by is None:
             summary = summary.drop(columns=["group"])
     _print_frame(summary, fmt, title=title if fmt == "table" else None)
-    dead = stats.loc[stats["dead"] & stats["group"].isna(), "feature"].tolist()
+    # Grouped, a dimension is judged per group (the table's dead_dims); this line is for
+    # the whole selection, which only the ungrouped statistics describe.
+    dead = stats.loc[stats["dead"], "feature"].tolist() if by is None else []
     if fmt == "table" and dead:
         shown = ", ".join(dead[:10]) + (f", … ({len(dead)} in all)" if len(dead) > 10 else "")
         console.print(f"dead dimensions (constant or never finite): {shown}")
