@@ -137,7 +137,7 @@ def _statistics(store: Store, library: str) -> str:
     for extractor in store.extractors():
         for config in stored_configs(con, extractor, library):
             spec = f"{extractor}@{config}"
-            summary = summarise(feature_stats(store, spec, library))
+            summary = summarise(feature_stats(store, spec, library, con=con))
             sections.append(
                 f"<h3>{escape(spec)}</h3><p><code>mfs stats {escape(spec)} --library "
                 f"{escape(library)}</code></p>" + _frame_html(summary.drop(

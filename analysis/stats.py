@@ -6,27 +6,34 @@ Computed in DuckDB (`sql/dimension_stats.sql`) straight over the Parquet parts, 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from mfs.analysis.selection import resolve
 from mfs.analysis.sqlfiles import ident, sql_text
 from mfs.store import Store
 
+if TYPE_CHECKING:
+    import duckdb
+
 GROUP_COLUMNS = ("genre", "split", "library", "artist")
 
 
 def feature_stats(store: Store, spec: str, library: str | None = None,
-                  by: str | None = None) -> pd.DataFrame:
+                  by: str | None = None, con: duckdb.DuckDBPyConnection | None = None
+                  ) -> pd.DataFrame:
     """One row per (column, group, dimension) of the selected features.
 
     `by` groups by a tracks column (genre, split, library, artist); `library` restricts
     to one library's tracks. Columns: extractor, config_hash, column, group, dim, feature,
-    n, mean, std, min, max, nan_share, inf_share, dead.
+    n, mean, std, min, max, nan_share, inf_share, dead. `con`: a connection to the store
+    to reuse (making one builds every extractor's view).
     """
     if by is not None and by not in GROUP_COLUMNS:
         raise ValueError(f"cannot group statistics by {by!r}; use one of "
                          f"{', '.join(GROUP_COLUMNS)}")
-    con = store.connect()
+    con = con or store.connect()
     selection = resolve(store, con, spec, library)
     frames = []
     for column in selection.columns:
