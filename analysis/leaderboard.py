@@ -41,10 +41,29 @@ def append_results(store: Store, results: list[BenchmarkResult]) -> str:
     return run_id
 
 
-def read_leaderboard(store: Store, library: str | None = None) -> pd.DataFrame:
-    """Every stored row (optionally of one library), newest first."""
+def read_leaderboard(store: Store, library: str | None = None, latest: bool = False
+                     ) -> pd.DataFrame:
+    """Every stored row (optionally of one library), newest first; with `latest`, only
+    the newest row of each command (a rerun replaces its earlier result)."""
     con = store.connect()
-    return con.sql(sql_text("leaderboard"), params={"library": library}).df()
+    board = con.sql(sql_text("leaderboard"), params={"library": library}).df()
+    return board.drop_duplicates(subset="command", keep="first") if latest else board
+
+
+def interval_text(value: float, low: float, high: float) -> str:
+    """A score and its 95% interval in percent, e.g. "81.2 [77.0, 85.1]"."""
+    return f"{100 * value:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def row_interval(row, metric: str) -> str:
+    """`interval_text` of a leaderboard row's `metric` and its `_low`/`_high` columns."""
+    return interval_text(getattr(row, metric), getattr(row, f"{metric}_low"),
+                         getattr(row, f"{metric}_high"))
+
+
+def optional_number(value: float | None) -> str:
+    """An optional setting (prune, pca) as text: empty when unset (None or NaN)."""
+    return "" if value is None or pd.isna(value) else f"{value:g}"
 
 
 def _row(result: BenchmarkResult, run_id: str, created_at: datetime) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mfs.analysis.leaderboard import read_leaderboard
+from mfs.analysis.leaderboard import optional_number, read_leaderboard, row_interval
 from mfs.analysis.plots import confusion_png, importance_png
 from mfs.analysis.selection import stored_configs
 from mfs.analysis.stats import feature_stats, summarise
@@ -42,7 +42,8 @@ def write_report(store: Store, library: str, out_dir: Path) -> Path:
         known = ", ".join(store.libraries()) or "none yet"
         raise KeyError(f"unknown library {library!r} in store {store.root} (known: {known})")
     out_dir = Path(out_dir)
-    board = _latest_per_command(read_leaderboard(store, library))
+    board = read_leaderboard(store, library, latest=True).sort_values(
+        ["accuracy", "feature_set"], ascending=[False, True], ignore_index=True)
     parts = [f"<h1>Genre benchmarks: {escape(library)}</h1>", _provenance(store),
              "<h2>Leaderboard</h2>", _leaderboard_table(board)]
     for number, row in enumerate(board.head(MAX_ENTRIES).itertuples(index=False), start=1):
@@ -54,22 +55,10 @@ def write_report(store: Store, library: str, out_dir: Path) -> Path:
     return write_bytes_atomic(page.encode(), out_dir / "index.html")
 
 
-def _latest_per_command(board: pd.DataFrame) -> pd.DataFrame:
-    board = board.drop_duplicates(subset="command", keep="first")
-    return board.sort_values(["accuracy", "feature_set"], ascending=[False, True],
-                             ignore_index=True)
-
-
 def _provenance(store: Store) -> str:
     return (f"<p>Store <code>{escape(str(store.root.resolve()))}</code>; generated "
             f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC} by <code>{escape(shlex.join(sys.argv))}"
             f"</code>; versions <code>{escape(library_versions())}</code>.</p>")
-
-
-def _interval(row, metric: str) -> str:
-    value, low, high = (getattr(row, metric), getattr(row, f"{metric}_low"),
-                        getattr(row, f"{metric}_high"))
-    return f"{100 * value:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
 def _leaderboard_table(board: pd.DataFrame) -> str:
@@ -87,17 +76,13 @@ def _leaderboard_table(board: pd.DataFrame) -> str:
             f"<tr><td>{link}</td><td class=text>{escape(row.feature_set)}</td>"
             f"<td class=text>{escape(row.model)}</td>"
             f"<td class=text>{escape(row.split)} ({row.folds} fold{'s' * (row.folds > 1)})"
-            f"</td><td>{row.seed}</td><td>{_optional(row.prune)}</td>"
-            f"<td>{_optional(row.pca)}</td><td>{row.n_train}/{row.n_test}</td>"
+            f"</td><td>{row.seed}</td><td>{optional_number(row.prune)}</td>"
+            f"<td>{optional_number(row.pca)}</td><td>{row.n_train}/{row.n_test}</td>"
             f"<td>{row.n_features_in}→{row.n_features_used}</td>"
-            f"<td>{_interval(row, 'accuracy')}</td>"
-            f"<td>{_interval(row, 'balanced_accuracy')}</td>"
-            f"<td>{_interval(row, 'macro_f1')}</td></tr>")
+            f"<td>{row_interval(row, 'accuracy')}</td>"
+            f"<td>{row_interval(row, 'balanced_accuracy')}</td>"
+            f"<td>{row_interval(row, 'macro_f1')}</td></tr>")
     return f"<table>{header}{''.join(rows)}</table>"
-
-
-def _optional(value) -> str:
-    return "" if value is None or pd.isna(value) else f"{value:g}"
 
 
 def _entry(row, number: int, out_dir: Path) -> str:

@@ -126,13 +126,16 @@ def bench_command(
 ) -> None:
     """Benchmark genre classification; every entry is scored on the same tracks."""
     from mfs.analysis.benchmark import bench_configs, run_benchmarks
+    from mfs.analysis.leaderboard import interval_text
+    from mfs.analysis.metrics import METRICS
     from mfs.analysis.selection import split_specs
 
     configs = bench_configs(library, split_specs(features), split_specs(model), ensemble,
                             prune, pca, split, folds, seed, prompts)
     results = run_benchmarks(Store(store), configs, save=save)
     rows = [[r.config.feature_set, r.config.model, r.split, f"{r.n_train}/{r.n_test}",
-             f"{r.n_features_in}→{r.n_features_used}", *_with_intervals(r.scores, r.intervals),
+             f"{r.n_features_in}→{r.n_features_used}",
+             *(interval_text(r.scores[m], *r.intervals[m]) for m in METRICS),
              round(r.duration_s, 1)] for r in results]
     print_rows(["features", "model", "split", "train/test", "dims", "accuracy",
                 "balanced acc.", "macro-F1", "seconds"], rows, title=f"{library} (95% CI)")
@@ -148,23 +151,20 @@ def leaderboard_command(
     store: StoreOption = None,
 ) -> None:
     """Stored benchmark results, best first (newest row per command unless --all)."""
-    from mfs.analysis.leaderboard import read_leaderboard
+    from mfs.analysis.leaderboard import optional_number, read_leaderboard, row_interval
+    from mfs.analysis.metrics import METRICS
 
-    board = read_leaderboard(Store(store), library)
+    board = read_leaderboard(Store(store), library, latest=not every)
     if board.empty:
         console.print("leaderboard: no results yet (run mfs bench)")
         return
-    if not every:
-        board = board.drop_duplicates(subset="command", keep="first")
     board = board.sort_values(["library", "accuracy"], ascending=[True, False])
     if fmt != "table":
         _print_frame(board, fmt)
         return
-    rows = [[number, r.library, r.feature_set, r.model, r.split, r.seed, _optional(r.prune),
-             _optional(r.pca), f"{r.n_train}/{r.n_test}",
-             *_with_intervals({m: getattr(r, m) for m in _METRICS},
-                              {m: (getattr(r, f"{m}_low"), getattr(r, f"{m}_high"))
-                               for m in _METRICS})]
+    rows = [[number, r.library, r.feature_set, r.model, r.split, r.seed,
+             optional_number(r.prune), optional_number(r.pca), f"{r.n_train}/{r.n_test}",
+             *(row_interval(r, m) for m in METRICS)]
             for number, r in enumerate(board.itertuples(index=False), start=1)]
     print_rows(["#", "library", "features", "model", "split", "seed", "prune", "pca",
                 "train/test", "accuracy", "balanced acc.", "macro-F1"], rows,
@@ -185,23 +185,11 @@ def report_command(
     console.print(f"report written to {page}")
 
 
-_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
-
-
-def _with_intervals(scores: dict, intervals: dict) -> list[str]:
-    return [f"{100 * scores[m]:.1f} [{100 * intervals[m][0]:.1f}, {100 * intervals[m][1]:.1f}]"
-            for m in _METRICS]
-
-
 def _dropped_line(dropped: dict) -> str:
     reasons = ", ".join(f"{k}: {v}" for k, v in dropped.items()
                         if k not in ("library_tracks", "kept", "dropped") and v)
     return (f"kept {dropped['kept']} of {dropped['library_tracks']} library tracks"
             + (f" ({reasons})" if reasons else ""))
-
-
-def _optional(value: float | None) -> str:
-    return "" if value is None or value != value else f"{value:g}"  # NaN != NaN
 
 
 def _print_frame(frame, fmt: str, title: str | None = None) -> None:
