@@ -114,15 +114,12 @@ def _row_for(library: LibraryKind, name: str, item: Candidate, old: dict | None,
             return None
         track_id = f"{name}:{item.track_key}"
         fail(entry.rel, type(error).__name__, reason, track_id)
-        row = _empty_row(base, track_id, item.labels, "unreadable", reason)
         # No size or mtime: fixing permissions changes neither, so the next scan retries.
-        row.update(path=entry.rel, format=Path(entry.rel).suffix.lower().lstrip("."))
-        return row
+        return _empty_row(base, track_id, item.labels, "unreadable", reason, entry.rel)
     track_id = _track_id(name, item, digest[:16])
     labels = {**item.labels, **library.labels_from_file(entry)}
-    row = _empty_row(base, track_id, labels, "ok", None)
-    row.update(path=entry.rel, format=Path(entry.rel).suffix.lower().lstrip("."),
-               file_size=entry.size, mtime_ns=entry.mtime_ns, fingerprint=digest)
+    row = _empty_row(base, track_id, labels, "ok", None, entry.rel)
+    row.update(file_size=entry.size, mtime_ns=entry.mtime_ns, fingerprint=digest)
     try:
         info = probe(entry.path)
     except AudioError as error:
@@ -149,11 +146,16 @@ def _track_id(name: str, item: Candidate, content_key: str) -> str:
     return f"{name}:{item.track_key if item.track_key is not None else content_key}"
 
 
-def _empty_row(base: dict, track_id: str, labels: dict, status: str, reason: str | None) -> dict:
+def _empty_row(base: dict, track_id: str, labels: dict, status: str, reason: str | None,
+               rel: str | None = None) -> dict:
+    """A tracks row with its labels and status; `rel` (the file, when there is one) also
+    gives its path and format."""
     row = dict.fromkeys(schema.TRACKS.names)
     row.update(base)
     row.update({k: v for k, v in labels.items() if k in LABEL_FIELDS})
     row["genres"] = row["genres"] or []
     row.update(track_id=track_id, status=status, status_reason=reason)
+    if rel is not None:
+        row.update(path=rel, format=Path(rel).suffix.lower().lstrip("."))
     return row
 
