@@ -82,13 +82,16 @@ class TrackPool:
     def __init__(self, specs: tuple[OutputSpec, ...]) -> None:
         self.specs = specs
         self.stats = {spec.name: RunningStats() for spec in specs}
-        self.n_windows = 0
+
+    @property
+    def n_windows(self) -> int:
+        """Windows merged so far (every output has one row per window)."""
+        return self.stats[self.specs[0].name].count
 
     def add(self, outputs: dict[str, np.ndarray]) -> None:
         """Merge the outputs of some of the track's windows, (windows, …) per output."""
         for spec in self.specs:
             self.stats[spec.name].add(outputs[spec.name])
-        self.n_windows += len(outputs[self.specs[0].name])
 
     def columns(self) -> dict[str, np.ndarray]:
         """The stored columns of every output (see `stored_columns`)."""
