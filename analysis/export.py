@@ -18,7 +18,7 @@ import pyarrow as pa
 from mfs.analysis.splits import fold_labels, make_folds, resolve_split
 from mfs.analysis.training_table import TrainingTable, load_training_table
 from mfs.store import Store
-from mfs.store.atomic import write_bytes_atomic, write_parquet_atomic
+from mfs.store.atomic import write_atomic, write_parquet_atomic
 
 FORMATS = (".parquet", ".csv", ".npz")
 
@@ -74,17 +74,17 @@ def _write_table(out: Path, table: TrainingTable, labels: dict, metadata: dict) 
         return
     from pyarrow import csv
 
-    sink = pa.BufferOutputStream()
-    csv.write_csv(wide, sink)
-    write_bytes_atomic(sink.getvalue().to_pybytes(), out)
+    write_atomic(out, lambda tmp: csv.write_csv(wide, str(tmp)))
 
 
 def _write_npz(out: Path, table: TrainingTable, labels: dict, metadata: dict) -> None:
     """Strings as fixed-width unicode (loadable without pickle); missing values as ''."""
     arrays = {name: np.asarray(["" if v is None else str(v) for v in values])
               for name, values in labels.items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.npz")
-    np.savez_compressed(tmp, X=table.X, feature_names=np.asarray(table.feature_names),
-                        metadata=np.asarray(json.dumps(metadata)), **arrays)
-    tmp.replace(out)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as handle:  # a file object: numpy adds no ".npz" to the name
+            np.savez_compressed(handle, X=table.X, feature_names=np.asarray(table.feature_names),
+                                metadata=np.asarray(json.dumps(metadata)), **arrays)
+
+    write_atomic(out, write)

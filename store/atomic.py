@@ -17,15 +17,17 @@ import pyarrow.parquet as pq
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
     """Write `table` to `path` atomically (replacing any existing file) and return `path`."""
-    return _write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    return write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def write_bytes_atomic(data: bytes, path: Path) -> Path:
     """Write small files (library configs) with the same all-or-nothing guarantee."""
-    return _write_atomic(path, lambda tmp: tmp.write_bytes(data))
+    return write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
+def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
+    """`write(tmp)` fills a temporary beside `path`, which is then synced and renamed over
+    `path`: readers see the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
