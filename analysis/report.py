@@ -38,9 +38,7 @@ code, pre { background: #f5f5f5; font-size: 12px; white-space: pre-wrap; word-br
 
 def write_report(store: Store, library: str, out_dir: Path) -> Path:
     """Write `out_dir/index.html` (and `out_dir/img/*.png`); returns the page's path."""
-    if library not in store.libraries():
-        known = ", ".join(store.libraries()) or "none yet"
-        raise KeyError(f"unknown library {library!r} in store {store.root} (known: {known})")
+    store.require_library(library)
     out_dir = Path(out_dir)
     board = read_leaderboard(store, library, latest=True).sort_values(
         ["accuracy", "feature_set"], ascending=[False, True], ignore_index=True)

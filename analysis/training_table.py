@@ -64,9 +64,7 @@ def load_training_table(store: Store, library: str, specs: list[str],
     that one imputation step handles every kind of missing value. `distinct_columns=False`
     lets specs overlap (benchmarks comparing `a:col` with `a` load both blocks).
     """
-    if library not in store.libraries():
-        known = ", ".join(store.libraries()) or "none yet"
-        raise KeyError(f"unknown library {library!r} in store {store.root} (known: {known})")
+    store.require_library(library)
     if not specs:
         raise ValueError("no features selected; name at least one extractor")
     con = store.connect()

@@ -75,6 +75,15 @@ class Store:
     def libraries(self) -> list[str]:
         return sorted(p.stem for p in self.tracks_dir.glob("*.parquet"))
 
+    def require_library(self, library: str) -> None:
+        """Raise a KeyError naming the known libraries unless `library` has tracks here."""
+        if library not in self.libraries():
+            raise self._unknown_library(library)
+
+    def _unknown_library(self, library: str) -> KeyError:
+        known = ", ".join(self.libraries()) or "none yet"
+        return KeyError(f"unknown library {library!r} in store {self.root} (known: {known})")
+
     def extractors(self) -> list[str]:
         if not self.features_dir.is_dir():
             return []
@@ -88,8 +97,7 @@ class Store:
         """How a library was scanned (kind, root, metadata and split folders)."""
         path = self.libraries_dir / f"{check_name('library', library)}.json"
         if not path.exists():
-            known = ", ".join(self.libraries()) or "none yet"
-            raise KeyError(f"unknown library {library!r} in store {self.root} (known: {known})")
+            raise self._unknown_library(library)
         return json.loads(path.read_text())
 
     def read_tracks(self, library: str) -> pa.Table:
