@@ -44,7 +44,7 @@ def run_scan(store: Store, name: str, kind: str | None = None, root: Path | None
 
     Without `kind`/`root` the library is rescanned as it was last scanned.
     """
-    check_name("library", name)  # before the walk, not after it
+    check_name("library", name)  # before the library is opened and the lock taken
     config = _library_config(store, name, kind, root, metadata, split_dir)
     library = make_library(config["kind"], Path(config["root"]),
                            _opt_path(config["metadata"]), _opt_path(config["split_dir"]))
