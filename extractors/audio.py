@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 if TYPE_CHECKING:
-    import av  # imported where used: FFmpeg is only needed for what libsndfile cannot read
+    import av.container  # imported where used: FFmpeg is only for what libsndfile cannot read
 
 BLOCK_FRAMES = 1 << 16  # ~1.5 s at 44.1 kHz: big enough that per-block Python costs vanish
 
@@ -91,29 +91,35 @@ def _decode_tail(handle: sf.SoundFile, path: Path) -> None:
             f"the end cannot be decoded ({_one_line(error) or 'decode error'})") from error
 
 
-def _probe_with_av(path: Path, first_error: Exception) -> AudioInfo:
+def _open_av(path: Path, first_error: Exception) -> av.container.InputContainer:
+    """`path` opened by FFmpeg, with at least one audio stream, else one AudioError line
+    (naming FFmpeg's reason, or libsndfile's `first_error` when FFmpeg gives none)."""
     import av
 
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise AudioError(f"{path}: no audio stream")
-            stream = container.streams.audio[0]
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                duration = container.duration / 1_000_000
-            else:
-                duration = 0.0
-            if duration <= 0 or not stream.rate:
-                raise AudioError(f"{path}: no audio frames")
-            return AudioInfo(container.format.name.split(",")[0], duration,
-                             int(stream.rate), int(stream.channels))
-    except AudioError:
-        raise
+        container = av.open(str(path))
     except Exception as av_error:  # noqa: BLE001 - any decoder failure means unreadable
         reason = _one_line(av_error) or _one_line(first_error)
         raise AudioError(f"{path}: not readable as audio ({reason})") from av_error
+    if not container.streams.audio:
+        container.close()
+        raise AudioError(f"{path}: no audio stream")
+    return container
+
+
+def _probe_with_av(path: Path, first_error: Exception) -> AudioInfo:
+    with _open_av(path, first_error) as container:
+        stream = container.streams.audio[0]
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        else:
+            duration = 0.0
+        if duration <= 0 or not stream.rate:
+            raise AudioError(f"{path}: no audio frames")
+        return AudioInfo(container.format.name.split(",")[0], duration,
+                         int(stream.rate), int(stream.channels))
 
 
 class AudioReader(ABC):
@@ -184,18 +190,7 @@ class _SoundFileReader(AudioReader):
 
 class _AvReader(AudioReader):
     def __init__(self, path: Path, first_error: Exception) -> None:
-        import av
-
-        try:
-            self._container = av.open(str(path))
-            if not self._container.streams.audio:
-                self._container.close()
-                raise AudioError(f"{path}: no audio stream")
-        except AudioError:
-            raise
-        except Exception as av_error:  # noqa: BLE001 - any decoder failure means unreadable
-            reason = _one_line(av_error) or _one_line(first_error)
-            raise AudioError(f"{path}: not readable as audio ({reason})") from av_error
+        self._container = _open_av(path, first_error)
         self._stream = self._container.streams.audio[0]
         super().__init__(path, int(self._stream.rate))
 
