@@ -40,7 +40,7 @@ import soundfile as sf
 import torch
 from threadpoolctl import threadpool_limits
 
-from mfs.extractors import spectral
+from mfs.extractors import frame_kernels, spectral
 from mfs.extractors.cqt import cqt_plan, halving_matrix
 from mfs.extractors.fma518 import (
     CENS_SMOOTHING,
@@ -180,13 +180,13 @@ def clip_flops(n_samples: int, rate: int, n_fft: int = 2048, hop: int = 512
 
 def machine_rates(n_fft: int = 2048) -> tuple[float, float]:
     """This core's float32 matmul (1024²) and rfft(n_fft) GFLOP/s, the FFT in the
-    extractor's chunks of `spectral.STFT_CHUNK` frames (best of 5)."""
+    extractor's chunks of `frame_kernels.FFT_CHUNK` frames (best of 5)."""
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    frames = torch.randn(spectral.STFT_CHUNK, n_fft)
+    frames = torch.randn(frame_kernels.FFT_CHUNK, n_fft)
     rates = []
     for work, flops in ((lambda: a @ b, 2 * 1024**3),
                         (lambda: torch.fft.rfft(frames),
-                         spectral.STFT_CHUNK * 2.5 * n_fft * np.log2(n_fft))):
+                         frame_kernels.FFT_CHUNK * 2.5 * n_fft * np.log2(n_fft))):
         work()
         rates.append(flops / min(timed(work) for _ in range(5)) / 1e9)
     return rates[0], rates[1]

@@ -13,7 +13,7 @@ same relative filters give the next octave down. We keep that recursion, and its
   lower octave sit below 0.3 × the input Nyquist, and anything folding back lands above.
 
 Kernels are built once in numpy per (sample rate, hop, tuning) and cached. Magnitudes are
-sqrt(re² + im²) of products scaled by `LIFT`, as in `spectral.stft_spectra`.
+sqrt(re² + im²) of products scaled by `LIFT`, as in `frame_kernels.spectrum_stats`.
 """
 
 from __future__ import annotations

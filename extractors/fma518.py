@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mfs.extractors import spectral
+from mfs.extractors import frame_kernels, spectral
 from mfs.extractors.base import Extractor, ExtractorConfig, OutputSpec, Windowing
 from mfs.extractors.cqt import PlanTensors, cqt_octaves, cqt_plan
 
@@ -92,9 +92,8 @@ class Constants:
         def tensor(array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.as_tensor(array, dtype=dtype, device=device)
 
-        freqs = spectral.fft_frequencies(FEATURES_PY_RATE, n_fft)
         self.window = torch.hann_window(n_fft, periodic=True, device=device)
-        self.freqs = tensor(freqs)
+        self.freq_labels = spectral.fft_frequencies(FEATURES_PY_RATE, n_fft).astype(np.float32)
         self.contrast_bands = spectral.contrast_bands(float(FEATURES_PY_RATE), n_fft)
         mel = spectral.mel_filterbank(float(sample_rate), n_fft, N_MELS)
         self.mel_blocks = [(a, b, tensor(w)) for a, b, w in spectral.mel_blocks(mel)]
@@ -153,22 +152,21 @@ class Fma518(Extractor):
         """
         const = self._constants_for(sample_rate, x.device)
         frames = spectral.stft_frames(x, self.config.n_fft, self.config.hop_length)
-        lo, hi = self._peak_bins(sample_rate)
+        peak_bins = self._peak_bins(sample_rate)
         parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         peaks = []
         for start in range(0, frames.shape[1], FRAME_CHUNK):
-            mag, power = spectral.stft_spectra(frames[:, start : start + FRAME_CHUNK],
-                                               const.window)
-            peaks.append(spectral.find_peaks(mag, lo, hi))
-            peak, valley = spectral.band_extremes(mag, const.contrast_bands)
-            centroid, bandwidth = spectral.centroid_bandwidth(mag, const.freqs)
-            for name, value in (("spectral_rolloff", spectral.rolloff(mag, const.freqs)),
-                                ("spectral_centroid", centroid),
-                                ("spectral_bandwidth", bandwidth),
-                                ("rmse", spectral.rmse(power)), ("peak", peak),
-                                ("valley", valley),
-                                ("mel", spectral.mel_power(power, const.mel_blocks)),
-                                ("power", power)):
+            stats = frame_kernels.spectrum_stats(frames[:, start : start + FRAME_CHUNK],
+                                                 const.window, const.freq_labels,
+                                                 const.contrast_bands, peak_bins)
+            peaks.append(stats.peaks)
+            for name, value in (("spectral_rolloff", stats.rolloff),
+                                ("spectral_centroid", stats.centroid),
+                                ("spectral_bandwidth", stats.bandwidth),
+                                ("rmse", stats.rmse), ("peak", stats.peak),
+                                ("valley", stats.valley),
+                                ("mel", spectral.mel_power(stats.power, const.mel_blocks)),
+                                ("power", stats.power)):
                 parts[name].append(value)
         cqt_tuning, chroma_tuning = self._tunings(spectral.merge_peaks(peaks), sample_rate)
         powers = parts.pop("power")

@@ -3,9 +3,11 @@
 FMA's `features.py` computes its features with librosa; this module reproduces those
 definitions (filterbanks, normalisations, tuning estimate, dB scaling) with batched torch
 ops, so a track costs one FFT pass and a few matrix products. Filterbanks are built in
-numpy (float64, like librosa) and cached per sample rate. Comparisons, sorts and the
-arithmetic on a few thousand tuning peaks run in numpy on the CPU, where torch's CPU
-kernels for them cost several times as much (each function says by how much).
+numpy (float64, like librosa) and cached per sample rate. The per-frame statistics read
+straight off each frame's spectrum (rmse, centroid, bandwidth, rolloff, the contrast
+bands' extremes, the tuning peaks) are made in one C pass per frame (`frame_kernels.py`).
+The arithmetic on a few thousand tuning peaks runs in numpy, where torch's per-op cost
+dominates.
 
 Spectrograms are (batch, frames, bins): each frame's bins are contiguous, which is how the
 FFT writes them and what every per-frame reduction here wants. Frame features come back
@@ -26,8 +28,6 @@ TUNING_RESOLUTION = 0.01  # librosa.estimate_tuning's default histogram resoluti
 TUNING_EDGES = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / TUNING_RESOLUTION)) + 1)
 TUNING_ZERO = int(np.flatnonzero(TUNING_EDGES == 0.0)[0])  # index of tuning 0.0
 MEL_GROUP = 16  # mel filters per dense block: the filterbank is banded, not dense
-ROLLOFF_BLOCK = 32  # bins per block of `rolloff`'s first step
-STFT_CHUNK = 128  # frames per step of `stft_spectra` and `centroid_bandwidth`
 LIFT = 2.0**32  # scale that keeps |X|² of near-silent frames out of float32 underflow
 
 
@@ -58,31 +58,6 @@ def stft_frames(x: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
     """The STFT's frames (batch, frames, n_fft), centred by reflect padding: a view of one
     padded copy of the signal."""
     return pad_reflect(x, n_fft // 2).unfold(-1, n_fft, hop_length)
-
-
-def stft_spectra(frames: torch.Tensor, window: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """|STFT| and |STFT|² (batch, frames, bins) of `stft_frames` (all or a range of them),
-    Hann-windowed.
-
-    re² + im² underflows float32 for the near-silent frames of fades (|X| < 1e-19), where
-    librosa's |X| is still exact. Scaling the window by 2^32 (exact in binary floating
-    point) keeps every square in range for |x| < 4e6. The FFT's interleaved (re, im) pairs
-    are squared in place, which is contiguous and vectorised, and then summed in one
-    strided add: arithmetic on the strided re and im views is five times slower.
-    `STFT_CHUNK` frames at a time, so that the windowed frames and the FFT's output stay
-    in the cache: faster over a run of clips than whole (about 8%).
-    """
-    lifted = window * LIFT
-    power = frames.new_empty((*frames.shape[:-1], window.shape[0] // 2 + 1))
-    mag = torch.empty_like(power)
-    for start in range(0, frames.shape[1], STFT_CHUNK):
-        part = slice(start, start + STFT_CHUNK)
-        squares = torch.view_as_real(torch.fft.rfft(frames[:, part] * lifted)).square_()
-        torch.add(squares[..., 0], squares[..., 1], out=power[:, part])
-        torch.sqrt(power[:, part], out=mag[:, part]).mul_(1.0 / LIFT)
-        power[:, part].mul_(1.0 / LIFT**2)
-    return mag, power
 
 
 # --- librosa-style helpers -------------------------------------------------------------
@@ -231,7 +206,13 @@ def pitch_bins(sample_rate: float, n_fft: int, fmin: float = 150.0,
 
 @dataclass(frozen=True)
 class Peaks:
-    """piptrack's candidate peaks of |X|: local maxima above a share of their frame's top.
+    """piptrack's candidate peaks of |X| (`frame_kernels.spectrum_stats`): bins above both
+    neighbours (not below the upper one, as librosa's localmax) and above a share of
+    their frame's maximum.
+
+    A local maximum above the gate is one of librosa's gated spectrum. Squaring keeps the
+    order (up to rounding ties), so the peaks of |X|² are the subset of these whose square
+    passes the same gate: one search serves both of FMA's tuning estimates.
 
     numpy arrays in track order, track i's peaks at `starts[i]:starts[i + 1]`: each peak's
     bin, |X| at bin - 1, bin, bin + 1, and its frame's maximum |X|.
@@ -245,51 +226,28 @@ class Peaks:
     frame_top: np.ndarray
 
 
-def find_peaks(mag: torch.Tensor, lo: int, hi: int, threshold: float = 0.1) -> Peaks:
-    """Bins in [lo, hi) above both neighbours (not below the upper one, as librosa's
-    localmax) and above `threshold` × their frame's maximum.
-
-    A local maximum above the gate is one of librosa's gated spectrum. Squaring keeps the
-    order (up to rounding ties), so the peaks of |X|² are the subset of these whose square
-    passes the same gate: one search serves both of FMA's tuning estimates. In numpy on
-    the CPU: its comparisons and gathers cost half of torch's, and the vote that follows
-    works on a few thousand values, where torch's per-op cost dominates.
-    """
-    spectrum = mag.cpu().numpy()
-    tracks, frames, bins = spectrum.shape
-    top = spectrum.max(-1)
-    centre = spectrum[..., lo:hi]
-    found = centre > threshold * top[..., None]
-    found &= centre > spectrum[..., lo - 1 : hi - 1]
-    found &= centre >= spectrum[..., lo + 1 : hi + 1]
-    row, offset = np.divmod(np.flatnonzero(found), hi - lo)
-    at = row * bins + offset + lo
-    values = spectrum.reshape(-1)
-    starts = np.searchsorted(row // frames, np.arange(tracks + 1))
-    return Peaks(starts, offset + lo, values[at - 1], values[at], values[at + 1],
-                 top.reshape(-1)[row])
-
-
 def merge_peaks(parts: list[Peaks]) -> Peaks:
     """One `Peaks` from those of consecutive frame ranges of the same tracks: each track's
     peaks from every range, track after track (the tuning vote ignores their order)."""
     if len(parts) == 1:
         return parts[0]
     tracks = len(parts[0].starts) - 1
-    offsets = np.cumsum([0] + [part.starts[-1] for part in parts[:-1]])
-    take = np.concatenate([np.arange(part.starts[i], part.starts[i + 1]) + offset
-                           for i in range(tracks)
-                           for part, offset in zip(parts, offsets, strict=True)])
-    counts = np.sum([np.diff(part.starts) for part in parts], axis=0)
-    fields = {name: np.concatenate([getattr(part, name) for part in parts])[take]
+    fields = {name: np.concatenate([getattr(part, name) for part in parts])
               for name in ("bin", "below", "here", "above", "frame_top")}
+    if tracks > 1:  # regroup by track (one track's peaks are already together)
+        offsets = np.cumsum([0] + [part.starts[-1] for part in parts[:-1]])
+        take = np.concatenate([np.arange(part.starts[i], part.starts[i + 1]) + offset
+                               for i in range(tracks)
+                               for part, offset in zip(parts, offsets, strict=True)])
+        fields = {name: values[take] for name, values in fields.items()}
+    counts = np.sum([np.diff(part.starts) for part in parts], axis=0)
     return Peaks(starts=np.concatenate([[0], np.cumsum(counts)]), **fields)
 
 
 def estimate_tuning(peaks: Peaks, bins: tuple[int, int], sample_rate: float, n_fft: int,
                     squared: bool, bins_per_octave: int = 12, threshold: float = 0.1
                     ) -> list[int]:
-    """librosa.estimate_tuning per track, as `TUNING_EDGES` indices, from `find_peaks`.
+    """librosa.estimate_tuning per track, as `TUNING_EDGES` indices, from `Peaks`.
 
     piptrack places the peaks in `bins` (of |X|, or of |X|² when `squared`) by parabolic
     interpolation; those at or above the median magnitude vote in a 0.01-bin histogram of
@@ -358,85 +316,9 @@ def zero_crossing_rate(x: torch.Tensor, frame_length: int, hop_length: int) -> t
     return (counts.to(x.dtype) / frame_length)[..., None].to(x.device)
 
 
-def rmse(power: torch.Tensor) -> torch.Tensor:
-    """librosa 0.5's rmse(S=|X|): sqrt of the mean squared magnitude over bins.
-
-    librosa >= 0.7 `rms(S=)` rescales by Parseval (about 45× smaller at n_fft 2048);
-    FMA's features.csv holds the 0.5 values, so this is what we keep.
-    """
-    return power.mean(-1, keepdim=True).sqrt()
-
-
-def centroid_bandwidth(mag: torch.Tensor, freqs: torch.Tensor
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spectral centroid and (p=2) bandwidth of each frame's L1-normalised magnitude.
-
-    The bandwidth sums S (f - centroid)² as librosa does, terms that are all positive:
-    Σ S f² / Σ S - centroid² from one product cancels catastrophically for tonal frames
-    (float32 is off by tens of % on a pure tone), and float64 costs a copy of |X| more.
-    The (f - centroid)² terms are made `STFT_CHUNK` frames at a time: a temporary as
-    large as |X| is faulted in afresh on every call under glibc's default malloc, which
-    took as long as the arithmetic.
-    """
-    total = mag.sum(-1)
-    scale = torch.where(total < torch.finfo(mag.dtype).tiny, torch.ones_like(total), total)
-    centroid = torch.matmul(mag, freqs) / scale
-    spread = torch.cat([(freqs - c[..., None]).square_().mul_(part).sum(-1)
-                        for part, c in zip(mag.split(STFT_CHUNK, dim=1),
-                                           centroid.split(STFT_CHUNK, dim=1), strict=True)],
-                       dim=1)
-    return centroid[..., None], (spread / scale).sqrt_()[..., None]
-
-
-def rolloff(mag: torch.Tensor, freqs: torch.Tensor, roll_percent: float = 0.85) -> torch.Tensor:
-    """Lowest bin frequency at which the running magnitude sum reaches `roll_percent`.
-
-    In two steps, because a running sum over every bin is a sequential scan that costs
-    twice the rest: running sums of `ROLLOFF_BLOCK`-bin block sums find each frame's
-    block, then a running sum within that block finds the bin (as often the same bin
-    as librosa's float32 running sum as the full scan is).
-    """
-    n_bins = mag.shape[-1]
-    whole = n_bins // ROLLOFF_BLOCK * ROLLOFF_BLOCK
-    sums = torch.cat([mag[..., :whole].unflatten(-1, (-1, ROLLOFF_BLOCK)).sum(-1),
-                      mag[..., whole:].sum(-1, keepdim=True)], dim=-1)
-    running = sums.cumsum(-1)
-    threshold = roll_percent * running[..., -1:]
-    block = torch.searchsorted(running, threshold).clamp_max(sums.shape[-1] - 1)
-    before = torch.where(block > 0, running.gather(-1, (block - 1).clamp_min(0)), 0.0)
-    offsets = torch.arange(ROLLOFF_BLOCK, device=mag.device)
-    bins = (block * ROLLOFF_BLOCK + offsets).clamp_max(n_bins - 1)
-    within = torch.searchsorted(mag.gather(-1, bins).cumsum(-1), threshold - before)
-    return freqs[(block * ROLLOFF_BLOCK + within).clamp_max(n_bins - 1)]
-
-
-def band_extremes(mag: torch.Tensor, bands: tuple[tuple[int, int, int], ...]
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per octave band of `contrast_bands`, the means of the top and of the bottom 2% of
-    each frame's magnitudes (batch, frames, bands) x 2: spectral contrast's peak and valley.
-
-    On the CPU, by sorting each band in numpy: rows of a few hundred values sort faster
-    than numpy partitions them twice, and many times faster than torch's CPU sort or
-    topk. Magnitudes are non-negative, and non-negative IEEE floats order exactly as
-    their bit patterns read as integers, which numpy sorts faster than floats.
-    """
-    spectrum = mag.cpu().numpy()
-    peaks, valleys = [], []
-    for start, stop, count in bands:
-        band = spectrum[..., start:stop]
-        if count == 1:
-            peaks.append(band.max(-1))
-            valleys.append(band.min(-1))
-            continue
-        ordered = np.sort(band.view(np.int32), axis=-1).view(np.float32)
-        peaks.append(ordered[..., -count:].mean(-1))
-        valleys.append(ordered[..., :count].mean(-1))
-    return tuple(torch.from_numpy(np.stack(v, -1)).to(mag.device) for v in (peaks, valleys))
-
-
 def spectral_contrast(peak: torch.Tensor, valley: torch.Tensor) -> torch.Tensor:
-    """Peak minus valley in dB (`band_extremes` over the whole track: the dB floor is
-    relative to the track's maximum)."""
+    """Peak minus valley in dB, from the band extremes of `frame_kernels.spectrum_stats`
+    over the whole track (the dB floor is relative to the track's maximum)."""
     return power_to_db(peak) - power_to_db(valley)
 
 

@@ -1,0 +1,322 @@
+/* Per-frame spectrogram statistics of fma518, one pass per frame while it is in L1.
+ *
+ * Why C: eager torch/numpy make one pass over the whole spectrogram per operation
+ * (|X|², sqrt, scaling, centroid, bandwidth, rolloff, peaks, band sorts): a dozen passes
+ * and numpy sorts for the contrast bands, which cost two thirds of the extractor's time
+ * beside the FFT (bench/RESULTS.md). Here each frame's 1025 bins are read once from the
+ * FFT output and every statistic is made from an L1-resident copy of |X|.
+ *
+ * Called through ctypes (`frame_kernels.py`), which releases the GIL; the module itself
+ * only exists so that the build and the import system find the library.
+ *
+ * Numerics follow `spectral.py`'s definitions: the FFT was taken of frames windowed by
+ * Hann × LIFT, so |X|² is formed in range and scaled back exactly by powers of two.
+ * Compiled with -ffp-contract=off so that re·re + im·im rounds as two products and a sum.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* AVX2 copies of the hot functions where GCC can dispatch at load time (ifunc). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define HOT
+#endif
+#define INLINE static inline __attribute__((always_inline))
+
+#define LANES 16        /* independent accumulators: vectorisable without reassociation */
+#define ROLLOFF_BLOCK 32 /* bins per block of the rolloff's first step */
+#define MAX_BINS 4096    /* bins per frame the kernel's stack buffers hold */
+#define MAX_COUNT 128    /* values per band mean (`frame_stats` refuses more) */
+
+typedef int32_t i32;
+
+INLINE float as_float(i32 bits) {
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+/* Σ a[i] in LANES partial sums, then summed in order. */
+INLINE float lane_sum(const float *a, int64_t n) {
+    float acc[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += a[i + j];
+    for (int j = 0; i + j < n; j++) acc[j] += a[i + j];
+    float sum = 0.0f;
+    for (int j = 0; j < LANES; j++) sum += acc[j];
+    return sum;
+}
+
+/* Σ a[i] · b[i] in LANES partial sums, then summed in order. */
+INLINE float lane_dot(const float *a, const float *b, int64_t n) {
+    float acc[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += a[i + j] * b[i + j];
+    for (int j = 0; i + j < n; j++) acc[j] += a[i + j] * b[i + j];
+    float sum = 0.0f;
+    for (int j = 0; j < LANES; j++) sum += acc[j];
+    return sum;
+}
+
+/* Σ w[i] (f[i] - centre)², the bandwidth's spread: all terms positive, no cancellation. */
+INLINE float lane_spread(const float *w, const float *f, float centre, int64_t n) {
+    float acc[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float d = f[i + j] - centre;
+            acc[j] += d * d * w[i + j];
+        }
+    for (int j = 0; i + j < n; j++) {
+        float d = f[i + j] - centre;
+        acc[j] += d * d * w[i + j];
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < LANES; j++) sum += acc[j];
+    return sum;
+}
+
+/* Eight int32 or float lanes: one AVX2 register (two SSE ones in the default build). */
+typedef float fvec8 __attribute__((vector_size(8 * sizeof(float))));
+typedef i32 ivec8 __attribute__((vector_size(8 * sizeof(i32))));
+
+INLINE ivec8 load8(const i32 *x) {
+    ivec8 v;
+    memcpy(&v, x, sizeof v);
+    return v;
+}
+
+INLINE ivec8 max8(ivec8 a, ivec8 b) {
+    ivec8 more = a > b;
+    return (a & more) | (b & ~more);
+}
+
+/* Whether any lane of a comparison's mask is set: folded in registers (lane extracts
+ * one by one cost as much as the scan they guard). */
+INLINE int any8(ivec8 mask) {
+#if defined(__clang__) || __GNUC__ >= 12
+    mask |= __builtin_shufflevector(mask, mask, 4, 5, 6, 7, 0, 1, 2, 3);
+    mask |= __builtin_shufflevector(mask, mask, 2, 3, 0, 1, 6, 7, 4, 5);
+    mask |= __builtin_shufflevector(mask, mask, 1, 0, 3, 2, 5, 4, 7, 6);
+    return mask[0] != 0;
+#else
+    i32 any = 0;
+    for (int j = 0; j < 8; j++) any |= mask[j];
+    return any != 0;
+#endif
+}
+
+/* Sum of the k largest values of x[0..n) (non-negative floats as their bit patterns,
+ * which order as the floats do); keys negated (sign -1) give the k smallest.
+ *
+ * A lower bound t on the k-th largest comes from LANES strided maxima: the largest of
+ * them with k of them at or above it. Values >= t are few (k plus a handful), are
+ * collected behind a block test that is almost always false, and the surplus smallest
+ * are dropped. Sorting the band instead costs several times as much (numpy's SIMD sort,
+ * bench/RESULTS.md). */
+INLINE float extreme_sum(const i32 *x, int64_t n, int k, const i32 sign, i32 *buf) {
+    i32 lane[2 * 8];  /* LANES strided maxima, as two vectors while scanning */
+    for (int j = 0; j < LANES; j++) lane[j] = j < n ? sign * x[j] : INT32_MIN;
+    ivec8 low = load8(lane), high = load8(lane + 8);
+    int64_t m = LANES;
+    for (; m + LANES <= n; m += LANES) {
+        low = max8(load8(x + m) * sign, low);
+        high = max8(load8(x + m + 8) * sign, high);
+    }
+    memcpy(lane, &low, sizeof low);
+    memcpy(lane + 8, &high, sizeof high);
+    for (int j = 0; m + j < n; j++) {
+        i32 v = sign * x[m + j];
+        lane[j] = v > lane[j] ? v : lane[j];
+    }
+    ivec8 above_low = {0}, above_high = {0};
+    low = load8(lane);
+    high = load8(lane + 8);
+    for (int a = 0; a < LANES; a++) { /* how many lane maxima are >= each one */
+        ivec8 value = (ivec8){0} + lane[a];
+        above_low -= value >= low;
+        above_high -= value >= high;
+    }
+    i32 t = INT32_MIN;
+    for (int b = 0; b < LANES; b++) {
+        i32 above = b < 8 ? above_low[b] : above_high[b - 8];
+        i32 c = above >= k && lane[b] != INT32_MIN ? lane[b] : INT32_MIN;
+        t = c > t ? c : t;
+    }
+    const ivec8 bound = (ivec8){0} + t;
+    int64_t count = 0;
+    m = 0;
+    for (; m + 8 <= n; m += 8) {
+        if (!any8(load8(x + m) * sign >= bound)) continue;
+        for (int j = 0; j < 8; j++) {
+            i32 v = sign * x[m + j];
+            buf[count] = v;
+            count += v >= t;
+        }
+    }
+    for (; m < n; m++) {
+        i32 v = sign * x[m];
+        buf[count] = v;
+        count += v >= t;
+    }
+    if (count > 4 * k + LANES) { /* many ties at t (e.g. silence): a k-sized sorted buffer */
+        i32 top[MAX_COUNT];
+        for (int j = 0; j < k; j++) top[j] = buf[j];
+        for (int j = 1; j < k; j++)
+            for (int q = j; q > 0 && top[q - 1] > top[q]; q--) {
+                i32 swap = top[q];
+                top[q] = top[q - 1];
+                top[q - 1] = swap;
+            }
+        for (int64_t r = k; r < count; r++) {
+            i32 v = buf[r];
+            if (v <= top[0]) continue;
+            int q = 0;
+            while (q + 1 < k && top[q + 1] < v) {
+                top[q] = top[q + 1];
+                q++;
+            }
+            top[q] = v;
+        }
+        memcpy(buf, top, (size_t)k * sizeof *buf);
+        count = k;
+    }
+    for (int64_t r = count; r > k; r--) { /* drop the smallest surplus candidates */
+        int64_t low = 0;
+        for (int64_t q = 1; q < r; q++) low = buf[q] < buf[low] ? q : low;
+        buf[low] = buf[r - 1];
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < k; j++) sum += as_float(sign * buf[j]);
+    return sum;
+}
+
+/* First bin where the running sum of mag reaches 0.85 of its total: running sums of
+ * ROLLOFF_BLOCK-bin blocks find the block, a running sum within it finds the bin. */
+INLINE int64_t rolloff_bin(const float *mag, int64_t n, float roll_percent) {
+    float running[MAX_BINS / ROLLOFF_BLOCK + 1];
+    int64_t blocks = (n + ROLLOFF_BLOCK - 1) / ROLLOFF_BLOCK;
+    float total = 0.0f;
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t start = b * ROLLOFF_BLOCK;
+        int64_t width = n - start < ROLLOFF_BLOCK ? n - start : ROLLOFF_BLOCK;
+        total += lane_sum(mag + start, width);
+        running[b] = total;
+    }
+    float threshold = roll_percent * total;
+    int64_t block = 0;
+    while (block < blocks - 1 && running[block] < threshold) block++;
+    float sum = block > 0 ? running[block - 1] : 0.0f;
+    int64_t bin = block * ROLLOFF_BLOCK;
+    int64_t last = bin + ROLLOFF_BLOCK < n ? bin + ROLLOFF_BLOCK : n;
+    for (; bin < last - 1; bin++) {
+        sum += mag[bin];
+        if (sum >= threshold) break;
+    }
+    return bin;
+}
+
+/* Frame statistics of an STFT chunk.
+ *
+ * spectra: (rows, bins, 2) re/im of the FFT of frames windowed by Hann × lift.
+ * power:   (rows, bins) out, |X|² / lift².
+ * stats:   (rows, 4) out: rmse, centroid, bandwidth, rolloff (Hz, from `freqs`).
+ * peak, valley: (rows, n_bands) out, means of the top and bottom `count` |X| of each
+ *          band; bands (n_bands, 3): first bin, end bin, count.
+ * Peaks (piptrack's candidates, lo <= bin < hi, above both neighbours, not below the
+ * upper one, above threshold × the frame's maximum) are appended to peak_row, peak_bin
+ * and peak_values (below, here, above, frame maximum): at most rows × ((hi - lo) / 2 + 1).
+ * Returns the number of peaks, or -1 when `bins` or a band's count is beyond the kernel's
+ * buffers (MAX_BINS, MAX_COUNT).
+ */
+HOT int64_t frame_stats(const float *spectra, int64_t rows, int64_t bins, const float *freqs,
+                        float lift, const int64_t *bands, int64_t n_bands, int64_t lo,
+                        int64_t hi, float threshold, float *power, float *stats, float *peak,
+                        float *valley, i32 *peak_row, i32 *peak_bin, float *peak_values) {
+    if (bins > MAX_BINS) return -1;
+    for (int64_t b = 0; b < n_bands; b++)
+        if (bands[3 * b + 2] < 1 || bands[3 * b + 2] > MAX_COUNT) return -1;
+    float mag[MAX_BINS];
+    i32 buf[MAX_BINS];
+    const float to_power = 1.0f / (lift * lift), to_mag = 1.0f / lift;
+    int64_t found = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = spectra + 2 * r * bins;
+        float *p = power + r * bins;
+        for (int64_t i = 0; i < bins; i++) {
+            float re = x[2 * i] * x[2 * i], im = x[2 * i + 1] * x[2 * i + 1];
+            float lifted = re + im;
+            p[i] = lifted * to_power;
+            mag[i] = sqrtf(lifted) * to_mag;
+        }
+        float *s = stats + 4 * r;
+        s[0] = sqrtf(lane_sum(p, bins) / (float)bins);
+        float total = lane_sum(mag, bins);
+        float scale = total < FLT_MIN ? 1.0f : total;
+        float centroid = lane_dot(mag, freqs, bins) / scale;
+        s[1] = centroid;
+        s[2] = sqrtf(lane_spread(mag, freqs, centroid, bins) / scale);
+        s[3] = freqs[rolloff_bin(mag, bins, 0.85f)];
+
+        const i32 *bits = (const i32 *)mag;
+        for (int64_t b = 0; b < n_bands; b++) {
+            int64_t start = bands[3 * b], n = bands[3 * b + 1] - start;
+            int k = (int)bands[3 * b + 2];
+            peak[r * n_bands + b] = extreme_sum(bits + start, n, k, 1, buf) / (float)k;
+            valley[r * n_bands + b] = extreme_sum(bits + start, n, k, -1, buf) / (float)k;
+        }
+
+        i32 top_bits = 0;
+        for (int64_t i = 0; i < bins; i++) top_bits = bits[i] > top_bits ? bits[i] : top_bits;
+        float top = as_float(top_bits), gate = threshold * top;
+        const fvec8 gates = (fvec8){0} + gate;
+        for (int64_t i = lo; i < hi; i += 8) {
+            ivec8 hit = {0};
+            if (i + 8 <= hi) {
+                fvec8 here, below, above;
+                memcpy(&here, mag + i, sizeof here);
+                memcpy(&below, mag + i - 1, sizeof below);
+                memcpy(&above, mag + i + 1, sizeof above);
+                hit = (here > gates) & (here > below) & (here >= above);
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    int64_t b = i + j < hi ? i + j : hi - 1;
+                    hit[j] = i + j < hi && mag[b] > gate && mag[b] > mag[b - 1]
+                             && mag[b] >= mag[b + 1] ? -1 : 0;
+                }
+            }
+            if (!any8(hit)) continue;
+            for (int j = 0; j < 8; j++) {
+                if (!hit[j]) continue;
+                int64_t b = i + j;
+                peak_row[found] = (i32)r;
+                peak_bin[found] = (i32)b;
+                float *v = peak_values + 4 * found;
+                v[0] = mag[b - 1];
+                v[1] = mag[b];
+                v[2] = mag[b + 1];
+                v[3] = top;
+                found++;
+            }
+        }
+    }
+    return found;
+}
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_frame_kernels",
+    .m_doc = "fma518's per-frame C kernels (called through ctypes).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__frame_kernels(void) { return PyModule_Create(&module); }

@@ -1,0 +1,113 @@
+"""The STFT side of fma518: FFT in torch, then every per-frame statistic in one C pass.
+
+`_frame_kernels.c` reads each frame's FFT output once and makes |X|², |X|, rmse, centroid,
+bandwidth, rolloff, the contrast bands' extremes and the tuning peaks from the frame while
+it is in L1; eager torch/numpy made a dozen passes over the spectrogram and sorted every
+contrast band (bench/RESULTS.md). The library is loaded through ctypes, which releases
+the GIL, so decoding threads run beside it. The statistics are computed on the CPU
+whatever the device: the FFT runs where the frames are and its output is brought over.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mfs.extractors import _frame_kernels
+from mfs.extractors.spectral import LIFT, Peaks
+
+FFT_CHUNK = 128  # frames per FFT: its input and output stay in the cache
+PEAK_THRESHOLD = 0.1  # librosa.piptrack's threshold, relative to the frame's maximum
+
+_LIB = ctypes.CDLL(_frame_kernels.__file__)
+_POINTER = ctypes.c_void_p
+_INT = ctypes.c_int64
+_LIB.frame_stats.restype = ctypes.c_int64
+_LIB.frame_stats.argtypes = [
+    _POINTER, _INT, _INT, _POINTER, ctypes.c_float,  # spectra, rows, bins, freqs, lift
+    _POINTER, _INT, _INT, _INT, ctypes.c_float,  # bands, n_bands, lo, hi, threshold
+    _POINTER, _POINTER, _POINTER, _POINTER,  # power, stats, peak, valley
+    _POINTER, _POINTER, _POINTER,  # peak_row, peak_bin, peak_values
+]
+
+
+@dataclass(frozen=True)
+class SpectrumStats:
+    """One range of STFT frames, on the frames' device: |X|² (batch, frames, bins) and
+    per-frame statistics (batch, frames, k); the tuning peaks in numpy."""
+
+    power: torch.Tensor
+    rmse: torch.Tensor
+    centroid: torch.Tensor
+    bandwidth: torch.Tensor
+    rolloff: torch.Tensor
+    peak: torch.Tensor
+    valley: torch.Tensor
+    peaks: Peaks
+
+
+def spectrum_stats(frames: torch.Tensor, window: torch.Tensor, freqs: np.ndarray,
+                   bands: tuple[tuple[int, int, int], ...], peak_bins: tuple[int, int]
+                   ) -> SpectrumStats:
+    """Statistics of `spectral.stft_frames` (all or a range of them), Hann-windowed.
+
+    `freqs` labels the bins (float32) for centroid, bandwidth and rolloff; `bands` are
+    `spectral.contrast_bands`; tuning peaks are looked for in bins [lo, hi) of
+    `peak_bins`. The window is scaled by `LIFT` (exact in binary floating point) so that
+    re² + im² of near-silent frames (|X| < 1e-19) stays clear of float32 underflow,
+    where librosa's |X| is still exact; the kernel scales back.
+    """
+    batch, n_frames, n_fft = frames.shape
+    bins = n_fft // 2 + 1
+    lo, hi = peak_bins
+    if not 1 <= lo <= hi <= bins - 1:
+        raise ValueError(f"fma518: peak bins [{lo}, {hi}) must lie inside 1..{bins - 1}")
+    table = np.ascontiguousarray(bands, dtype=np.int64)
+    labels = np.ascontiguousarray(freqs, dtype=np.float32)
+    rows = batch * n_frames
+    power = np.empty((batch, n_frames, bins), dtype=np.float32)
+    stats = np.empty((batch, n_frames, 4), dtype=np.float32)
+    peak = np.empty((batch, n_frames, len(table)), dtype=np.float32)
+    valley = np.empty_like(peak)
+    capacity = rows * ((hi - lo) // 2 + 1)
+    peak_row = np.empty(capacity, dtype=np.int32)
+    peak_bin = np.empty(capacity, dtype=np.int32)
+    peak_values = np.empty((capacity, 4), dtype=np.float32)
+    lifted = window * LIFT
+    found = 0
+    for track in range(batch):  # track by track, so the peaks come out in row order
+        for start in range(0, n_frames, FFT_CHUNK):
+            part = slice(start, min(start + FFT_CHUNK, n_frames))
+            spectra = torch.view_as_real(torch.fft.rfft(frames[track, part] * lifted))
+            spectra = spectra.cpu().numpy()  # kept alive through the call
+            got = _LIB.frame_stats(
+                spectra.ctypes.data, part.stop - start, bins,
+                labels.ctypes.data, LIFT, table.ctypes.data, len(table), lo, hi,
+                PEAK_THRESHOLD, power[track, part].ctypes.data, stats[track, part].ctypes.data,
+                peak[track, part].ctypes.data, valley[track, part].ctypes.data,
+                peak_row[found:].ctypes.data, peak_bin[found:].ctypes.data,
+                peak_values[found:].ctypes.data)
+            if got < 0:
+                raise ValueError(f"fma518: n_fft={n_fft} or a contrast band is beyond the "
+                                 f"frame kernel's limits (4096 bins, 128 values per band)")
+            peak_row[found : found + got] += track * n_frames + start
+            found += got
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(frames.device)
+
+    return SpectrumStats(
+        power=tensor(power), rmse=tensor(stats[..., 0:1]), centroid=tensor(stats[..., 1:2]),
+        bandwidth=tensor(stats[..., 2:3]), rolloff=tensor(stats[..., 3:4]),
+        peak=tensor(peak), valley=tensor(valley),
+        peaks=_peaks(peak_row[:found], peak_bin[:found], peak_values[:found], batch, n_frames))
+
+
+def _peaks(row: np.ndarray, bin_: np.ndarray, values: np.ndarray, tracks: int,
+           n_frames: int) -> Peaks:
+    """The kernel's peaks (row = track × frames + frame, ascending) as `spectral.Peaks`."""
+    starts = np.searchsorted(row // n_frames, np.arange(tracks + 1))
+    return Peaks(starts, bin_.astype(np.intp), values[:, 0].copy(), values[:, 1].copy(),
+                 values[:, 2].copy(), values[:, 3].copy())
