@@ -40,8 +40,8 @@ import soundfile as sf
 import torch
 from threadpoolctl import threadpool_limits
 
-from mfs.extractors import frame_kernels, spectral
-from mfs.extractors.cqt import cqt_plan, halving_matrix
+from mfs.extractors import frame_stats, spectral
+from mfs.extractors.cqt import cqt_plan, halfband_kernel
 from mfs.extractors.fma518 import (
     CENS_SMOOTHING,
     CHROMA_COLUMNS,
@@ -159,16 +159,16 @@ def clip_flops(n_samples: int, rate: int, n_fft: int = 2048, hop: int = 512
                ) -> dict[str, float]:
     """FLOPs of one clip's FFT and matrix products as the extractor runs them (a
     multiply-add is 2): the real FFT as 2.5 N log2 N per frame; the CQT's octave products
-    and its half-band products (all rows of the halving matrix, zero taps included); the
+    and its half-band filter (the odd taps, as the C kernel runs it); the
     chroma (with its zero columns), mel, DCT, CENS, tonnetz and centroid products. The
     CQT's shapes do not depend on the tuning, so tuning 0 stands for the clip's."""
     frames, bins = spectral.n_frames(n_samples, hop), n_fft // 2 + 1
     plan = cqt_plan(float(rate), hop, TUNING_ZERO, CQT_OCTAVES * N_CHROMA, N_CHROMA)
-    span, block = halving_matrix().shape
+    odd_taps = len(halfband_kernel()) // 4 + 1  # the non-zero taps beside the centre
     halving, length = 0.0, n_samples
     for _ in range(plan.early_halvings + len(plan.octaves) - 1):
         length = (length + 1) // 2
-        halving += 2 * span * block * -(-length // block)
+        halving += length * (3 * odd_taps + 1)  # per output: centre, then add, mul, add
     cqt = sum(2.0 * frames * octave.kernel.size for octave in plan.octaves)
     mel = spectral.mel_blocks(spectral.mel_filterbank(float(rate), n_fft, N_MELS))
     filterbanks = 2 * frames * (bins * CHROMA_COLUMNS + sum(w.size for _, _, w in mel)
@@ -180,13 +180,13 @@ def clip_flops(n_samples: int, rate: int, n_fft: int = 2048, hop: int = 512
 
 def machine_rates(n_fft: int = 2048) -> tuple[float, float]:
     """This core's float32 matmul (1024²) and rfft(n_fft) GFLOP/s, the FFT in the
-    extractor's chunks of `frame_kernels.FFT_CHUNK` frames (best of 5)."""
+    extractor's chunks of `frame_stats.FFT_CHUNK` frames (best of 5)."""
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    frames = torch.randn(frame_kernels.FFT_CHUNK, n_fft)
+    frames = torch.randn(frame_stats.FFT_CHUNK, n_fft)
     rates = []
     for work, flops in ((lambda: a @ b, 2 * 1024**3),
                         (lambda: torch.fft.rfft(frames),
-                         frame_kernels.FFT_CHUNK * 2.5 * n_fft * np.log2(n_fft))):
+                         frame_stats.FFT_CHUNK * 2.5 * n_fft * np.log2(n_fft))):
         work()
         rates.append(flops / min(timed(work) for _ in range(5)) / 1e9)
     return rates[0], rates[1]

@@ -9,11 +9,11 @@ same relative filters give the next octave down. We keep that recursion, and its
   kernel per bin, so an octave is one matrix product of the framed signal (frames at the
   octave's hop) with a (n_fft, 2 × bins) real kernel;
 * halving the rate is a 39-tap half-band FIR (flat to 1e-5 below 0.3 × Nyquist, 110 dB
-  down above 0.7 × Nyquist), as matrix products, instead of soxr: the filters of every
+  down above 0.7 × Nyquist), in C, instead of soxr: the filters of every
   lower octave sit below 0.3 × the input Nyquist, and anything folding back lands above.
 
 Kernels are built once in numpy per (sample rate, hop, tuning) and cached. Magnitudes are
-sqrt(re² + im²) of products scaled by `LIFT`, as in `frame_kernels.spectrum_stats`.
+sqrt(re² + im²) of products scaled by `LIFT`, as in `frame_stats.spectrum_stats`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from mfs.extractors import native
 from mfs.extractors.spectral import LIFT, TUNING_EDGES, pad_reflect
 
 C1_HZ = 440.0 * 2.0 ** ((24 - 69) / 12.0)  # librosa.note_to_hz("C1")
 HANN_BANDWIDTH = 1.50018310546875  # librosa.filters.window_bandwidth("hann")
 SPARSITY = 0.01  # librosa.cqt default: drop the smallest 1% of each filter's L1 mass
-HALVING_BLOCK = 16  # output samples per row of the halving product
 
 
 @dataclass(frozen=True)
@@ -57,46 +57,26 @@ def halfband_kernel(half_width: int = 19, beta: float = 11.75) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-def halving_matrix(block: int = HALVING_BLOCK) -> np.ndarray:
-    """The half-band filter and decimation as one (2 block + 2 half_width, block) matrix.
-
-    Column m holds the taps that make output m of a block from that block's input span,
-    so halving a signal is a matrix product of its overlapping spans: torch's
-    single-channel strided conv1d is two orders of magnitude slower on the CPU.
-    """
-    kernel = halfband_kernel()
-    matrix = np.zeros((2 * block + len(kernel) - 1, block), dtype=np.float32)
-    for m in range(block):
-        matrix[2 * m : 2 * m + len(kernel), m] = kernel[::-1]
-    return matrix
-
-
-def halve_rate(y: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """Low-pass and keep every second sample: (batch, n) -> (batch, ceil(n / 2)).
+def halve_rate(y: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
+    """Low-pass by the half-band `kernel` and keep every second sample:
+    (batch, n) -> (batch, ceil(n / 2)).
 
     Zero-phase and zero-padded, so output sample m sits at input sample 2m, as in soxr.
-    Each track is zero-padded to whole rows of 2 block samples, with rows to spare for
-    the span's reach, and all tracks' rows are stacked: a block's span is then a few
-    consecutive rows, and the product is a sum of `mm`s over row-shifted views, which
-    reads the signal in place where the overlapping spans would be a copy twice its size.
-    Rows whose span crosses into the next track are dropped.
+    In C (`native.py`), which multiplies only the odd taps (a half-band filter's other
+    even taps are zero): a third of the time of the matrix products over overlapping
+    spans that did it before (bench/RESULTS.md). On the CPU whatever the device.
     """
-    span, block = matrix.shape
-    width = 2 * block
-    half = (span - width) // 2
-    n_out = (y.shape[-1] + 1) // 2
-    n_blocks = -(-n_out // block)
-    pieces = -(-span // width)
-    rows = n_blocks + pieces - 1
-    padded = torch.nn.functional.pad(y, (half, rows * width - half - y.shape[-1]))
-    padded = padded.reshape(-1, width)
-    used = len(padded) - pieces + 1
-    out = y.new_empty((len(y) * rows, block))
-    torch.mm(padded[:used], matrix[:width], out=out[:used])
-    for j in range(1, pieces):
-        taps = matrix[j * width : (j + 1) * width]
-        out[:used].addmm_(padded[j : used + j, : len(taps)], taps)
-    return out.view(len(y), rows * block)[:, :n_out]
+    half = len(kernel) // 2
+    taps = np.ascontiguousarray(kernel[half + 1 :: 2], dtype=np.float32)
+    if len(taps) > native.MAX_HALVING_TAPS:
+        raise ValueError(f"cqt: half-band kernel of {len(kernel)} taps; the C kernel takes "
+                         f"at most {4 * native.MAX_HALVING_TAPS - 1}")
+    signal = y.detach().cpu().float().contiguous().numpy()
+    out = np.empty((len(signal), (signal.shape[1] + 1) // 2), dtype=np.float32)
+    for track, row in zip(signal, out, strict=True):
+        native.LIB.halve(native.address(track), len(track), native.address(row),
+                         native.address(taps), len(taps), float(kernel[half]))
+    return torch.from_numpy(out).to(y.device)
 
 
 def cqt_frequencies(n_bins: int, fmin: float, bins_per_octave: int) -> np.ndarray:
@@ -197,13 +177,13 @@ def cqt_plan(sample_rate: float, hop_length: int, tuning_index: int, n_bins: int
 class PlanTensors:
     """A plan's kernels as tensors on one device, made once per (plan, device): the
     octaves' kernels stacked (octaves, n_fft, 2 × bins) and scaled by `LIFT`, so that
-    re² + im² of quiet frames stays clear of float32 underflow, and the halving matrix."""
+    re² + im² of quiet frames stays clear of float32 underflow, and the half-band filter."""
 
     def __init__(self, plan: CQTPlan, device: torch.device, dtype: torch.dtype) -> None:
         self.plan = plan
         self.kernels = torch.as_tensor(np.stack([o.kernel for o in plan.octaves]) * LIFT,
                                        device=device, dtype=dtype)
-        self.halving = torch.as_tensor(halving_matrix(), device=device, dtype=dtype)
+        self.halving = halfband_kernel()
 
 
 def cqt_octaves(y: torch.Tensor, tensors: PlanTensors, n_frames: int,

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mfs.extractors import frame_kernels, spectral
+from mfs.extractors import frame_stats, spectral
 from mfs.extractors.base import Extractor, ExtractorConfig, OutputSpec, Windowing
 from mfs.extractors.cqt import PlanTensors, cqt_octaves, cqt_plan
 
@@ -156,7 +156,7 @@ class Fma518(Extractor):
         parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         peaks = []
         for start in range(0, frames.shape[1], FRAME_CHUNK):
-            stats = frame_kernels.spectrum_stats(frames[:, start : start + FRAME_CHUNK],
+            stats = frame_stats.spectrum_stats(frames[:, start : start + FRAME_CHUNK],
                                                  const.window, const.freq_labels,
                                                  const.contrast_bands, peak_bins)
             peaks.append(stats.peaks)

@@ -5,7 +5,7 @@ definitions (filterbanks, normalisations, tuning estimate, dB scaling) with batc
 ops, so a track costs one FFT pass and a few matrix products. Filterbanks are built in
 numpy (float64, like librosa) and cached per sample rate. The per-frame statistics read
 straight off each frame's spectrum (rmse, centroid, bandwidth, rolloff, the contrast
-bands' extremes, the tuning peaks) are made in one C pass per frame (`frame_kernels.py`).
+bands' extremes, the tuning peaks) are made in one C pass per frame (`frame_stats.py`).
 The arithmetic on a few thousand tuning peaks runs in numpy, where torch's per-op cost
 dominates.
 
@@ -206,7 +206,7 @@ def pitch_bins(sample_rate: float, n_fft: int, fmin: float = 150.0,
 
 @dataclass(frozen=True)
 class Peaks:
-    """piptrack's candidate peaks of |X| (`frame_kernels.spectrum_stats`): bins above both
+    """piptrack's candidate peaks of |X| (`frame_stats.spectrum_stats`): bins above both
     neighbours (not below the upper one, as librosa's localmax) and above a share of
     their frame's maximum.
 
@@ -317,7 +317,7 @@ def zero_crossing_rate(x: torch.Tensor, frame_length: int, hop_length: int) -> t
 
 
 def spectral_contrast(peak: torch.Tensor, valley: torch.Tensor) -> torch.Tensor:
-    """Peak minus valley in dB, from the band extremes of `frame_kernels.spectrum_stats`
+    """Peak minus valley in dB, from the band extremes of `frame_stats.spectrum_stats`
     over the whole track (the dB floor is relative to the track's maximum)."""
     return power_to_db(peak) - power_to_db(valley)
 

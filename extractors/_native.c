@@ -1,4 +1,6 @@
-/* Per-frame spectrogram statistics of fma518, one pass per frame while it is in L1.
+/* fma518's C kernels: per-frame spectrogram statistics, and the CQT's half-band halving.
+ *
+ * frame_stats: one pass per frame while it is in L1.
  *
  * Why C: eager torch/numpy make one pass over the whole spectrogram per operation
  * (|X|², sqrt, scaling, centroid, bandwidth, rolloff, peaks, band sorts): a dozen passes
@@ -6,8 +8,8 @@
  * beside the FFT (bench/RESULTS.md). Here each frame's 1025 bins are read once from the
  * FFT output and every statistic is made from an L1-resident copy of |X|.
  *
- * Called through ctypes (`frame_kernels.py`), which releases the GIL; the module itself
- * only exists so that the build and the import system find the library.
+ * Called through ctypes (`native.py`), which releases the GIL; the module itself only
+ * exists so that the build and the import system find the library.
  *
  * Numerics follow `spectral.py`'s definitions: the FFT was taken of frames windowed by
  * Hann × LIFT, so |X|² is formed in range and scaled back exactly by powers of two.
@@ -312,11 +314,49 @@ HOT int64_t frame_stats(const float *spectra, int64_t rows, int64_t bins, const 
     return found;
 }
 
+#define HALVING_BLOCK 2048 /* outputs per step of `halve`: its inputs stay in L1 */
+
+/* Half-band low-pass and decimation by two of x[0..n) (zero outside) into
+ * out[0..(n + 1) / 2): out[m] = centre x[2m] + Σ_j taps[j] (x[2m - 2j - 1] + x[2m + 2j + 1]).
+ *
+ * A half-band filter's other even taps are zero, so only the odd ones are multiplied
+ * (`cqt.halfband_kernel`: 10 of its 39 taps, with the centre). Each block's odd samples are
+ * copied into a contiguous zero-padded scratch first, so the sums over taps run on
+ * contiguous lanes. */
+HOT int64_t halve(const float *x, int64_t n, float *out, const float *taps, int64_t n_taps,
+                  float centre) {
+    float odd[HALVING_BLOCK + 2 * 64];
+    if (n_taps > 64) return -1;
+    int64_t n_out = (n + 1) / 2;
+    for (int64_t first = 0; first < n_out; first += HALVING_BLOCK) {
+        int64_t count = n_out - first < HALVING_BLOCK ? n_out - first : HALVING_BLOCK;
+        /* odd[q] = x[2 (first + q - n_taps) + 1] for q in [0, count + 2 n_taps) */
+        int64_t span = count + 2 * n_taps, start = 2 * (first - n_taps) + 1;
+        if (start >= 0 && start + 2 * (span - 1) < n) {
+            const float *from = x + start;
+            for (int64_t q = 0; q < span; q++) odd[q] = from[2 * q];
+        } else {
+            for (int64_t q = 0; q < span; q++) {
+                int64_t at = start + 2 * q;
+                odd[q] = at >= 0 && at < n ? x[at] : 0.0f;
+            }
+        }
+        float *y = out + first;
+        for (int64_t m = 0; m < count; m++) y[m] = centre * x[2 * (first + m)];
+        for (int64_t j = 0; j < n_taps; j++) {
+            const float tap = taps[j];
+            const float *before = odd + n_taps - j - 1, *after = odd + n_taps + j;
+            for (int64_t m = 0; m < count; m++) y[m] += tap * (before[m] + after[m]);
+        }
+    }
+    return n_out;
+}
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "_frame_kernels",
-    .m_doc = "fma518's per-frame C kernels (called through ctypes).",
+    .m_name = "_native",
+    .m_doc = "fma518's C kernels (called through ctypes, see native.py).",
     .m_size = -1,
 };
 
-PyMODINIT_FUNC PyInit__frame_kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }

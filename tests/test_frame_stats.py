@@ -1,4 +1,4 @@
-"""The C frame kernel (`frame_kernels.spectrum_stats`) against the plain definitions.
+"""The C frame kernel (`frame_stats.spectrum_stats`) against the plain definitions.
 
 Each statistic is recomputed here the obvious way in numpy (float64 sums, full sorts, the
 running sum over every bin) from the same float32 |X| the kernel sees, on a synthetic
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from mfs.extractors import frame_kernels, spectral
+from mfs.extractors import frame_stats, spectral
 
 RATE = 22050
 N_FFT = 2048
@@ -44,11 +44,11 @@ def reference_magnitude(frames: torch.Tensor) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def computed() -> tuple[frame_kernels.SpectrumStats, np.ndarray, np.ndarray]:
+def computed() -> tuple[frame_stats.SpectrumStats, np.ndarray, np.ndarray]:
     signal = torch.from_numpy(np.stack([make_signal(), make_signal()[::-1].copy()]))
     frames = spectral.stft_frames(signal, N_FFT, HOP)
     freqs = spectral.fft_frequencies(RATE, N_FFT).astype(np.float32)
-    stats = frame_kernels.spectrum_stats(frames, torch.hann_window(N_FFT, periodic=True),
+    stats = frame_stats.spectrum_stats(frames, torch.hann_window(N_FFT, periodic=True),
                                          freqs, BANDS, PEAK_BINS)
     return stats, reference_magnitude(frames), freqs
 
@@ -98,7 +98,7 @@ def test_peaks_are_the_gated_local_maxima(computed) -> None:
     lo, hi = PEAK_BINS
     top = mag.max(-1, keepdims=True)
     centre = mag[..., lo:hi]
-    found = ((centre > np.float32(frame_kernels.PEAK_THRESHOLD) * top)
+    found = ((centre > np.float32(frame_stats.PEAK_THRESHOLD) * top)
              & (centre > mag[..., lo - 1 : hi - 1]) & (centre >= mag[..., lo + 1 : hi + 1]))
     track, frame, offset = np.nonzero(found)
     peaks = stats.peaks
@@ -114,4 +114,4 @@ def test_frames_beyond_the_kernel_are_refused() -> None:
     frames = torch.zeros(1, 2, 8192 + 2)  # 4098 bins
     freqs = np.zeros(4098, dtype=np.float32)
     with pytest.raises(ValueError, match="n_fft=8194"):
-        frame_kernels.spectrum_stats(frames, torch.ones(8194), freqs, BANDS, PEAK_BINS)
+        frame_stats.spectrum_stats(frames, torch.ones(8194), freqs, BANDS, PEAK_BINS)

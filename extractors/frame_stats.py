@@ -1,37 +1,24 @@
 """The STFT side of fma518: FFT in torch, then every per-frame statistic in one C pass.
 
-`_frame_kernels.c` reads each frame's FFT output once and makes |X|², |X|, rmse, centroid,
+`_native.c` reads each frame's FFT output once and makes |X|², |X|, rmse, centroid,
 bandwidth, rolloff, the contrast bands' extremes and the tuning peaks from the frame while
 it is in L1; eager torch/numpy made a dozen passes over the spectrogram and sorted every
-contrast band (bench/RESULTS.md). The library is loaded through ctypes, which releases
-the GIL, so decoding threads run beside it. The statistics are computed on the CPU
-whatever the device: the FFT runs where the frames are and its output is brought over.
+contrast band (bench/RESULTS.md). The statistics are computed on the CPU whatever the
+device: the FFT runs where the frames are and its output is brought over.
 """
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from mfs.extractors import _frame_kernels
+from mfs.extractors.native import LIB, address
 from mfs.extractors.spectral import LIFT, Peaks
 
 FFT_CHUNK = 128  # frames per FFT: its input and output stay in the cache
 PEAK_THRESHOLD = 0.1  # librosa.piptrack's threshold, relative to the frame's maximum
-
-_LIB = ctypes.CDLL(_frame_kernels.__file__)
-_POINTER = ctypes.c_void_p
-_INT = ctypes.c_int64
-_LIB.frame_stats.restype = ctypes.c_int64
-_LIB.frame_stats.argtypes = [
-    _POINTER, _INT, _INT, _POINTER, ctypes.c_float,  # spectra, rows, bins, freqs, lift
-    _POINTER, _INT, _INT, _INT, ctypes.c_float,  # bands, n_bands, lo, hi, threshold
-    _POINTER, _POINTER, _POINTER, _POINTER,  # power, stats, peak, valley
-    _POINTER, _POINTER, _POINTER,  # peak_row, peak_bin, peak_values
-]
 
 
 @dataclass(frozen=True)
@@ -83,13 +70,13 @@ def spectrum_stats(frames: torch.Tensor, window: torch.Tensor, freqs: np.ndarray
             part = slice(start, min(start + FFT_CHUNK, n_frames))
             spectra = torch.view_as_real(torch.fft.rfft(frames[track, part] * lifted))
             spectra = spectra.cpu().numpy()  # kept alive through the call
-            got = _LIB.frame_stats(
-                spectra.ctypes.data, part.stop - start, bins,
-                labels.ctypes.data, LIFT, table.ctypes.data, len(table), lo, hi,
-                PEAK_THRESHOLD, power[track, part].ctypes.data, stats[track, part].ctypes.data,
-                peak[track, part].ctypes.data, valley[track, part].ctypes.data,
-                peak_row[found:].ctypes.data, peak_bin[found:].ctypes.data,
-                peak_values[found:].ctypes.data)
+            got = LIB.frame_stats(
+                address(spectra), part.stop - start, bins, address(labels), LIFT,
+                address(table), len(table), lo, hi, PEAK_THRESHOLD,
+                address(power[track, part]), address(stats[track, part]),
+                address(peak[track, part]), address(valley[track, part]),
+                address(peak_row[found:]), address(peak_bin[found:]),
+                address(peak_values[found:]))
             if got < 0:
                 raise ValueError(f"fma518: n_fft={n_fft} or a contrast band is beyond the "
                                  f"frame kernel's limits (4096 bins, 128 values per band)")
