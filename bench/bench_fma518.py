@@ -6,9 +6,11 @@
   thread) and with the default threads. Runs alternate and the best of `--repeats` is
   kept, since the machine may be busy with other work; both wall-clock and CPU time (all
   threads) are reported.
-* Track length: the same per-core comparison on the 10 full 30 s GTZAN tracks and on
-  one 3-minute track (6 of them joined): librosa's cost per call has a large fixed part,
-  so the ratio falls as tracks get longer, and features.csv was made from full tracks.
+* Track length: the same per-core comparison on the 10 full 30 s GTZAN tracks, on one
+  3-minute track (6 of them joined), and on the cc-music recordings longer than 30 s
+  (whole, 44.1 kHz stereo averaged to mono, as most of FMA): librosa's cost per call has
+  a large fixed part, so the ratio falls as tracks get longer, and features.csv was made
+  from full tracks.
 * Batches: per-clip cost, on one thread, of one call per clip against one call per
   `--batch` clips, all cut to the shortest clip (a batch is equally long tracks).
 * Work: the counted FLOPs of the extractor's FFT and matrix products per clip, and the
@@ -61,6 +63,7 @@ import fma518_reference as reference  # noqa: E402  (test-side module, librosa i
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GTZAN = DATA / "gtzan-excerpts" / "genres"
 GTZAN_FULL = DATA / "gtzan-full" / "genres"
+CC_MUSIC = DATA / "cc-music"
 LONG_TRACK_PARTS = 6  # full GTZAN tracks joined into one 3-minute track
 Clip = tuple[np.ndarray, int]
 
@@ -88,6 +91,19 @@ def full_tracks() -> list[Clip]:
     for path in sorted(GTZAN_FULL.glob("*/*.au")):
         data, rate = sf.read(path, dtype="float32", always_2d=True)
         tracks.append((data.mean(axis=1, dtype=np.float32), rate))
+    return tracks
+
+
+def cc_music_recordings(min_seconds: float = 30.0) -> list[Clip]:
+    """The cc-music recordings longer than `min_seconds`, whole: real full-length tracks
+    at 44.1 kHz, FMA's usual rate."""
+    if not CC_MUSIC.is_dir():
+        raise SystemExit(f"recordings not found at {CC_MUSIC} (see shared/data/README.md)")
+    tracks = []
+    for path in sorted(CC_MUSIC.glob("*.ogg")):
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        if len(data) >= min_seconds * rate:
+            tracks.append((data.mean(axis=1, dtype=np.float32), rate))
     return tracks
 
 
@@ -264,6 +280,10 @@ def main() -> None:
     joined = np.concatenate([x for x, _ in full[:LONG_TRACK_PARTS]])
     compare_rates([(joined, full[0][1])], extractor, args.repeats, threads=1,
                   label=f"1 track of {len(joined) / full[0][1]:.0f} s")
+    recordings = cc_music_recordings()
+    compare_rates(recordings, extractor, args.repeats, threads=1,
+                  label=f"{len(recordings)} tracks of 44.1 kHz, "
+                        f"{sum(len(x) / r for x, r in recordings) / len(recordings):.0f} s avg")
     print(f"batches (1 thread, best of {args.repeats}):")
     compare_batches(clips, extractor, args.repeats, args.batch)
     print("work (1 thread):")

@@ -45,28 +45,48 @@ INLINE float as_float(i32 bits) {
     return value;
 }
 
-/* Σ a[i] in LANES partial sums, then summed in order. */
+/* Eight int32 or float lanes: one AVX2 register (two SSE ones in the default build). */
+typedef float fvec8 __attribute__((vector_size(8 * sizeof(float))));
+typedef i32 ivec8 __attribute__((vector_size(8 * sizeof(i32))));
+
+/* Σ of a vector's lanes, as a tree of shuffles (a chain of scalar adds is 8 latencies). */
+INLINE float hsum8(fvec8 v) {
+#if defined(__clang__) || __GNUC__ >= 12
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
+    return v[0];
+#else
+    return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+#endif
+}
+
+/* Σ of LANES partial sums. */
+INLINE float reduce_lanes(const float *acc) {
+    fvec8 a, b;
+    memcpy(&a, acc, sizeof a);
+    memcpy(&b, acc + 8, sizeof b);
+    return hsum8(a + b);
+}
+
+/* Σ a[i] in LANES partial sums. */
 INLINE float lane_sum(const float *a, int64_t n) {
     float acc[LANES] = {0};
     int64_t i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int j = 0; j < LANES; j++) acc[j] += a[i + j];
     for (int j = 0; i + j < n; j++) acc[j] += a[i + j];
-    float sum = 0.0f;
-    for (int j = 0; j < LANES; j++) sum += acc[j];
-    return sum;
+    return reduce_lanes(acc);
 }
 
-/* Σ a[i] · b[i] in LANES partial sums, then summed in order. */
+/* Σ a[i] · b[i] in LANES partial sums. */
 INLINE float lane_dot(const float *a, const float *b, int64_t n) {
     float acc[LANES] = {0};
     int64_t i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int j = 0; j < LANES; j++) acc[j] += a[i + j] * b[i + j];
     for (int j = 0; i + j < n; j++) acc[j] += a[i + j] * b[i + j];
-    float sum = 0.0f;
-    for (int j = 0; j < LANES; j++) sum += acc[j];
-    return sum;
+    return reduce_lanes(acc);
 }
 
 /* Σ w[i] (f[i] - centre)², the bandwidth's spread: all terms positive, no cancellation. */
@@ -82,14 +102,8 @@ INLINE float lane_spread(const float *w, const float *f, float centre, int64_t n
         float d = f[i + j] - centre;
         acc[j] += d * d * w[i + j];
     }
-    float sum = 0.0f;
-    for (int j = 0; j < LANES; j++) sum += acc[j];
-    return sum;
+    return reduce_lanes(acc);
 }
-
-/* Eight int32 or float lanes: one AVX2 register (two SSE ones in the default build). */
-typedef float fvec8 __attribute__((vector_size(8 * sizeof(float))));
-typedef i32 ivec8 __attribute__((vector_size(8 * sizeof(i32))));
 
 INLINE ivec8 load8(const i32 *x) {
     ivec8 v;
@@ -117,32 +131,10 @@ INLINE int any8(ivec8 mask) {
 #endif
 }
 
-/* Sum of the k largest values of x[0..n) (non-negative floats as their bit patterns,
- * which order as the floats do); keys negated (sign -1) give the k smallest.
- *
- * A lower bound t on the k-th largest comes from LANES strided maxima: the largest of
- * them with k of them at or above it. Values >= t are few (k plus a handful), are
- * collected behind a block test that is almost always false, and the surplus smallest
- * are dropped. Sorting the band instead costs several times as much (numpy's SIMD sort,
- * bench/RESULTS.md). */
-INLINE float extreme_sum(const i32 *x, int64_t n, int k, const i32 sign, i32 *buf) {
-    i32 lane[2 * 8];  /* LANES strided maxima, as two vectors while scanning */
-    for (int j = 0; j < LANES; j++) lane[j] = j < n ? sign * x[j] : INT32_MIN;
-    ivec8 low = load8(lane), high = load8(lane + 8);
-    int64_t m = LANES;
-    for (; m + LANES <= n; m += LANES) {
-        low = max8(load8(x + m) * sign, low);
-        high = max8(load8(x + m + 8) * sign, high);
-    }
-    memcpy(lane, &low, sizeof low);
-    memcpy(lane + 8, &high, sizeof high);
-    for (int j = 0; m + j < n; j++) {
-        i32 v = sign * x[m + j];
-        lane[j] = v > lane[j] ? v : lane[j];
-    }
-    ivec8 above_low = {0}, above_high = {0};
-    low = load8(lane);
-    high = load8(lane + 8);
+/* A lower bound on the k-th largest of a band from its LANES strided maxima (`lane`,
+ * unused lanes INT32_MIN): the largest lane maximum with k of them at or above it. */
+INLINE i32 lower_bound(const i32 *lane, int k) {
+    ivec8 low = load8(lane), high = load8(lane + 8), above_low = {0}, above_high = {0};
     for (int a = 0; a < LANES; a++) { /* how many lane maxima are >= each one */
         ivec8 value = (ivec8){0} + lane[a];
         above_low -= value >= low;
@@ -151,26 +143,16 @@ INLINE float extreme_sum(const i32 *x, int64_t n, int k, const i32 sign, i32 *bu
     i32 t = INT32_MIN;
     for (int b = 0; b < LANES; b++) {
         i32 above = b < 8 ? above_low[b] : above_high[b - 8];
-        i32 c = above >= k && lane[b] != INT32_MIN ? lane[b] : INT32_MIN;
+        i32 c = above >= k ? lane[b] : INT32_MIN;
         t = c > t ? c : t;
     }
-    const ivec8 bound = (ivec8){0} + t;
-    int64_t count = 0;
-    m = 0;
-    for (; m + 8 <= n; m += 8) {
-        if (!any8(load8(x + m) * sign >= bound)) continue;
-        for (int j = 0; j < 8; j++) {
-            i32 v = sign * x[m + j];
-            buf[count] = v;
-            count += v >= t;
-        }
-    }
-    for (; m < n; m++) {
-        i32 v = sign * x[m];
-        buf[count] = v;
-        count += v >= t;
-    }
-    if (count > 4 * k + LANES) { /* many ties at t (e.g. silence): a k-sized sorted buffer */
+    return t;
+}
+
+/* Sum of the k largest of `count` >= k candidate keys (buf is reordered), as floats
+ * after multiplying the keys back by `sign`. */
+INLINE float top_sum(i32 *buf, int64_t count, int k, i32 sign) {
+    if (count > 4 * k + LANES) { /* many ties at the bound (e.g. silence): a sorted k-buffer */
         i32 top[MAX_COUNT];
         for (int j = 0; j < k; j++) top[j] = buf[j];
         for (int j = 1; j < k; j++)
@@ -200,6 +182,65 @@ INLINE float extreme_sum(const i32 *x, int64_t n, int k, const i32 sign, i32 *bu
     float sum = 0.0f;
     for (int j = 0; j < k; j++) sum += as_float(sign * buf[j]);
     return sum;
+}
+
+/* Means of the k largest and of the k smallest of x[0..n), non-negative floats read as
+ * their bit patterns (which order as the floats do): spectral contrast's peak and valley.
+ *
+ * Lower bounds on the k-th largest value and on the k-th largest negated value come from
+ * LANES strided maxima and minima (`lower_bound`). Values beyond them are few (k plus a
+ * handful), are collected behind a block test that is almost always false, and the
+ * surplus is dropped. Sorting the band instead (numpy's SIMD sort) cost several times as
+ * much (bench/RESULTS.md). */
+INLINE void band_means(const i32 *x, int64_t n, int k, float *peak, float *valley,
+                       i32 *high, i32 *low) {
+    i32 most[LANES], least[LANES];
+    for (int j = 0; j < LANES; j++) {
+        most[j] = j < n ? x[j] : INT32_MIN;
+        least[j] = j < n ? -x[j] : INT32_MIN;
+    }
+    ivec8 most_a = load8(most), most_b = load8(most + 8);
+    ivec8 least_a = load8(least), least_b = load8(least + 8);
+    int64_t m = LANES;
+    for (; m + LANES <= n; m += LANES) {
+        ivec8 a = load8(x + m), b = load8(x + m + 8);
+        most_a = max8(a, most_a);
+        most_b = max8(b, most_b);
+        least_a = max8(-a, least_a);
+        least_b = max8(-b, least_b);
+    }
+    memcpy(most, &most_a, sizeof most_a);
+    memcpy(most + 8, &most_b, sizeof most_b);
+    memcpy(least, &least_a, sizeof least_a);
+    memcpy(least + 8, &least_b, sizeof least_b);
+    for (int j = 0; m + j < n; j++) {
+        i32 v = x[m + j];
+        most[j] = v > most[j] ? v : most[j];
+        least[j] = -v > least[j] ? -v : least[j];
+    }
+    const i32 t_high = lower_bound(most, k), t_low = -lower_bound(least, k);
+    const ivec8 bound_high = (ivec8){0} + t_high, bound_low = (ivec8){0} + t_low;
+    int64_t n_high = 0, n_low = 0;
+    for (m = 0; m + 8 <= n; m += 8) {
+        ivec8 v = load8(x + m);
+        if (!any8((v >= bound_high) | (v <= bound_low))) continue;
+        for (int j = 0; j < 8; j++) {
+            i32 value = x[m + j];
+            high[n_high] = value;
+            n_high += value >= t_high;
+            low[n_low] = -value;
+            n_low += value <= t_low;
+        }
+    }
+    for (; m < n; m++) {
+        i32 value = x[m];
+        high[n_high] = value;
+        n_high += value >= t_high;
+        low[n_low] = -value;
+        n_low += value <= t_low;
+    }
+    *peak = top_sum(high, n_high, k, 1) / (float)k;
+    *valley = top_sum(low, n_low, k, -1) / (float)k;
 }
 
 /* First bin where the running sum of mag reaches 0.85 of its total: running sums of
@@ -248,7 +289,7 @@ HOT int64_t frame_stats(const float *spectra, int64_t rows, int64_t bins, const 
     for (int64_t b = 0; b < n_bands; b++)
         if (bands[3 * b + 2] < 1 || bands[3 * b + 2] > MAX_COUNT) return -1;
     float mag[MAX_BINS];
-    i32 buf[MAX_BINS];
+    i32 high[MAX_BINS], low[MAX_BINS];
     const float to_power = 1.0f / (lift * lift), to_mag = 1.0f / lift;
     int64_t found = 0;
     for (int64_t r = 0; r < rows; r++) {
@@ -273,8 +314,8 @@ HOT int64_t frame_stats(const float *spectra, int64_t rows, int64_t bins, const 
         for (int64_t b = 0; b < n_bands; b++) {
             int64_t start = bands[3 * b], n = bands[3 * b + 1] - start;
             int k = (int)bands[3 * b + 2];
-            peak[r * n_bands + b] = extreme_sum(bits + start, n, k, 1, buf) / (float)k;
-            valley[r * n_bands + b] = extreme_sum(bits + start, n, k, -1, buf) / (float)k;
+            band_means(bits + start, n, k, peak + r * n_bands + b, valley + r * n_bands + b,
+                       high, low);
         }
 
         i32 top_bits = 0;
