@@ -393,6 +393,45 @@ HOT int64_t halve(const float *x, int64_t n, float *out, const float *taps, int6
     return n_out;
 }
 
+/* librosa.zero_crossing_rate's counts of `frames` centred, edge-padded frames of x[0..n):
+ * the pairs (p, p + 1) inside frame t's samples [t hop - half, t hop - half + length),
+ * whose signs differ, a value counting as negative below -threshold. Edge padding repeats
+ * the end samples, which adds no crossing.
+ *
+ * Frames are whole blocks of gcd(length, hop) samples from -half, so the pairs are counted
+ * once per block (`blocks`: scratch of ((frames - 1) hop + length) / block entries) and each
+ * frame sums its blocks, less its last pair, which reaches past it. Returns 0, or -1 when
+ * `block` does not divide both length and hop. */
+HOT int64_t zero_crossings(const float *x, int64_t n, int64_t length, int64_t hop,
+                           int64_t block, int64_t frames, float threshold, i32 *blocks,
+                           i32 *counts) {
+    if (block < 1 || length % block || hop % block) return -1;
+    const int64_t half = length / 2, n_blocks = ((frames - 1) * hop + length) / block;
+    for (int64_t b = 0; b < n_blocks; b++) {
+        int64_t first = b * block - half, last = first + block;
+        first = first < 0 ? 0 : first;
+        last = last > n - 1 ? n - 1 : last;
+        i32 count = 0;
+        for (int64_t q = first; q < last; q++)
+            count += (x[q] < -threshold) != (x[q + 1] < -threshold);
+        blocks[b] = count;
+    }
+    const int64_t per_frame = length / block, step = hop / block;
+    i32 window = 0;
+    for (int64_t b = 0; b < per_frame; b++) window += blocks[b];
+    for (int64_t t = 0; t < frames; t++) {
+        int64_t end = t * hop - half + length - 1; /* the frame's last sample */
+        i32 outside = end >= 0 && end + 1 < n /* pair (end, end + 1) reaches past it */
+                          ? (x[end] < -threshold) != (x[end + 1] < -threshold)
+                          : 0;
+        counts[t] = window - outside;
+        if (t + 1 < frames)
+            for (int64_t b = t * step; b < (t + 1) * step; b++)
+                window += blocks[b + per_frame] - blocks[b];
+    }
+    return 0;
+}
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_native",

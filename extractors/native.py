@@ -27,6 +27,9 @@ LIB.frame_stats.argtypes = [
 ]
 LIB.halve.restype = _INT
 LIB.halve.argtypes = [_POINTER, _INT, _POINTER, _POINTER, _INT, _FLOAT]
+LIB.zero_crossings.restype = _INT
+LIB.zero_crossings.argtypes = [_POINTER, _INT, _INT, _INT, _INT, _INT, _FLOAT, _POINTER,
+                               _POINTER]
 MAX_HALVING_TAPS = 64  # `halve`'s scratch holds this many odd taps
 
 

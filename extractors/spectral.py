@@ -23,6 +23,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from mfs.extractors import native
+
 A440 = 440.0
 TUNING_RESOLUTION = 0.01  # librosa.estimate_tuning's default histogram resolution
 TUNING_EDGES = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / TUNING_RESOLUTION)) + 1)
@@ -295,25 +297,21 @@ def _vote(pitch: np.ndarray, mags: np.ndarray, bins_per_octave: int) -> int:
 
 
 # --- frame features --------------------------------------------------------------------
-def zero_crossing_rate(x: torch.Tensor, frame_length: int, hop_length: int) -> torch.Tensor:
-    """librosa.zero_crossing_rate: edge-padded frames, |x| <= 1e-10 counts as positive.
-
-    Edge padding repeats the end samples, which adds no crossings. Shifted by half a frame,
-    frame t spans samples [t hop, t hop + frame_length), whole blocks of gcd(frame_length,
-    hop) samples, so its count is a sum of per-block counts less the pair at its first
-    sample (which reaches outside it). The signs are compared in numpy: torch's CPU
-    comparisons cost four times as much.
-    """
-    negative = x.cpu().numpy() < -1e-10
-    changes = torch.from_numpy(negative[:, 1:] != negative[:, :-1])  # pair (i - 1, i) at i - 1
+def zero_crossing_rate(x: torch.Tensor, frame_length: int, hop_length: int,
+                       threshold: float = 1e-10) -> torch.Tensor:
+    """librosa.zero_crossing_rate: centred, edge-padded frames; |x| <= 1e-10 counts as
+    positive. In C (`native.py`): one pass over the signal, by blocks of
+    gcd(frame_length, hop) samples; on the CPU whatever the device."""
     frames, block = n_frames(x.shape[1], hop_length), math.gcd(frame_length, hop_length)
-    span = hop_length * (frames - 1) + frame_length
-    half = frame_length // 2
-    shifted = torch.nn.functional.pad(changes, (half + 1, span - half - x.shape[1]))
-    per_block = shifted.view(len(x), -1, block).sum(-1, dtype=torch.int32)
-    counts = (per_block.unfold(-1, frame_length // block, hop_length // block).sum(-1)
-              - shifted[:, : frames * hop_length : hop_length].to(torch.int32))
-    return (counts.to(x.dtype) / frame_length)[..., None].to(x.device)
+    signal = x.detach().cpu().float().contiguous().numpy()
+    scratch = np.empty(((frames - 1) * hop_length + frame_length) // block, dtype=np.int32)
+    counts = np.empty((len(signal), frames), dtype=np.int32)
+    for track, out in zip(signal, counts, strict=True):
+        native.LIB.zero_crossings(native.address(track), len(track), frame_length,
+                                  hop_length, block, frames, threshold,
+                                  native.address(scratch), native.address(out))
+    rate = torch.from_numpy(counts.astype(np.float32) / np.float32(frame_length))
+    return rate[..., None].to(x.device)
 
 
 def spectral_contrast(peak: torch.Tensor, valley: torch.Tensor) -> torch.Tensor:
