@@ -48,6 +48,17 @@ INLINE float as_float(i32 bits) {
 /* Eight int32 or float lanes: one AVX2 register (two SSE ones in the default build). */
 typedef float fvec8 __attribute__((vector_size(8 * sizeof(float))));
 typedef i32 ivec8 __attribute__((vector_size(8 * sizeof(i32))));
+typedef float fvec8_unaligned __attribute__((vector_size(8 * sizeof(float)), aligned(4)));
+
+/* Every lane v (a broadcast; GCC 12 assembles a {v, v, ...} literal lane by lane). */
+INLINE fvec8 splat8(float v) {
+#if defined(__clang__) || __GNUC__ >= 12
+    fvec8 first = {v};
+    return __builtin_shufflevector(first, first, 0, 0, 0, 0, 0, 0, 0, 0);
+#else
+    return (fvec8){v, v, v, v, v, v, v, v};
+#endif
+}
 
 /* Σ of a vector's lanes, as a tree of shuffles (a chain of scalar adds is 8 latencies). */
 INLINE float hsum8(fvec8 v) {
@@ -321,7 +332,7 @@ HOT int64_t frame_stats(const float *spectra, int64_t rows, int64_t bins, const 
         i32 top_bits = 0;
         for (int64_t i = 0; i < bins; i++) top_bits = bits[i] > top_bits ? bits[i] : top_bits;
         float top = as_float(top_bits), gate = threshold * top;
-        const fvec8 gates = (fvec8){0} + gate;
+        const fvec8 gates = splat8(gate);
         for (int64_t i = lo; i < hi; i += 8) {
             ivec8 hit = {0};
             if (i + 8 <= hi) {
@@ -428,6 +439,75 @@ HOT int64_t zero_crossings(const float *x, int64_t n, int64_t length, int64_t ho
         if (t + 1 < frames)
             for (int64_t b = t * step; b < (t + 1) * step; b++)
                 window += blocks[b + per_frame] - blocks[b];
+    }
+    return 0;
+}
+
+#define CQT_BINS 12         /* bins per octave `cqt_octave` takes: re and im, 3 vectors */
+#define CQT_FRAMES 4        /* frames per step: 12 accumulators + 3 kernel rows = 16 ymm */
+
+/* Sample j of x[0..n) reflect-padded without repeating the edge (numpy's "reflect"),
+ * reflecting again where the padding reaches past the other end. */
+INLINE float reflected(const float *x, int64_t n, int64_t j) {
+    if (n == 1) return x[0];
+    const int64_t period = 2 * (n - 1);
+    int64_t fold = j % period;
+    fold = fold < 0 ? fold + period : fold;
+    return x[fold < n ? fold : period - fold];
+}
+
+/* Adds one CQT octave's magnitudes to out (frames, CQT_BINS): frame t is the signal's
+ * samples [t hop - n_fft / 2, t hop + n_fft / 2), reflect-padded at the ends, times
+ * kernel (n_fft, 2 CQT_BINS: real parts, then imaginary); then sqrt(re² + im²) × scale.
+ *
+ * The frames overlap n_fft / hop times in the lower octaves: a matrix product copies
+ * (packs) every frame first, which moves more bytes than it computes on, with only 24
+ * kernel columns (bench/RESULTS.md). Here each signal sample is broadcast against the
+ * kernel row that meets it, CQT_FRAMES frames at a time, with the kernel in L1 and the
+ * accumulators in registers; frames that reach past an end are copied out reflected.
+ * Contracting a·b + c into one FMA is allowed here, unlike elsewhere in this file. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("fma", "default")))
+__attribute__((optimize("fp-contract=fast")))
+#endif
+int64_t cqt_octave(const float *signal, int64_t n, int64_t n_frames, int64_t hop,
+                   const float *kernel, int64_t n_fft, int64_t bins, float scale, float *out) {
+    if (bins != CQT_BINS || n < 1 || n_fft > MAX_BINS) return -1;
+    const int64_t half = n_fft / 2;
+    float edge[CQT_FRAMES][MAX_BINS];
+    for (int64_t t = 0; t < n_frames; t += CQT_FRAMES) {
+        const int64_t count = n_frames - t < CQT_FRAMES ? n_frames - t : CQT_FRAMES;
+        const float *frame[CQT_FRAMES];
+        for (int f = 0; f < CQT_FRAMES; f++) {
+            /* past the last frame, frame t again: computed, then discarded */
+            const int64_t first = (t + (f < count ? f : 0)) * hop - half;
+            if (first >= 0 && first + n_fft <= n) {
+                frame[f] = signal + first;
+            } else {
+                for (int64_t k = 0; k < n_fft; k++) edge[f][k] = reflected(signal, n, first + k);
+                frame[f] = edge[f];
+            }
+        }
+        fvec8 acc[CQT_FRAMES][3] = {{{0}}};
+        for (int64_t k = 0; k < n_fft; k++) {
+            const fvec8_unaligned *row = (const fvec8_unaligned *)(kernel + k * 2 * CQT_BINS);
+            const fvec8 row0 = row[0], row1 = row[1], row2 = row[2];
+            for (int f = 0; f < CQT_FRAMES; f++) {
+                const fvec8 sample = splat8(frame[f][k]);
+                acc[f][0] += sample * row0;
+                acc[f][1] += sample * row1;
+                acc[f][2] += sample * row2;
+            }
+        }
+        for (int f = 0; f < count; f++) {
+            float re_im[3 * 8];
+            memcpy(re_im, acc[f], sizeof re_im);
+            float *o = out + (t + f) * CQT_BINS;
+            for (int c = 0; c < CQT_BINS; c++) {
+                float re = re_im[c], im = re_im[CQT_BINS + c];
+                o[c] += sqrtf(re * re + im * im) * scale;
+            }
+        }
     }
     return 0;
 }

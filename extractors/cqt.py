@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mfs.extractors import native
-from mfs.extractors.spectral import LIFT, TUNING_EDGES, pad_reflect
+from mfs.extractors.spectral import LIFT, TUNING_EDGES
 
 C1_HZ = 440.0 * 2.0 ** ((24 - 69) / 12.0)  # librosa.note_to_hz("C1")
 HANN_BANDWIDTH = 1.50018310546875  # librosa.filters.window_bandwidth("hann")
@@ -175,40 +175,40 @@ def cqt_plan(sample_rate: float, hop_length: int, tuning_index: int, n_bins: int
 
 
 class PlanTensors:
-    """A plan's kernels as tensors on one device, made once per (plan, device): the
-    octaves' kernels stacked (octaves, n_fft, 2 × bins) and scaled by `LIFT`, so that
-    re² + im² of quiet frames stays clear of float32 underflow, and the half-band filter."""
+    """A plan's kernels as the C kernel reads them, made once per plan: the octaves'
+    kernels stacked (octaves, n_fft, 2 × bins), float32, scaled by `LIFT`, so that
+    re² + im² of quiet frames stays clear of float32 underflow; and the half-band filter."""
 
-    def __init__(self, plan: CQTPlan, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(self, plan: CQTPlan) -> None:
         self.plan = plan
-        self.kernels = torch.as_tensor(np.stack([o.kernel for o in plan.octaves]) * LIFT,
-                                       device=device, dtype=dtype)
+        self.kernels = np.ascontiguousarray(np.stack([o.kernel for o in plan.octaves]) * LIFT,
+                                            dtype=np.float32)
         self.halving = halfband_kernel()
 
 
-def cqt_octaves(y: torch.Tensor, tensors: PlanTensors, n_frames: int,
-                frame_chunk: int = 1024) -> torch.Tensor:
-    """|CQT| of waveforms (batch, samples) -> (octaves, batch, n_frames, bins per octave),
-    the top octave first.
+def cqt_chroma(y: torch.Tensor, tensors: PlanTensors, n_frames: int) -> torch.Tensor:
+    """|CQT| summed over the octaves, per pitch class: librosa's cq_to_chroma of a CQT of
+    whole octaves from C (`cqt_plan`). (batch, samples) -> (batch, n_frames, bins per
+    octave), on y's device.
 
-    Every octave has at least `n_frames` frames. The octaves' products land in one
-    tensor, so that all the magnitudes are one pass (per-octave calls cost more than the
-    arithmetic here). Each product takes `frame_chunk` frames at a time: the product
-    copies its overlapping frames first, which for a long track whole is a copy larger
-    than the cache.
+    Every octave has at least `n_frames` frames (from 0, at the octave's hop, centred,
+    reflect-padded). Each octave's products, magnitudes and sum are one C call
+    (`native.py`), on the CPU whatever the device.
     """
     plan = tensors.plan
     for _ in range(plan.early_halvings):
         y = halve_rate(y, tensors.halving)
     n_octaves, n_fft, width = tensors.kernels.shape
-    products = y.new_empty((n_octaves, len(y), n_frames, width))
+    chroma = np.zeros((len(y), n_frames, width // 2), dtype=np.float32)
     for i, octave in enumerate(plan.octaves):
         if i > 0:
             y = halve_rate(y, tensors.halving)
-        frames = pad_reflect(y, n_fft // 2).unfold(-1, n_fft, octave.hop_length)
-        for start in range(0, n_frames, frame_chunk):
-            part = slice(start, min(start + frame_chunk, n_frames))
-            products[i, :, part] = torch.matmul(frames[:, part], tensors.kernels[i])
-    squares = products.square_()
-    return torch.add(squares[..., : width // 2], squares[..., width // 2 :]).sqrt_().mul_(
-        1.0 / LIFT)
+        signal = y.detach().cpu().float().contiguous().numpy()
+        for track, out in zip(signal, chroma, strict=True):
+            if native.LIB.cqt_octave(native.address(track), len(track), n_frames,
+                                     octave.hop_length,
+                                     native.address(tensors.kernels[i]), n_fft, width // 2,
+                                     1.0 / LIFT, native.address(out)) < 0:
+                raise ValueError(f"cqt: the C kernel takes 12 bins per octave and kernels of "
+                                 f"at most 4096 taps, not {width // 2} bins of {n_fft}")
+    return torch.from_numpy(chroma).to(y.device)

@@ -34,7 +34,7 @@ import torch
 
 from mfs.extractors import frame_stats, spectral
 from mfs.extractors.base import Extractor, ExtractorConfig, OutputSpec, Windowing
-from mfs.extractors.cqt import PlanTensors, cqt_octaves, cqt_plan
+from mfs.extractors.cqt import PlanTensors, cqt_chroma, cqt_plan
 
 # features.py's families and sizes, in the order it computes them.
 FAMILIES: tuple[tuple[str, int], ...] = (
@@ -232,12 +232,12 @@ class Fma518(Extractor):
         missing = []
         for tuning in sorted(set(tunings)):
             rows = [i for i, t in enumerate(tunings) if t == tuning]
-            plan = self._plan(sample_rate, tuning, x.device)
+            plan = self._plan(sample_rate, tuning)
             if plan is None:
                 missing += rows
-            else:  # cq_to_chroma from C1: each pitch class summed over the octaves
+            else:
                 tracks = x[rows] if len(rows) < len(x) else x
-                chroma[rows] = cqt_octaves(tracks, plan, n_frames).sum(0)
+                chroma[rows] = cqt_chroma(tracks, plan, n_frames)
         cens = chroma_cens(chroma, const.cens_window)
         out = {"chroma_cqt": spectral.normalize(chroma, float("inf")),
                "chroma_cens": cens, "tonnetz": tonnetz(cens, const.tonnetz)}
@@ -246,12 +246,12 @@ class Fma518(Extractor):
                 value[missing] = float("nan")
         return out
 
-    def _plan(self, sample_rate: int, tuning: int, device: torch.device) -> PlanTensors | None:
-        key = (sample_rate, tuning, str(device))
+    def _plan(self, sample_rate: int, tuning: int) -> PlanTensors | None:
+        key = (sample_rate, tuning)
         if key not in self._plans:
             plan = cqt_plan(float(sample_rate), self.config.hop_length, tuning,
                             CQT_OCTAVES * N_CHROMA, N_CHROMA)
-            self._plans[key] = plan and PlanTensors(plan, device, torch.float32)
+            self._plans[key] = plan and PlanTensors(plan)
         return self._plans[key]
 
     def _constants_for(self, sample_rate: int, device: torch.device) -> Constants:

@@ -30,6 +30,9 @@ LIB.halve.argtypes = [_POINTER, _INT, _POINTER, _POINTER, _INT, _FLOAT]
 LIB.zero_crossings.restype = _INT
 LIB.zero_crossings.argtypes = [_POINTER, _INT, _INT, _INT, _INT, _INT, _FLOAT, _POINTER,
                                _POINTER]
+LIB.cqt_octave.restype = _INT
+LIB.cqt_octave.argtypes = [_POINTER, _INT, _INT, _INT, _POINTER, _INT, _INT, _FLOAT,
+                           _POINTER]
 MAX_HALVING_TAPS = 64  # `halve`'s scratch holds this many odd taps
 
 
