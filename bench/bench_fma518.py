@@ -232,12 +232,13 @@ def report_work(clips: list[Clip], extractor: Fma518) -> None:
     n = len(clips)
     products = flops["cqt"] + flops["halving"] + flops["filterbanks"]
     ideal = flops["fft"] / (fft * 1e9) + products / (gemm * 1e9)
-    print(f"  per clip: FFT {flops['fft'] / n / 1e6:.0f} MFLOP; matrix products "
-          f"{products / n / 1e6:.0f} MFLOP (CQT octaves {flops['cqt'] / n / 1e6:.0f}, "
-          f"half-band {flops['halving'] / n / 1e6:.0f}, filterbanks "
-          f"{flops['filterbanks'] / n / 1e6:.0f})")
+    print(f"  per clip: FFT {flops['fft'] / n / 1e6:.0f} MFLOP; products "
+          f"{products / n / 1e6:.0f} MFLOP (CQT octaves {flops['cqt'] / n / 1e6:.0f} and "
+          f"half-band {flops['halving'] / n / 1e6:.0f} in C, filterbanks "
+          f"{flops['filterbanks'] / n / 1e6:.0f} in torch)")
     print(f"  this core: float32 matmul {gemm:.1f} GFLOP/s, rfft({extractor.config.n_fft}) "
-          f"{fft:.1f} GFLOP/s: that arithmetic needs {ideal / n * 1e3:.1f} ms per clip; the "
+          f"{fft:.1f} GFLOP/s: the products at the matmul rate and the FFT at its rate "
+          f"need {ideal / n * 1e3:.1f} ms per clip; the "
           f"extractor takes {total_time / n * 1e3:.1f} ms CPU ({ideal / total_time:.0%} of it "
           f"is the counted arithmetic at full speed)")
 
@@ -281,9 +282,9 @@ def main() -> None:
     compare_rates([(joined, full[0][1])], extractor, args.repeats, threads=1,
                   label=f"1 track of {len(joined) / full[0][1]:.0f} s")
     recordings = cc_music_recordings()
+    average = sum(len(x) / rate for x, rate in recordings) / len(recordings)
     compare_rates(recordings, extractor, args.repeats, threads=1,
-                  label=f"{len(recordings)} tracks of 44.1 kHz, "
-                        f"{sum(len(x) / r for x, r in recordings) / len(recordings):.0f} s avg")
+                  label=f"{len(recordings)} x {average:.0f} s avg, 44.1 kHz")
     print(f"batches (1 thread, best of {args.repeats}):")
     compare_batches(clips, extractor, args.repeats, args.batch)
     print("work (1 thread):")
