@@ -1,19 +1,20 @@
-/* fma518's C kernels: per-frame spectrogram statistics, and the CQT's half-band halving.
- *
- * frame_stats: one pass per frame while it is in L1.
+/* fma518's C kernels: per-frame spectrogram statistics (frame_stats), the CQT's half-band
+ * halving (halve) and octave products (cqt_octave), and zero-crossing counts.
  *
  * Why C: eager torch/numpy make one pass over the whole spectrogram per operation
- * (|X|², sqrt, scaling, centroid, bandwidth, rolloff, peaks, band sorts): a dozen passes
- * and numpy sorts for the contrast bands, which cost two thirds of the extractor's time
- * beside the FFT (bench/RESULTS.md). Here each frame's 1025 bins are read once from the
- * FFT output and every statistic is made from an L1-resident copy of |X|.
+ * (|X|², sqrt, scaling, centroid, bandwidth, rolloff, peaks, band sorts), sort every
+ * contrast band, and run the CQT as matrix products that copy every overlapping frame;
+ * that was five sixths of the extractor's time beside the FFT (bench/RESULTS.md). Here
+ * each frame's bins are read once from the FFT output and every statistic is made from an
+ * L1-resident copy of |X|; the CQT reads the signal where it lies.
  *
  * Called through ctypes (`native.py`), which releases the GIL; the module itself only
  * exists so that the build and the import system find the library.
  *
  * Numerics follow `spectral.py`'s definitions: the FFT was taken of frames windowed by
  * Hann × LIFT, so |X|² is formed in range and scaled back exactly by powers of two.
- * Compiled with -ffp-contract=off so that re·re + im·im rounds as two products and a sum.
+ * Compiled with -ffp-contract=off (pyproject.toml) so that re·re + im·im rounds as two
+ * products and a sum; only cqt_octave allows fused multiply-adds.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -21,7 +22,6 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* AVX2 copies of the hot functions where GCC can dispatch at load time (ifunc). */

@@ -1,9 +1,10 @@
-"""FMA's 518 hand-crafted features (features.csv of mdeff/fma), computed in torch.
+"""FMA's 518 hand-crafted features (features.csv of mdeff/fma), computed in torch and C.
 
 FMA's `features.py` summarises 74 librosa frame features (n_fft 2048, hop 512, native rate)
-by 7 statistics over the whole track. This extractor computes the same frames with batched
-torch ops (`spectral.py`, `cqt.py`) and the same statistics, and returns them in the
-column order of features.csv: (feature, statistic, number) sorted, e.g.
+by 7 statistics over the whole track. This extractor computes the same frames (FFT and
+filterbanks in torch, `spectral.py`; per-frame statistics, the CQT and zero crossings in
+C, `frame_stats.py`, `cqt.py`, `native.py`) and the same statistics, and returns them in
+the column order of features.csv: (feature, statistic, number) sorted, e.g.
 "chroma_cens/kurtosis/01".
 
 Where today's librosa changed a default since the 0.5.0 that made features.csv, we follow
@@ -144,11 +145,10 @@ class Fma518(Extractor):
     def frame_features(self, x: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
         """Every family's per-frame values (batch, frames, dims), in `FAMILIES` order.
 
-        The spectrogram is made and read `FRAME_CHUNK` frames at a time, so that its
-        readers find it in the cache: whole, a long track's |X| and |X|² are read from main
-        memory a dozen times (a 3-minute track: 15% slower per second of audio than with
-        chunks, bench/RESULTS.md), and they held twice the memory. Only |X|² is kept, for
-        chroma_stft, whose filters wait for the tuning estimated over the whole track.
+        The spectrogram is made `FRAME_CHUNK` frames at a time and its mel product taken
+        while the chunk is in the cache; |X| is never kept (the C kernel reads each frame
+        once, `frame_stats.spectrum_stats`). Only |X|² is kept, for chroma_stft, whose
+        filters wait for the tuning estimated over the whole track.
         """
         const = self._constants_for(sample_rate, x.device)
         frames = spectral.stft_frames(x, self.config.n_fft, self.config.hop_length)
