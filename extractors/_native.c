@@ -287,12 +287,14 @@ INLINE int64_t rolloff_bin(const float *mag, int64_t n, float roll_percent) {
  * peak, valley: (rows, n_bands) out, means of the top and bottom `count` |X| of each
  *          band; bands (n_bands, 3): first bin, end bin, count.
  * Peaks (piptrack's candidates, lo <= bin < hi, above both neighbours, not below the
- * upper one, above threshold × the frame's maximum) are appended to peak_row, peak_bin
- * and peak_values (below, here, above, frame maximum): at most rows × ((hi - lo) / 2 + 1).
+ * upper one, above threshold × the frame's maximum) are appended to peak_row (first_row
+ * + row), peak_bin and peak_values (below, here, above, frame maximum): at most
+ * rows × ((hi - lo) / 2 + 1).
  * Returns the number of peaks, or -1 when `bins` or a band's count is beyond the kernel's
  * buffers (MAX_BINS, MAX_COUNT).
  */
-HOT int64_t frame_stats(const float *spectra, int64_t rows, int64_t bins, const float *freqs,
+HOT int64_t frame_stats(const float *spectra, int64_t rows, int64_t first_row, int64_t bins,
+                        const float *freqs,
                         float lift, const int64_t *bands, int64_t n_bands, int64_t lo,
                         int64_t hi, float threshold, float *power, float *stats, float *peak,
                         float *valley, i32 *peak_row, i32 *peak_bin, float *peak_values) {
@@ -352,7 +354,7 @@ HOT int64_t frame_stats(const float *spectra, int64_t rows, int64_t bins, const 
             for (int j = 0; j < 8; j++) {
                 if (!hit[j]) continue;
                 int64_t b = i + j;
-                peak_row[found] = (i32)r;
+                peak_row[found] = (i32)(first_row + r);
                 peak_bin[found] = (i32)b;
                 float *v = peak_values + 4 * found;
                 v[0] = mag[b - 1];
@@ -510,6 +512,31 @@ int64_t cqt_octave(const float *signal, int64_t n, int64_t n_frames, int64_t hop
         }
     }
     return 0;
+}
+
+/* Mean and second, third and fourth central moments, in float64, of each of `features`
+ * contiguous series of n values (x: (features, n)) into out (features, 4): a pass for the
+ * mean, one for the moments. NaN anywhere in a series makes its four NaN. In numpy the
+ * same took a float64 copy and four passes over it. */
+HOT void moments(const float *x, int64_t features, int64_t n, double *out) {
+    for (int64_t f = 0; f < features; f++) {
+        const float *series = x + f * n;
+        double partial[4] = {0};
+        for (int64_t i = 0; i < n; i++) partial[i % 4] += series[i];
+        const double mean = ((partial[0] + partial[1]) + (partial[2] + partial[3])) / (double)n;
+        double m2 = 0.0, m3 = 0.0, m4 = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            const double d = (double)series[i] - mean, d2 = d * d;
+            m2 += d2;
+            m3 += d2 * d;
+            m4 += d2 * d2;
+        }
+        double *o = out + 4 * f;
+        o[0] = mean;
+        o[1] = m2 / (double)n;
+        o[2] = m3 / (double)n;
+        o[3] = m4 / (double)n;
+    }
 }
 
 static struct PyModuleDef module = {

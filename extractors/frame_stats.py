@@ -64,24 +64,29 @@ def spectrum_stats(frames: torch.Tensor, window: torch.Tensor, freqs: np.ndarray
     peak_bin = np.empty(capacity, dtype=np.int32)
     peak_values = np.empty((capacity, 4), dtype=np.float32)
     lifted = window * LIFT
+    # Row r of each output starts at its base address + r × its row's bytes: pointers by
+    # arithmetic, as numpy's per-call `ctypes` views cost more than the calls.
+    base = {name: address(array) for name, array in (
+        ("power", power), ("stats", stats), ("peak", peak), ("valley", valley),
+        ("row", peak_row), ("bin", peak_bin), ("values", peak_values))}
     found = 0
     for track in range(batch):  # track by track, so the peaks come out in row order
         for start in range(0, n_frames, FFT_CHUNK):
             part = slice(start, min(start + FFT_CHUNK, n_frames))
             spectra = torch.view_as_real(torch.fft.rfft(frames[track, part] * lifted))
             spectra = spectra.cpu().numpy()  # kept alive through the call
+            first = track * n_frames + start
             got = LIB.frame_stats(
-                address(spectra), part.stop - start, bins, address(labels), LIFT,
+                address(spectra), part.stop - start, first, bins, address(labels), LIFT,
                 address(table), len(table), lo, hi, PEAK_THRESHOLD,
-                address(power[track, part]), address(stats[track, part]),
-                address(peak[track, part]), address(valley[track, part]),
-                address(peak_row[found:]), address(peak_bin[found:]),
-                address(peak_values[found:]))
+                base["power"] + first * bins * 4, base["stats"] + first * 4 * 4,
+                base["peak"] + first * len(table) * 4, base["valley"] + first * len(table) * 4,
+                base["row"] + found * 4, base["bin"] + found * 4, base["values"] + found * 4 * 4)
             if got < 0:
                 raise ValueError(f"fma518: n_fft={n_fft} or a contrast band is beyond the "
                                  f"frame kernel's limits (4096 bins, 128 values per band)")
-            peak_row[found : found + got] += track * n_frames + start
             found += got
+
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(frames.device)
 

@@ -1,4 +1,5 @@
-"""ctypes binding of `_native.c`, fma518's C kernels (per-frame statistics, half-band).
+"""ctypes binding of `_native.c`, fma518's C kernels (per-frame statistics, CQT, zero
+crossings, summary statistics).
 
 The extension module is compiled by `pip install` (setuptools `ext-modules` in
 pyproject.toml); it holds plain C functions, called here through ctypes, which releases
@@ -20,7 +21,7 @@ _FLOAT = ctypes.c_float
 LIB = ctypes.CDLL(_native.__file__)
 LIB.frame_stats.restype = _INT
 LIB.frame_stats.argtypes = [
-    _POINTER, _INT, _INT, _POINTER, _FLOAT,  # spectra, rows, bins, freqs, lift
+    _POINTER, _INT, _INT, _INT, _POINTER, _FLOAT,  # spectra, rows, first row, bins, freqs, lift
     _POINTER, _INT, _INT, _INT, _FLOAT,  # bands, n_bands, lo, hi, threshold
     _POINTER, _POINTER, _POINTER, _POINTER,  # power, stats, peak, valley
     _POINTER, _POINTER, _POINTER,  # peak_row, peak_bin, peak_values
@@ -33,6 +34,8 @@ LIB.zero_crossings.argtypes = [_POINTER, _INT, _INT, _INT, _INT, _INT, _FLOAT, _
 LIB.cqt_octave.restype = _INT
 LIB.cqt_octave.argtypes = [_POINTER, _INT, _INT, _INT, _POINTER, _INT, _INT, _FLOAT,
                            _POINTER]
+LIB.moments.restype = None
+LIB.moments.argtypes = [_POINTER, _INT, _INT, _POINTER]
 MAX_HALVING_TAPS = 64  # `halve`'s scratch holds this many odd taps
 
 
