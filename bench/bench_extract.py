@@ -48,6 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mfs.extractors import registry
 from mfs.extractors.audio import probe
 from mfs.extractors.base import Extractor
+from mfs.extractors.device import torch_threads
 from mfs.extractors.pipeline import RowBuilder, keep_freed_memory, load_mono
 from mfs.extractors.pooling import TrackPool
 from mfs.extractors.windowing import cut_windows
@@ -124,28 +125,38 @@ def time_pipeline(clips: list[Path], name: str, batch_size: int) -> tuple[Timing
     return timing[0], counts
 
 
-def decoded_windows(clips: list[Path], extractor: Extractor) -> np.ndarray:
-    """Every window of every clip, decoded and cut in memory, in track order."""
+Windows = list[tuple[np.ndarray, int]]  # (windows, samples) arrays and their sample rate
+
+
+def decoded_windows(clips: list[Path], extractor: Extractor) -> Windows:
+    """Every window of every clip, decoded and cut in memory, in track order: one array of
+    all windows for a fixed-window extractor (the flow batches across tracks), one per
+    clip for a whole-track one such as fma518 (a track per call, as the flow runs it)."""
     cut = []
     for clip in clips:
         mono, rate = load_mono(clip, extractor.sample_rate)
-        cut.append(cut_windows(mono, rate, extractor.windowing))
-    return np.concatenate(cut)
+        cut.append((cut_windows(mono, rate, extractor.windowing), rate))
+    if extractor.windowing.seconds is None:
+        return cut
+    return [(np.concatenate([windows for windows, _ in cut]), cut[0][1])]
 
 
-def time_extractor(extractor: Extractor, windows: np.ndarray, batch_size: int) -> Timing:
-    """`extractor.embed` alone over `windows` in batches of `batch_size`."""
-    batches = torch.from_numpy(windows).split(batch_size)
-    with torch.inference_mode(), timed() as timing:
-        for batch in batches:
-            extractor.embed(batch, extractor.sample_rate)
+def time_extractor(extractor: Extractor, windows: Windows, batch_size: int) -> Timing:
+    """`extractor.embed` alone over `windows` in batches of `batch_size`, with the torch
+    thread count the flow gives it (`cpu_threads`, e.g. 1 for fma518)."""
+    batches = [(batch, rate) for group, rate in windows
+               for batch in torch.from_numpy(group).split(batch_size)]
+    with (torch.inference_mode(), torch_threads(torch.device("cpu"), extractor.cpu_threads),
+          timed() as timing):
+        for batch, rate in batches:
+            extractor.embed(batch, rate)
     return timing[0]
 
 
-def flops_per_window(extractor: Extractor, window: np.ndarray) -> int:
+def flops_per_window(extractor: Extractor, window: np.ndarray, rate: int) -> int:
     """The model's FLOPs for one window (torch counts conv/matmul as 2 x multiply-adds)."""
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        extractor.embed(torch.from_numpy(window[None]), extractor.sample_rate)
+        extractor.embed(torch.from_numpy(window[None]), rate)
     return counter.get_total_flops()
 
 
@@ -172,7 +183,9 @@ def throughput(args: argparse.Namespace) -> None:
     extractor.load(torch.device("cpu"))
     with timed() as decoding:
         windows = decoded_windows(clips, extractor)
-    time_extractor(extractor, windows[: args.batch_size], args.batch_size)  # warm-up
+    n_windows = sum(len(group) for group, _ in windows)
+    (first, rate), = windows[:1]
+    time_extractor(extractor, [(first[: args.batch_size], rate)], args.batch_size)  # warm-up
     model_runs, pipeline_runs = [], []
     for _ in range(args.repeats):  # back to back, so both sides of a pair share the load
         model_runs.append(time_extractor(extractor, windows, args.batch_size))
@@ -182,11 +195,11 @@ def throughput(args: argparse.Namespace) -> None:
     model = min(model_runs, key=lambda t: t.wall)
     pipeline, counts = min(pipeline_runs, key=lambda run: run[0].wall)
     n = len(clips)
-    print(f"{args.extractor}, {n} clips, {len(windows)} windows, batch {args.batch_size}, "
+    print(f"{args.extractor}, {n} clips, {n_windows} windows, batch {args.batch_size}, "
           f"torch threads {torch.get_num_threads()}, cpu, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"extractor alone : best {model.wall:6.2f} s  {n / model.wall:5.2f} tracks/s  "
-          f"{len(windows) / model.wall:5.1f} windows/s  {model.cpu:5.1f} CPU s  "
+          f"{n_windows / model.wall:5.1f} windows/s  {model.cpu:5.1f} CPU s  "
           f"runs {_runs(model_runs)}")
     print(f"run_extract     : best {pipeline.wall:6.2f} s  {n / pipeline.wall:5.2f} tracks/s  "
           f"{'':15}{pipeline.cpu:5.1f} CPU s  runs {_runs([r[0] for r in pipeline_runs])}  "
@@ -196,9 +209,13 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"pipeline / extractor, per back-to-back pair: wall {_ratios(wall_ratios)}, "
           f"CPU {_ratios(cpu_ratios)}; median wall {statistics.median(wall_ratios):.3f}, "
           f"CPU {statistics.median(cpu_ratios):.3f} (target >= 0.90)")
-    flops = flops_per_window(extractor, windows[0])
+    if extractor.windowing.seconds is None:
+        print("work: see bench_fma518.py (whole-track extractors run C kernels, which "
+              "torch's FLOP counter does not see)")
+        return
+    flops = flops_per_window(extractor, first[0], rate)
     model_cpu = statistics.median(m.cpu for m in model_runs)
-    per_cpu_second = flops * len(windows) / model_cpu / 1e9
+    per_cpu_second = flops * n_windows / model_cpu / 1e9
     matmul = matmul_gflops()
     print(f"work: {flops / 1e9:.2f} GFLOP per window; the extractor does {per_cpu_second:.1f} "
           f"GFLOP per CPU second, a float32 matmul {matmul:.1f}: "
@@ -215,9 +232,9 @@ def embed_cost(keep: bool, name: str, windows: int, batch_size: int) -> tuple[fl
     window = int(round(extractor.windowing.seconds * extractor.sample_rate))
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal((windows, window))).astype(np.float32)
-    time_extractor(extractor, audio[:batch_size], batch_size)  # warm-up
+    time_extractor(extractor, [(audio[:batch_size], extractor.sample_rate)], batch_size)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    cpu = time_extractor(extractor, audio, batch_size).cpu
+    cpu = time_extractor(extractor, [(audio, extractor.sample_rate)], batch_size).cpu
     return cpu, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
 
