@@ -6,8 +6,8 @@ same relative filters give the next octave down. We keep that recursion, and its
 (Hann-windowed complex exponentials, FFT-domain sparsified to 99% of their L1 mass), but:
 
 * each octave's sparse FFT-domain filters are folded back into one dense time-domain
-  kernel per bin, so an octave is one matrix product of the framed signal (frames at the
-  octave's hop) with a (n_fft, 2 × bins) real kernel;
+  kernel per bin, so an octave is the framed signal (frames at the octave's hop) times a
+  (n_fft, 2 × bins) real kernel, computed in C on the signal in place;
 * halving the rate is a 39-tap half-band FIR (flat to 1e-5 below 0.3 × Nyquist, 110 dB
   down above 0.7 × Nyquist), in C, instead of soxr: the filters of every
   lower octave sit below 0.3 × the input Nyquist, and anything folding back lands above.
