@@ -294,10 +294,10 @@ INLINE int64_t rolloff_bin(const float *mag, int64_t n, float roll_percent) {
  * buffers (MAX_BINS, MAX_COUNT).
  */
 HOT int64_t frame_stats(const float *spectra, int64_t rows, int64_t first_row, int64_t bins,
-                        const float *freqs,
-                        float lift, const int64_t *bands, int64_t n_bands, int64_t lo,
-                        int64_t hi, float threshold, float *power, float *stats, float *peak,
-                        float *valley, i32 *peak_row, i32 *peak_bin, float *peak_values) {
+                        const float *freqs, float lift, const int64_t *bands, int64_t n_bands,
+                        int64_t lo, int64_t hi, float threshold, float *power, float *stats,
+                        float *peak, float *valley, i32 *peak_row, i32 *peak_bin,
+                        float *peak_values) {
     if (bins > MAX_BINS) return -1;
     for (int64_t b = 0; b < n_bands; b++)
         if (bands[3 * b + 2] < 1 || bands[3 * b + 2] > MAX_COUNT) return -1;
@@ -369,6 +369,7 @@ HOT int64_t frame_stats(const float *spectra, int64_t rows, int64_t first_row, i
 }
 
 #define HALVING_BLOCK 2048 /* outputs per step of `halve`: its inputs stay in L1 */
+#define HALVING_TAPS 64    /* odd taps `halve`'s scratch has room for (native.py says so) */
 
 /* Half-band low-pass and decimation by two of x[0..n) (zero outside) into
  * out[0..(n + 1) / 2): out[m] = centre x[2m] + Σ_j taps[j] (x[2m - 2j - 1] + x[2m + 2j + 1]).
@@ -376,11 +377,11 @@ HOT int64_t frame_stats(const float *spectra, int64_t rows, int64_t first_row, i
  * A half-band filter's other even taps are zero, so only the odd ones are multiplied
  * (`cqt.halfband_kernel`: 10 of its 39 taps, with the centre). Each block's odd samples are
  * copied into a contiguous zero-padded scratch first, so the sums over taps run on
- * contiguous lanes. */
+ * contiguous lanes. Returns the number of outputs, or -1 beyond HALVING_TAPS taps. */
 HOT int64_t halve(const float *x, int64_t n, float *out, const float *taps, int64_t n_taps,
                   float centre) {
-    float odd[HALVING_BLOCK + 2 * 64];
-    if (n_taps > 64) return -1;
+    float odd[HALVING_BLOCK + 2 * HALVING_TAPS];
+    if (n_taps > HALVING_TAPS) return -1;
     int64_t n_out = (n + 1) / 2;
     for (int64_t first = 0; first < n_out; first += HALVING_BLOCK) {
         int64_t count = n_out - first < HALVING_BLOCK ? n_out - first : HALVING_BLOCK;

@@ -68,14 +68,13 @@ def halve_rate(y: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
     """
     half = len(kernel) // 2
     taps = np.ascontiguousarray(kernel[half + 1 :: 2], dtype=np.float32)
-    if len(taps) > native.MAX_HALVING_TAPS:
-        raise ValueError(f"cqt: half-band kernel of {len(kernel)} taps; the C kernel takes "
-                         f"at most {4 * native.MAX_HALVING_TAPS - 1}")
-    signal = y.detach().cpu().float().contiguous().numpy()
+    signal = native.host_array(y)
     out = np.empty((len(signal), (signal.shape[1] + 1) // 2), dtype=np.float32)
     for track, row in zip(signal, out, strict=True):
-        native.LIB.halve(native.address(track), len(track), native.address(row),
-                         native.address(taps), len(taps), float(kernel[half]))
+        if native.LIB.halve(native.address(track), len(track), native.address(row),
+                            native.address(taps), len(taps), float(kernel[half])) < 0:
+            raise ValueError(f"cqt: half-band kernel of {len(kernel)} taps; the C kernel "
+                             f"takes at most {4 * native.MAX_HALVING_TAPS - 1}")
     return torch.from_numpy(out).to(y.device)
 
 
@@ -203,8 +202,7 @@ def cqt_chroma(y: torch.Tensor, tensors: PlanTensors, n_frames: int) -> torch.Te
     for i, octave in enumerate(plan.octaves):
         if i > 0:
             y = halve_rate(y, tensors.halving)
-        signal = y.detach().cpu().float().contiguous().numpy()
-        for track, out in zip(signal, chroma, strict=True):
+        for track, out in zip(native.host_array(y), chroma, strict=True):
             if native.LIB.cqt_octave(native.address(track), len(track), n_frames,
                                      octave.hop_length,
                                      native.address(tensors.kernels[i]), n_fft, width // 2,

@@ -309,8 +309,8 @@ def summarise(frames: torch.Tensor) -> np.ndarray:
     (`native.py`) from the sorted rows. scipy's biased skew and Fisher kurtosis, 0 and -3
     for a constant feature (scipy 0.19); numpy's median.
     """
-    ordered = np.ascontiguousarray(frames.detach().transpose(1, 2).cpu().float().numpy())
-    ordered.sort(axis=-1)
+    ordered = frames.detach().transpose(1, 2).cpu().float().numpy().copy(order="C")
+    ordered.sort(axis=-1)  # a copy of its own, so the caller's frames stay as they were
     batch, dims, n = ordered.shape
     central = np.empty((batch, dims, 4))
     for track, out in zip(ordered, central, strict=True):

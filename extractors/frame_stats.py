@@ -64,11 +64,12 @@ def spectrum_stats(frames: torch.Tensor, window: torch.Tensor, freqs: np.ndarray
     peak_bin = np.empty(capacity, dtype=np.int32)
     peak_values = np.empty((capacity, 4), dtype=np.float32)
     lifted = window * LIFT
-    # Row r of each output starts at its base address + r × its row's bytes: pointers by
-    # arithmetic, as numpy's per-call `ctypes` views cost more than the calls.
-    base = {name: address(array) for name, array in (
-        ("power", power), ("stats", stats), ("peak", peak), ("valley", valley),
-        ("row", peak_row), ("bin", peak_bin), ("values", peak_values))}
+    # Row r of an output starts r row strides past its first byte: pointers by arithmetic,
+    # as numpy's per-call `ctypes` views cost more than the calls.
+    per_frame = [(address(a), a.strides[0])
+                 for a in (power.reshape(rows, -1), stats.reshape(rows, -1),
+                           peak.reshape(rows, -1), valley.reshape(rows, -1))]
+    per_peak = [(address(a), a.strides[0]) for a in (peak_row, peak_bin, peak_values)]
     found = 0
     for track in range(batch):  # track by track, so the peaks come out in row order
         for start in range(0, n_frames, FFT_CHUNK):
@@ -79,9 +80,8 @@ def spectrum_stats(frames: torch.Tensor, window: torch.Tensor, freqs: np.ndarray
             got = LIB.frame_stats(
                 address(spectra), part.stop - start, first, bins, address(labels), LIFT,
                 address(table), len(table), lo, hi, PEAK_THRESHOLD,
-                base["power"] + first * bins * 4, base["stats"] + first * 4 * 4,
-                base["peak"] + first * len(table) * 4, base["valley"] + first * len(table) * 4,
-                base["row"] + found * 4, base["bin"] + found * 4, base["values"] + found * 4 * 4)
+                *(base + first * stride for base, stride in per_frame),
+                *(base + found * stride for base, stride in per_peak))
             if got < 0:
                 raise ValueError(f"fma518: n_fft={n_fft} or a contrast band is beyond the "
                                  f"frame kernel's limits (4096 bins, 128 values per band)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 
 import numpy as np
+import torch
 
 from mfs.extractors import _native
 
@@ -36,7 +37,13 @@ LIB.cqt_octave.argtypes = [_POINTER, _INT, _INT, _INT, _POINTER, _INT, _INT, _FL
                            _POINTER]
 LIB.moments.restype = None
 LIB.moments.argtypes = [_POINTER, _INT, _INT, _POINTER]
-MAX_HALVING_TAPS = 64  # `halve`'s scratch holds this many odd taps
+MAX_HALVING_TAPS = 64  # HALVING_TAPS in _native.c: `halve` refuses more odd taps
+
+
+def host_array(tensor: torch.Tensor) -> np.ndarray:
+    """`tensor` as the kernels read it: float32, C-contiguous, in CPU memory (a view when
+    it already is, a copy otherwise)."""
+    return tensor.detach().cpu().float().contiguous().numpy()
 
 
 def address(array: np.ndarray) -> int:

@@ -303,7 +303,7 @@ def zero_crossing_rate(x: torch.Tensor, frame_length: int, hop_length: int,
     positive. In C (`native.py`): one pass over the signal, by blocks of
     gcd(frame_length, hop) samples; on the CPU whatever the device."""
     frames, block = n_frames(x.shape[1], hop_length), math.gcd(frame_length, hop_length)
-    signal = x.detach().cpu().float().contiguous().numpy()
+    signal = native.host_array(x)
     scratch = np.empty(((frames - 1) * hop_length + frame_length) // block, dtype=np.int32)
     counts = np.empty((len(signal), frames), dtype=np.int32)
     for track, out in zip(signal, counts, strict=True):
