@@ -68,30 +68,28 @@ LONG_TRACK_PARTS = 6  # full GTZAN tracks joined into one 3-minute track
 Clip = tuple[np.ndarray, int]
 
 
+def decode_mono(path: Path) -> Clip:
+    """The whole file, its channels averaged, float32, at its own rate."""
+    data, rate = sf.read(path, dtype="float32", always_2d=True)
+    return data.mean(axis=1, dtype=np.float32), rate
+
+
 def pick_clips(count: int) -> list[Clip]:
     """`count` excerpts taken round-robin over the genres, decoded to mono float32."""
     if not GTZAN.is_dir():
         raise SystemExit(f"real clips not found at {GTZAN} (see shared/data/README.md)")
     genres = [sorted(folder.glob("*.flac")) for folder in sorted(GTZAN.iterdir())]
     paths = [p for row in zip_longest(*genres) for p in row if p is not None][:count]
-    clips = []
-    for path in paths:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-        clips.append((data.mean(axis=1, dtype=np.float32), rate))
-    return clips
+    return [decode_mono(path) for path in paths]
 
 
 def full_tracks() -> list[Clip]:
-    """The 10 full 30 s GTZAN tracks (22.05 kHz), and one 3-minute track made of the
-    first `LONG_TRACK_PARTS` of them back to back: the lengths features.csv was made from
-    (FMA's full-length tracks) rather than excerpts."""
+    """The 10 full 30 s GTZAN tracks (22.05 kHz): nearer the lengths features.csv was made
+    from (FMA's full-length tracks) than the excerpts; `main` also joins the first
+    `LONG_TRACK_PARTS` of them into one 3-minute track."""
     if not GTZAN_FULL.is_dir():
         raise SystemExit(f"full tracks not found at {GTZAN_FULL} (see shared/data/README.md)")
-    tracks = []
-    for path in sorted(GTZAN_FULL.glob("*/*.au")):
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-        tracks.append((data.mean(axis=1, dtype=np.float32), rate))
-    return tracks
+    return [decode_mono(path) for path in sorted(GTZAN_FULL.glob("*/*.au"))]
 
 
 def cc_music_recordings(min_seconds: float = 30.0) -> list[Clip]:
@@ -99,12 +97,8 @@ def cc_music_recordings(min_seconds: float = 30.0) -> list[Clip]:
     at 44.1 kHz, FMA's usual rate."""
     if not CC_MUSIC.is_dir():
         raise SystemExit(f"recordings not found at {CC_MUSIC} (see shared/data/README.md)")
-    tracks = []
-    for path in sorted(CC_MUSIC.glob("*.ogg")):
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-        if len(data) >= min_seconds * rate:
-            tracks.append((data.mean(axis=1, dtype=np.float32), rate))
-    return tracks
+    tracks = [decode_mono(path) for path in sorted(CC_MUSIC.glob("*.ogg"))]
+    return [(mono, rate) for mono, rate in tracks if len(mono) >= min_seconds * rate]
 
 
 def best_of(repeats: int, runs: dict[str, Callable[[], None]]) -> dict[str, tuple[float, float]]:
