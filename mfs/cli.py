@@ -145,7 +145,10 @@ def extract_command(
     rescan: Annotated[bool, typer.Option(help="Rescan the library first.")] = True,
     store: StoreOption = None,
 ) -> None:
-    """Extract what the library is missing (Prefect flow extract-library)."""
+    """Extract what the library is missing (Prefect flow extract-library).
+
+    Example: mfs extract gtzan --extractor fma518
+    """
     from mfs.analysis.selection import split_specs
     from mfs.flows.extract import extract_library
 
@@ -163,7 +166,10 @@ def backfill_command(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps")] = "auto",
     store: StoreOption = None,
 ) -> None:
-    """Run one extractor over every known track (Prefect flow backfill-model)."""
+    """Run one extractor over every known track (Prefect flow backfill-model).
+
+    Example: mfs backfill --extractor musicnn-msd
+    """
     from mfs.flows.extract import backfill_model
 
     result = backfill_model(extractor, library, batch_size, device, str(Store(store).root),
