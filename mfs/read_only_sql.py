@@ -5,7 +5,7 @@ write: a `COPY … TO` into `tracks/` empties a library, one with `OVERWRITE` ov
 `features/` deletes every stored part. Two guards, because each alone has a gap:
 
 - only reading statements run (DuckDB's own parser says which): SELECT, WITH, FROM,
-  DESCRIBE, SUMMARIZE, SHOW, VALUES, PIVOT and EXPLAIN of those;
+  DESCRIBE, SUMMARIZE, SHOW, VALUES and EXPLAIN of those;
 - the connection reads files under the store root only and its configuration is locked,
   so nothing can be copied, attached, installed or loaded anywhere else either (the store
   root itself must stay reachable: the views read its Parquet files at query time).
