@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from mfs.cli_options import FormatOption, StoreOption, one_line_errors
 from mfs.console import console, print_rows
@@ -28,7 +29,8 @@ def register(app: typer.Typer) -> None:
 
 
 def stats_command(
-    extractor: Annotated[str, typer.Argument(help="extractor[@config_hash][:column]")],
+    extractor: Annotated[str, typer.Argument(
+        help=escape("extractor[@config_hash][:column]"))],  # help is rich markup
     by: Annotated[str | None, typer.Option(help="Group by genre, split, library or artist.")
                   ] = None,
     library: Annotated[str | None, typer.Option(help="Only this library's tracks.")] = None,

@@ -13,11 +13,11 @@ from typing import Annotated
 import typer
 
 from mfs.analysis_commands import register as register_analysis_commands
-from mfs.cli_options import Command, FormatOption, StoreOption, one_line_errors
+from mfs.cli_options import Command, FormatOption, Group, StoreOption, one_line_errors
 from mfs.console import console, counting_progress, print_rows
 from mfs.store import Store
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True,
                   help="Music feature store: scan libraries, extract features, query with SQL.")
 
 
@@ -193,8 +193,10 @@ def demo_command(
     folder: Annotated[Path, typer.Option(help="Where the demo library is written.")] = Path(
         "data/demo"),
 ) -> None:
-    """Build the synthetic demo library, scan it, extract features, benchmark them, and
-    print the leaderboard and where the HTML report is.
+    """Run the whole job on a synthetic demo library.
+
+    Builds the library, scans it, extracts features, benchmarks them, and prints the
+    leaderboard and where the HTML report is.
 
     Example: mfs demo --store /tmp/demo-store --folder /tmp/demo
     """

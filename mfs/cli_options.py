@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from mfs.console import errors, print_error
 
@@ -36,9 +36,9 @@ FormatOption = Annotated[str, typer.Option(
     help="Print a table, CSV or JSON.")]
 
 
-class Command(TyperCommand):
-    """An `mfs` command. Its help shows no value type beside flags: Typer prints `<bool>`
-    beside each flag (--help too), which reads as if the flag took a value."""
+class _FlagsWithoutType:
+    """Help shows no value type beside flags: Typer prints `<bool>` beside each flag
+    (--help too), which reads as if the flag took a value."""
 
     def get_params(self, ctx: typer.Context) -> list:
         params = super().get_params(ctx)
@@ -46,6 +46,14 @@ class Command(TyperCommand):
             if getattr(param, "is_flag", False):
                 param.metavar = ""
         return params
+
+
+class Command(_FlagsWithoutType, TyperCommand):
+    """An `mfs` command (see `_FlagsWithoutType`)."""
+
+
+class Group(_FlagsWithoutType, TyperGroup):
+    """The `mfs` command group (see `_FlagsWithoutType`)."""
 
 
 def one_line_errors(command: Callable) -> Callable:

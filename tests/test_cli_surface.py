@@ -47,6 +47,13 @@ def test_help_shows_real_types_and_an_example(command: str) -> None:
     assert example and example[0].startswith(f"Example: mfs {command}"), out
 
 
+def test_help_prints_brackets_literally_and_no_bool_beside_flags() -> None:
+    code, out, _ = invoke("--help", env={"COLUMNS": "120"})
+    assert code == 0 and "<bool>" not in out and "demo " in out
+    code, out, _ = invoke("stats", "--help", env={"COLUMNS": "120"})
+    assert code == 0 and "extractor[@config_hash][:column]" in out
+
+
 @pytest.mark.parametrize("command", sorted(PRINTING))
 def test_every_printing_command_takes_one_validated_format(synth: Store, command: str) -> None:
     args = [command, *PRINTING[command]] + (["--store", str(synth.root)]
