@@ -4,13 +4,28 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
 
-# pip on these machines warns once per package about absent local indexes; keep real errors.
-pip_quiet() { .venv/bin/pip "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+# One line of progress per step. pip and the build backend are chatty (local-index notices,
+# setuptools' editable-install banner), so a step's output is kept in $LOG and shown in
+# full only when the step fails; pip's own ERROR lines (e.g. dependency conflicts, which
+# exit 0) are shown either way.
+step() {
+    echo "setup: $1"
+    shift
+    if ! "$@" >"$LOG" 2>&1; then
+        cat "$LOG" >&2
+        echo "setup: failed: $*" >&2
+        exit 1
+    fi
+    grep "^ERROR" "$LOG" >&2 || true
+}
 
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-pip_quiet install -q --upgrade pip
-pip_quiet install -q -c constraints.txt -e ".[test]"
+[ -x .venv/bin/python ] || step "creating .venv with $PYTHON" "$PYTHON" -m venv .venv
+step "upgrading pip" .venv/bin/pip install -q --upgrade pip
+step "installing mfs and its dependencies (a few minutes; compiles extractors/_native.c)" \
+    .venv/bin/pip install -q -c constraints.txt -e ".[test]"
 # musicnn ships the real published weights; its own dependencies (TensorFlow 1) are never installed.
-pip_quiet install -q --no-deps musicnn==0.1.0
+step "installing the musicnn 0.1.0 weights" .venv/bin/pip install -q --no-deps musicnn==0.1.0
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

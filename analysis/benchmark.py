@@ -47,11 +47,22 @@ def run_benchmarks(store: Store, configs: list[BenchmarkConfig],
     if len(table.track_ids) == 0:
         raise ValueError(f"no labelled tracks of {table.library!r} have all of "
                          f"{', '.join(specs)} ({table.dropped})")
+    _check_genres(table)
     results = [evaluate_zero_shot(store, table, c) if c.model == ZERO_SHOT else evaluate(table, c)
                for c in configs]
     if save:
         append_results(store, results)
     return results
+
+
+def _check_genres(table: TrainingTable) -> None:
+    """Refuse a library whose usable tracks hold fewer than two genres: every prediction
+    would be right, and a 100 % score would reach the leaderboard."""
+    genres, counts = np.unique(table.genre.astype(str), return_counts=True)
+    if len(genres) < 2:
+        raise ValueError(f"library {table.library!r} has one genre among the tracks with "
+                         f"these features: {str(genres[0])!r} ({int(counts[0])} tracks); "
+                         "a benchmark needs at least two")
 
 
 def bench_configs(library: str, feature_sets: list[str], models: list[str],
@@ -69,6 +80,11 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
                          f"{', '.join((*MODELS, ZERO_SHOT))}")
     if not feature_sets:
         raise ValueError("no features selected; name at least one extractor")
+    voted = [text for text in feature_sets if "|" in text]
+    if voted:
+        # The leaderboard names voting ensembles `a|b`; on the command line they are `a+b`.
+        raise ValueError(f"--features {voted[0]!r}: '|' joins nothing here; vote with "
+                         f"--features {voted[0].replace('|', '+')!r} --ensemble vote")
     configs = []
     for model in models:
         for text in feature_sets:
@@ -82,10 +98,12 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
 def evaluate(table: TrainingTable, config: BenchmarkConfig) -> BenchmarkResult:
     """Fit and score `config` on every fold of its split."""
     started = time.perf_counter()
-    labels = sorted(set(table.genre))
-    y = np.searchsorted(labels, table.genre.astype(str))
+    genres = table.genre.astype(str)
+    labels = sorted(set(genres))
+    y = np.searchsorted(labels, genres)
     split = resolve_split(config.split, table.split)
-    folds = make_folds(split, y, table.split, table.artist, config.seed, config.folds)
+    # Folds stratify on the names (the same folds as on y), so errors name the genre.
+    folds = make_folds(split, genres, table.split, table.artist, config.seed, config.folds)
     blocks = [table.block(spec) for spec in config.features]
     check_distinct_columns([block.selection for block in blocks])
     recipe = Recipe(config.model, config.ensemble, config.prune, config.pca, config.seed)

@@ -73,6 +73,7 @@ def _check_fold_count(labels: np.ndarray, k: int) -> None:
         raise ValueError(f"k-fold needs at least 2 folds, got {k}")
     values, counts = np.unique(labels.astype(str), return_counts=True)
     if counts.min() < k:
-        rare = values[counts.argmin()]
-        raise ValueError(f"genre {rare!r} has only {counts.min()} tracks, fewer than the "
+        # str()/int(): numpy scalars' reprs would print as np.str_('rock') in the message.
+        rare, fewest = str(values[counts.argmin()]), int(counts.min())
+        raise ValueError(f"genre {rare!r} has only {fewest} tracks, fewer than the "
                          f"{k} folds; use fewer folds")

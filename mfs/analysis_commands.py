@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from mfs.cli_options import FormatOption, StoreOption, one_line_errors
 from mfs.console import console, print_rows
@@ -28,7 +29,8 @@ def register(app: typer.Typer) -> None:
 
 
 def stats_command(
-    extractor: Annotated[str, typer.Argument(help="extractor[@config_hash][:column]")],
+    extractor: Annotated[str, typer.Argument(
+        help=escape("extractor[@config_hash][:column]"))],  # help is rich markup
     by: Annotated[str | None, typer.Option(help="Group by genre, split, library or artist.")
                   ] = None,
     library: Annotated[str | None, typer.Option(help="Only this library's tracks.")] = None,
@@ -36,7 +38,10 @@ def stats_command(
     fmt: FormatOption = "table",
     store: StoreOption = None,
 ) -> None:
-    """Per-dimension statistics of an extractor: mean, std, range, NaN/inf, dead dims."""
+    """Per-dimension statistics of an extractor: mean, std, range, NaN/inf, dead dims.
+
+    Example: mfs stats musicnn-mtt:tags_mean --by genre --format csv
+    """
     from mfs.analysis.stats import feature_stats, summarise
 
     stats = feature_stats(Store(store), extractor, library, by)
@@ -67,7 +72,10 @@ def export_command(
     seed: SeedOption = 0,
     store: StoreOption = None,
 ) -> None:
-    """Write a training table (features, genre, split, artist) for use outside the store."""
+    """Write a training table (features, genre, split, artist) for use outside the store.
+
+    Example: mfs export gtzan --features fma518,musicnn-mtt --out train.parquet
+    """
     from mfs.analysis.export import export
     from mfs.analysis.selection import split_specs
 
@@ -87,7 +95,10 @@ def import_command(
     exclude: Annotated[str, typer.Option(help="Table columns to leave out.")] = "",
     store: StoreOption = None,
 ) -> None:
-    """Import an external feature table or per-window .npz as its own extractor."""
+    """Import an external feature table or per-window .npz as its own extractor.
+
+    Example: mfs import-features features_30_sec.csv --name kaggle58 --library gtzan
+    """
     from mfs.analysis.importing import import_features
     from mfs.analysis.selection import split_specs
 
@@ -124,7 +135,10 @@ def bench_command(
     save: Annotated[bool, typer.Option(help="Append the results to the leaderboard.")] = True,
     store: StoreOption = None,
 ) -> None:
-    """Benchmark genre classification; every entry is scored on the same tracks."""
+    """Benchmark genre classification; every entry is scored on the same tracks.
+
+    Example: mfs bench gtzan --features fma518,musicnn-mtt,fma518+musicnn-mtt --ensemble both
+    """
     from mfs.analysis.benchmark import bench_configs, run_benchmarks
     from mfs.analysis.leaderboard import interval_text
     from mfs.analysis.metrics import METRICS
@@ -150,12 +164,15 @@ def leaderboard_command(
     fmt: FormatOption = "table",
     store: StoreOption = None,
 ) -> None:
-    """Stored benchmark results, best first (newest row per command unless --all)."""
+    """Stored benchmark results, best first (newest row per command unless --all).
+
+    Example: mfs leaderboard --library gtzan --format csv
+    """
     from mfs.analysis.leaderboard import optional_number, read_leaderboard, row_interval
     from mfs.analysis.metrics import METRICS
 
     board = read_leaderboard(Store(store), library, latest=not every)
-    if board.empty:
+    if board.empty and fmt == "table":
         console.print("leaderboard: no results yet (run mfs bench)")
         return
     board = board.sort_values(["library", "accuracy"], ascending=[True, False])
@@ -178,7 +195,10 @@ def report_command(
     out: Annotated[Path, typer.Option(help="Folder for index.html and its figures.")],
     store: StoreOption = None,
 ) -> None:
-    """Write an HTML report: leaderboard, confusion matrices, importance, statistics."""
+    """Write an HTML report: leaderboard, confusion matrices, importance, statistics.
+
+    Example: mfs report gtzan --out report/
+    """
     from mfs.analysis.report import write_report
 
     page = write_report(Store(store), library, out)

@@ -13,11 +13,11 @@ from typing import Annotated
 import typer
 
 from mfs.analysis_commands import register as register_analysis_commands
-from mfs.cli_options import StoreOption, one_line_errors
+from mfs.cli_options import Command, FormatOption, Group, StoreOption, one_line_errors
 from mfs.console import console, counting_progress, print_rows
 from mfs.store import Store
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True,
                   help="Music feature store: scan libraries, extract features, query with SQL.")
 
 
@@ -31,13 +31,16 @@ def scan_command(
     split_dir: Annotated[Path | None, typer.Option(help="GTZAN: folder with split lists.")] = None,
     store: StoreOption = None,
 ) -> None:
-    """Scan a library into the store's tracks table (incremental)."""
+    """Scan a library into the store's tracks table (incremental).
+
+    Example: mfs scan ~/Music --kind folder --name mine
+    """
     from mfs.flows.scan import run_scan
 
     with counting_progress(f"scanning {name}") as tick:
         summary = run_scan(Store(store), name, kind, path, metadata, split_dir, tick)
     console.print(
-        f"scanned [bold]{name}[/bold]: {summary['tracks']} tracks "
+        f"scanned {name}: {summary['tracks']} tracks "
         f"({summary['new']} new, {summary['changed']} changed, {summary['unchanged']} unchanged, "
         f"{summary['missing']} missing, {summary['unreadable']} unreadable, "
         f"{summary['duplicate']} duplicates, {summary['problems']} other problems)"
@@ -48,54 +51,75 @@ def scan_command(
 @one_line_errors
 def status_command(
     store: StoreOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    fmt: FormatOption = "table",
 ) -> None:
-    """Tracks per library and status, coverage per extractor, recent failures."""
+    """Tracks per library and status, coverage per extractor, recent failures.
+
+    JSON is one object with the sections as lists; CSV prints each section as its own CSV
+    table after a `# section` line.
+
+    Example: mfs status --format json
+    """
     from mfs.store.status import store_status
 
     status = store_status(Store(store))
-    if as_json:
+    if fmt == "json":
         print(json.dumps(status, default=str, indent=1))
         return
-    console.print(f"store: {status['store']}")
+    if fmt == "table":
+        console.print(f"store: {status['store']}")
     for section, title in (("tracks", "Tracks"), ("coverage", "Extractor coverage"),
                            ("recent_failures", "Recent failures")):
         rows = status[section]
+        if fmt == "csv":
+            print(f"# {section}")
         if rows:
-            print_rows(list(rows[0]), [list(r.values()) for r in rows], title=title)
-        else:
+            print_rows(list(rows[0]), [list(r.values()) for r in rows], fmt, title=title)
+        elif fmt == "table":
             console.print(f"{title}: none")
 
 
 @app.command("sql")
 @one_line_errors
 def sql_command(
-    query: Annotated[str, typer.Argument(help="SQL over the views tracks, failures, runs, "
-                                             "features and one view per extractor.")],
+    query: Annotated[str, typer.Argument(help="SQL over the views tracks, failures, "
+                                             "failures_latest, runs, leaderboard, features "
+                                             "and one view per extractor.")],
     store: StoreOption = None,
-    csv_out: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    fmt: FormatOption = "table",
 ) -> None:
-    """Run SQL on the store's DuckDB views."""
+    """Read the store with SQL on its DuckDB views (see store/SCHEMA.md).
+
+    Only reading statements run: SELECT, WITH, FROM, DESCRIBE, SUMMARIZE, SHOW, EXPLAIN.
+    Anything that writes (COPY, EXPORT, INSERT, CREATE, ATTACH, INSTALL, LOAD, SET, CALL) is
+    refused, in the store and outside it alike, and only the store's files can be read:
+    print CSV with --format csv, or write a training table with mfs export.
+
+    Example: mfs sql "SELECT genre, count(*) FROM tracks GROUP BY genre" --format csv
+    """
     import duckdb
 
-    con = Store(store).connect()
+    from mfs.read_only_sql import connect_read_only, read_only_statements, sql_error
+
+    statements = read_only_statements(query)
+    con = connect_read_only(Store(store))
     try:
-        result = con.execute(query)
+        for statement in statements:
+            result = con.execute(statement)
+        columns = [d[0] for d in result.description]
+        rows = result.fetchall()
     except duckdb.Error as error:
-        raise ValueError(f"SQL failed: {' '.join(str(error).split())}") from None
-    if result.description is None:
-        return
-    columns = [d[0] for d in result.description]
-    print_rows(columns, result.fetchall(), "csv" if csv_out else "json" if json_out else "table")
+        raise sql_error(error) from None
+    print_rows(columns, rows, fmt)
 
 
 @app.command("extractors")
 @one_line_errors
-def extractors_command(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """List the extractors with their outputs and whether they can run on this machine."""
+def extractors_command(fmt: FormatOption = "table") -> None:
+    """List the extractors with their outputs and whether they can run on this machine.
+
+    Example: mfs extractors --format json
+    """
     from mfs.extractors import registry
 
     rows = []
@@ -107,7 +131,7 @@ def extractors_command(
         rows.append([name, outputs, extractor.sample_rate or "native",
                      "yes" if reason is None else f"no: {reason}", extractor.config_hash()])
     columns = ["extractor", "outputs (dims)", "sample rate", "available", "config_hash"]
-    print_rows(columns, rows, "json" if as_json else "table")
+    print_rows(columns, rows, fmt)
 
 
 @app.command("extract")
@@ -121,7 +145,10 @@ def extract_command(
     rescan: Annotated[bool, typer.Option(help="Rescan the library first.")] = True,
     store: StoreOption = None,
 ) -> None:
-    """Extract what the library is missing (Prefect flow extract-library)."""
+    """Extract what the library is missing (Prefect flow extract-library).
+
+    Example: mfs extract gtzan --extractor fma518
+    """
     from mfs.analysis.selection import split_specs
     from mfs.flows.extract import extract_library
 
@@ -139,7 +166,10 @@ def backfill_command(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps")] = "auto",
     store: StoreOption = None,
 ) -> None:
-    """Run one extractor over every known track (Prefect flow backfill-model)."""
+    """Run one extractor over every known track (Prefect flow backfill-model).
+
+    Example: mfs backfill --extractor musicnn-msd
+    """
     from mfs.flows.extract import backfill_model
 
     result = backfill_model(extractor, library, batch_size, device, str(Store(store).root),
@@ -163,20 +193,27 @@ def demo_command(
     folder: Annotated[Path, typer.Option(help="Where the demo library is written.")] = Path(
         "data/demo"),
 ) -> None:
-    """Build the synthetic demo library, scan it, extract features, benchmark them, and
-    print the leaderboard and where the HTML report is."""
+    """Run the whole job on a synthetic demo library.
+
+    Builds the library, scans it, extracts features, benchmarks them, and prints the
+    leaderboard and where the HTML report is.
+
+    Example: mfs demo --store /tmp/demo-store --folder /tmp/demo
+    """
     from mfs.analysis_commands import bench_command, leaderboard_command, report_command
     from mfs.demo import DEMO_EXTRACTORS, run_demo
 
     run_demo(Store(store), folder)
-    status_command(store=store, as_json=False)
+    status_command(store=store, fmt="table")
     bench_command("demo", features=",".join([*DEMO_EXTRACTORS, "+".join(DEMO_EXTRACTORS)]),
                   model="logreg,xgboost", ensemble="both", store=store)
-    leaderboard_command(library="demo", store=store)
+    leaderboard_command(library="demo", fmt="table", store=store)
     report_command("demo", out=folder.parent / "demo-report", store=store)
 
 
 register_analysis_commands(app)
+for _info in app.registered_commands:  # one help style for every command (see Command)
+    _info.cls = Command
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""What every `mfs` command shares: the store and format options and one-line errors."""
+"""What every `mfs` command shares: the store and format options, one-line errors, and the
+command class that renders their help."""
 
 from __future__ import annotations
 
@@ -8,15 +9,51 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from mfs.console import errors
+from mfs.console import errors, print_error
+
+FORMATS = ("table", "csv", "json")
 
 StoreOption = Annotated[
     Path | None,
     typer.Option("--store", help="Store root (default: $MFS_STORE or data/store).",
                  show_default=False),
 ]
-FormatOption = Annotated[str, typer.Option("--format", "-f", help="table, csv or json")]
+
+
+def _check_format(value: str) -> str:
+    """Refuse an unknown --format before the command runs (it may run for minutes), in one
+    line: Typer's own usage error is a boxed panel."""
+    if value not in FORMATS:
+        print_error(f"--format {value!r} is not one of {', '.join(FORMATS)}")
+        raise typer.Exit(2)
+    return value
+
+
+FormatOption = Annotated[str, typer.Option(
+    "--format", "-f", metavar=f"<{'|'.join(FORMATS)}>", callback=_check_format,
+    help="Print a table, CSV or JSON.")]
+
+
+class _FlagsWithoutType:
+    """Help shows no value type beside flags: Typer prints `<bool>` beside each flag
+    (--help too), which reads as if the flag took a value."""
+
+    def get_params(self, ctx: typer.Context) -> list:
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
+
+
+class Command(_FlagsWithoutType, TyperCommand):
+    """An `mfs` command (see `_FlagsWithoutType`)."""
+
+
+class Group(_FlagsWithoutType, TyperGroup):
+    """The `mfs` command group (see `_FlagsWithoutType`)."""
 
 
 def one_line_errors(command: Callable) -> Callable:

@@ -12,9 +12,12 @@ from datetime import date, datetime
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 # Piped output is not cut to 80 columns: wide benchmark tables stay one row per entry.
-console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+# No markup: every line interpolates user data (library, file and feature names, paths,
+# SQL results) that must print literally; `Song [remix].mp3` keeps its brackets.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200, markup=False)
 errors = Console(stderr=True)
 
 
@@ -29,12 +32,19 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence], fmt: str = "tab
         print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=_jsonable,
                          indent=1))
     else:
-        table = Table(title=title, show_lines=False)
+        # Cells, headers and titles are user data (file names like `Song [remix].mp3`):
+        # as Text they print literally instead of being read as rich markup.
+        table = Table(title=None if title is None else Text(title), show_lines=False)
         for column in columns:
-            table.add_column(str(column), overflow="fold")
+            table.add_column(Text(str(column)), overflow="fold")
         for row in rows:
-            table.add_row(*(_cell(v) for v in row))
+            table.add_row(*(Text(_cell(v)) for v in row))
         console.print(table)
+
+
+def print_error(message: str) -> None:
+    """`error: <message>` on stderr, printed literally (file names may hold `[...]`)."""
+    errors.print(Text.assemble(("error:", "red"), f" {message}"), soft_wrap=True)
 
 
 def _cell(value: object) -> str:
@@ -61,7 +71,7 @@ def counting_progress(label: str) -> Iterator:
     if not errors.is_terminal:
         yield None
         return
-    columns = [SpinnerColumn(), TextColumn("{task.description}"),
+    columns = [SpinnerColumn(), TextColumn("{task.description}", markup=False),
                TextColumn("{task.completed} files"), TimeElapsedColumn()]
     with Progress(*columns, console=errors, transient=True) as progress:
         task = progress.add_task(label, total=None)
@@ -74,7 +84,7 @@ def bar_progress(label: str, total: int, enabled: bool = True) -> Iterator:
     if not enabled:
         yield lambda done, elapsed: None
         return
-    columns = [TextColumn("{task.description}"), BarColumn(),
+    columns = [TextColumn("{task.description}", markup=False), BarColumn(),
                TextColumn("{task.completed}/{task.total} tracks"),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                TextColumn("ETA {task.fields[eta]}")]

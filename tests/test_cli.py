@@ -31,7 +31,7 @@ def test_scan_status_and_sql_as_a_user_runs_them(library: Path, tmp_path: Path) 
     assert result.stderr == ""  # no progress noise when stderr is not a terminal
     assert "scanned mine: 3 tracks" in result.stdout and "1 unreadable" in result.stdout
 
-    result = run_mfs("status", "--json", "--store", store)
+    result = run_mfs("status", "--format", "json", "--store", store)
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     assert status["store"] == store
@@ -39,7 +39,7 @@ def test_scan_status_and_sql_as_a_user_runs_them(library: Path, tmp_path: Path) 
         ("mine", "ok", 2), ("mine", "unreadable", 1)}
     assert [f["path"] for f in status["recent_failures"]] == ["broken.wav"]
 
-    result = run_mfs("sql", "SELECT path, status FROM tracks ORDER BY path", "--csv",
+    result = run_mfs("sql", "SELECT path, status FROM tracks ORDER BY path", "--format", "csv",
                      "--store", store)
     assert result.returncode == 0, result.stderr
     assert list(csv.reader(io.StringIO(result.stdout))) == [
@@ -55,7 +55,7 @@ def test_rescan_by_name_and_outputs(library: Path, tmp_path: Path) -> None:
     assert code == 0 and "3 unchanged" in out
 
     code, out, _ = invoke("sql", "SELECT library, count(*) AS n FROM tracks GROUP BY ALL",
-                          "--json", "--store", store)
+                          "--format", "json", "--store", store)
     assert code == 0 and json.loads(out) == [{"library": "mine", "n": 3}]
     code, out, _ = invoke("sql", "SELECT count(*) AS n FROM runs", "--store", store)
     assert code == 0 and "n" in out and "2" in out
@@ -113,10 +113,10 @@ def test_locked_store_is_one_line_naming_the_holder_and_readers_still_work(
         assert len(lines) == 1 and "locked" in lines[0]
         assert f"pid {os.getpid()}" in lines[0] and "extract mine" in lines[0]
         # Readers never take the lock.
-        code, out, _ = invoke("sql", "SELECT count(*) AS n FROM tracks", "--json",
+        code, out, _ = invoke("sql", "SELECT count(*) AS n FROM tracks", "--format", "json",
                               "--store", str(store.root))
         assert code == 0 and json.loads(out) == [{"n": 3}]
-        assert invoke("status", "--json", "--store", str(store.root))[0] == 0
+        assert invoke("status", "--format", "json", "--store", str(store.root))[0] == 0
     assert len(store.read_tracks("mine")) == 3
 
 

@@ -43,7 +43,7 @@ def mfs(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 def coverage(env: dict) -> dict:
-    status = json.loads(mfs(env, "status", "--json").stdout)
+    status = json.loads(mfs(env, "status", "--format", "json").stdout)
     return {(c["library"], c["config_hash"]): c["tracks_with_features"]
             for c in status["coverage"]}
 
