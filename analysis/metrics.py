@@ -56,13 +56,16 @@ def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, 
 
 
 def fold_intervals(fold_scores: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
-    """95 % t-intervals of the mean over folds."""
+    """95 % t-intervals of the mean over folds, clipped to [0, 1]: every metric here is a
+    proportion, and with few folds (t at 1 degree of freedom is 12.7) the raw interval
+    runs far past both ends, which would print as scores below 0 % or above 100 %."""
     intervals = {}
     for metric in METRICS:
         values = np.array([s[metric] for s in fold_scores])
         half = (stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
                 if len(values) > 1 else 0.0)
-        intervals[metric] = (float(values.mean() - half), float(values.mean() + half))
+        intervals[metric] = (float(max(values.mean() - half, 0.0)),
+                             float(min(values.mean() + half, 1.0)))
     return intervals
 
 
