@@ -98,8 +98,13 @@ def data_problem(path: Path) -> str | None:
         for group in range(parquet.num_row_groups):
             parquet.read_row_group(group)
     except (OSError, pa.ArrowException) as error:
-        return f"damaged data pages: {_one_line(error)}"
+        return pages_problem(error)
     return None
+
+
+def pages_problem(error: BaseException) -> str:
+    """What is wrong with a file whose footer reads but whose pages do not."""
+    return f"damaged data pages: {_one_line(error)}"
 
 
 def split_damaged(root: Path, files: Iterable[Path], deep: bool = False

@@ -105,16 +105,15 @@ class Store:
         path = self.tracks_dir / f"{check_name('library', library)}.parquet"
         if not path.exists():
             return schema.TRACKS.empty_table()
-        problem = health.footer_problem(path)
+        problem, deep = health.footer_problem(path), False
         if problem is None:
             try:
                 return pq.read_table(path).cast(schema.TRACKS)
             except (OSError, pa.ArrowException) as error:
-                problem = f"damaged data pages: {' '.join(str(error).split())[:200]}"
+                problem, deep = health.pages_problem(error), True
         # Read as empty, the next scan would replace the file: the damage must be seen.
         rescan = health.mfs_command(self.root, "scan", "--name", library)
-        message = health.damaged_message(path, self.root, problem,
-                                         deep=problem.startswith("damaged"))
+        message = health.damaged_message(path, self.root, problem, deep)
         raise health.DamagedStoreFile(f"{message}, then rescan the library: `{rescan}`")
 
     def connect(self) -> duckdb.DuckDBPyConnection:
