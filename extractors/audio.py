@@ -15,6 +15,7 @@ fails, instead of onto the terminal. (FFmpeg prints nothing: PyAV leaves its log
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
 import threading
@@ -58,11 +59,8 @@ def probe(path: Path) -> AudioInfo:
     that catches the commonest damage, a file cut short (an interrupted download) whose
     header still promises the whole track.
     """
-    try:
-        if path.stat().st_size == 0:
-            raise AudioError(f"{path}: empty file (0 bytes)")
-    except OSError as error:
-        raise AudioError(f"{path}: {error.strerror or error}") from error
+    if _regular_file(path).st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
     messages: list[str] = []
     try:
         with _open_soundfile(path, messages) as handle:
@@ -79,6 +77,18 @@ def probe(path: Path) -> AudioInfo:
             return _probe_with_av(path, sf_error)
         except AudioError as error:
             raise _with_messages(error, messages) from error
+
+
+def _regular_file(path: Path) -> os.stat_result:
+    """`path`'s stat, refusing what is no regular file: opening a FIFO waits for a writer,
+    forever, with the store's lock held."""
+    try:
+        st = path.stat()
+    except OSError as error:
+        raise AudioError(f"{path}: {error.strerror or error}") from error
+    if not stat.S_ISREG(st.st_mode):
+        raise AudioError(f"{path}: not a regular file (a FIFO, socket or device)")
+    return st
 
 
 def _open_soundfile(path: Path, messages: list[str]) -> sf.SoundFile:
@@ -240,6 +250,7 @@ class AudioReader(ABC):
 
 def open_audio(path: Path) -> AudioReader:
     """Open `path` with libsndfile, or with FFmpeg for what libsndfile cannot read."""
+    _regular_file(path)
     messages: list[str] = []
     try:
         return _SoundFileReader(path, messages)

@@ -62,3 +62,23 @@ def test_empty_files_are_unreadable_not_duplicates(tmp_path: Path) -> None:
     assert {path: (f["error_class"], f["track_id"], f["reason"]) for path, f in found.items()} == {
         "a.mp3": ("AudioError", None, "a.mp3: empty file (0 bytes)"),
         "b/c.flac": ("AudioError", None, "b/c.flac: empty file (0 bytes)")}
+
+
+def test_a_track_replaced_by_a_fifo_fails_its_extraction(tmp_path: Path) -> None:
+    root, store = tmp_path / "music", tmp_path / "store"
+    write_audio(root / "good.wav")
+    write_audio(root / "later-a-pipe.wav", freq=700)
+    assert run_mfs("scan", str(root), "--kind", "folder", "--name", "mine",
+                   "--store", str(store)).returncode == 0
+    (root / "later-a-pipe.wav").unlink()
+    os.mkfifo(root / "later-a-pipe.wav")
+    result = run_mfs("extract", "mine", "--extractor", "energy", "--no-rescan",
+                     "--store", str(store), timeout=180,
+                     env={"PYTHONPATH": str(Path(__file__).parent),
+                          "MFS_EXTRACTORS": "energy=energy_extractor:EnergyExtractor"})
+    assert result.returncode == 0, result.stderr
+    assert "energy: 1 extracted, 1 failed" in result.stdout
+    failed = run_mfs("sql", "SELECT reason FROM failures WHERE stage = 'energy'", "--json",
+                     "--store", str(store))
+    [row] = json.loads(failed.stdout)
+    assert row["reason"].endswith("later-a-pipe.wav: not a regular file (a FIFO, socket or device)")
