@@ -92,18 +92,16 @@ def _consequences(store: Store, damaged: list[Damage],
                   track_ids: dict[str, list[str] | None]) -> list[str]:
     """What each moved file means for the next runs, one line each."""
     lines = []
-    features: dict[tuple[str, str], list[str] | None] = defaultdict(list)
+    parts: dict[tuple[str, str], list[list[str] | None]] = defaultdict(list)
     for damage in damaged:
         table, *rest = damage.rel.split("/")
         if table == "features":
-            ids = track_ids[damage.rel]
-            known = features[(rest[0], rest[1])]
-            features[(rest[0], rest[1])] = None if ids is None or known is None else known + ids
+            parts[(rest[0], rest[1])].append(track_ids[damage.rel])
         elif table == "tracks":
             library = Path(rest[0]).stem
             lines.append(f"library {library!r} has no tracks table now: rescan it with "
-                         f"`{mfs_command(store.root, 'scan', '--name', library)}` (its stored "
-                         "features join its tracks again after the rescan)")
+                         f"`{_rescan_command(store, library)}` (its stored features join its "
+                         "tracks again after the rescan)")
         elif table == "runs":
             lines.append(f"{damage.rel}: that run's record is gone from `runs` (history only; "
                          "nothing is redone)")
@@ -113,10 +111,17 @@ def _consequences(store: Store, damaged: list[Damage],
         else:
             lines.append(f"{damage.rel}: those leaderboard entries are gone; rerun that "
                          "`mfs bench` command to get them back")
-    for (extractor, config_hash), ids in sorted(features.items(),
-                                                key=lambda item: item[0]):
+    for (extractor, config_hash), found in sorted(parts.items()):
+        ids = None if None in found else [tid for part in found for tid in part]
         lines += _missing_features(store, extractor, config_hash, ids)
     return lines
+
+
+def _rescan_command(store: Store, library: str) -> str:
+    """`mfs scan --name <library>` rescans as last time, if the library's config is here."""
+    if (store.libraries_dir / f"{library}.json").exists():
+        return mfs_command(store.root, "scan", "--name", library)
+    return mfs_command(store.root, "scan", "FOLDER", "--kind", "KIND", "--name", library)
 
 
 def _missing_features(store: Store, extractor: str, config_hash: str,
