@@ -8,6 +8,7 @@ scan records as a failure, and the walk goes on.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,23 @@ def _walk(folder: str, prefix: str, seen: set[tuple[int, int]]) -> Iterator:
             if is_audio or entry.is_symlink():
                 yield WalkProblem(rel, kind, _reason(error))
             continue
+        if not stat.S_ISREG(st.st_mode):
+            # Opening a FIFO blocks until a writer appears: the scan would hang holding
+            # the store's lock. Sockets and devices are no audio files either.
+            yield WalkProblem(rel, "NotARegularFile",
+                              f"{rel} is a {_file_type(st.st_mode)}, "
+                              "not a regular file; skipped")
+            continue
         yield FileEntry(entry.path, rel, st.st_size, st.st_mtime_ns)
+
+
+def _file_type(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    for test, name in ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def _printable(rel: str) -> str:

@@ -103,19 +103,15 @@ def _row_for(library: LibraryKind, name: str, item: Candidate, old: dict | None,
         labels = {k: old[k] for k in LABEL_FIELDS} if library.labels_need_file else item.labels
         return {**old, **labels, "scanned_at": base["scanned_at"]}
     counts["changed" if old is not None else "new"] += 1
+    if entry.size == 0:
+        # No bytes, no content ID: two empty files are not one track stored twice.
+        return _unreadable(name, item, "AudioError", f"{entry.rel}: empty file (0 bytes)",
+                           base, counts, fail)
     try:
         digest = fingerprint(entry.path)
     except OSError as error:
-        counts["unreadable"] += 1
-        reason = f"{entry.rel}: {error.strerror or error}"
-        if item.track_key is None:
-            # Without the bytes there is no content ID: a failure row with no track.
-            fail(entry.rel, type(error).__name__, reason)
-            return None
-        track_id = f"{name}:{item.track_key}"
-        fail(entry.rel, type(error).__name__, reason, track_id)
-        # No size or mtime: fixing permissions changes neither, so the next scan retries.
-        return _empty_row(base, track_id, item.labels, "unreadable", reason, entry.rel)
+        return _unreadable(name, item, type(error).__name__,
+                           f"{entry.rel}: {error.strerror or error}", base, counts, fail)
     track_id = _track_id(name, item, digest[:16])
     labels = {**item.labels, **library.labels_from_file(entry)}
     row = _empty_row(base, track_id, labels, "ok", None, entry.rel)
@@ -130,6 +126,21 @@ def _row_for(library: LibraryKind, name: str, item: Candidate, old: dict | None,
         return row
     row.update(duration_s=info.duration_s, sample_rate=info.sample_rate, channels=info.channels)
     return row
+
+
+def _unreadable(name: str, item: Candidate, error_class: str, reason: str, base: dict,
+                counts: dict[str, int], fail: Callable) -> dict | None:
+    """A file whose content cannot be read: a failure row, and an unreadable track row
+    where the library kind gives the file an ID without its content."""
+    counts["unreadable"] += 1
+    rel = item.entry.rel
+    if item.track_key is None:
+        fail(rel, error_class, reason)
+        return None
+    track_id = f"{name}:{item.track_key}"
+    fail(rel, error_class, reason, track_id)
+    # No size or mtime: fixing the file changes neither, so the next scan retries.
+    return _empty_row(base, track_id, item.labels, "unreadable", reason, rel)
 
 
 def _rows_of(table: pa.Table) -> list[dict]:

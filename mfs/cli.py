@@ -16,6 +16,7 @@ from mfs.analysis_commands import register as register_analysis_commands
 from mfs.cli_options import Command, FormatOption, Group, StoreOption, one_line_errors
 from mfs.console import console, counting_progress, print_rows
 from mfs.store import Store
+from mfs.store_commands import register as register_store_commands
 
 app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True,
                   help="Music feature store: scan libraries, extract features, query with SQL.")
@@ -212,6 +213,7 @@ def demo_command(
 
 
 register_analysis_commands(app)
+register_store_commands(app)
 for _info in app.registered_commands:  # one help style for every command (see Command)
     _info.cls = Command
 

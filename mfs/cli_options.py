@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from mfs.console import errors, print_error
+from mfs.console import print_error
+from mfs.store.health import explain_error
 
 FORMATS = ("table", "csv", "json")
 
@@ -63,10 +64,16 @@ def one_line_errors(command: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True,
-                         soft_wrap=True)
+        except typer.Exit:
+            raise  # a RuntimeError to click, but a chosen exit code, not a failure
+        except Exception as error:
+            # A query that meets a damaged store file fails inside DuckDB, wherever it ran.
+            message = explain_error(str(error))
+            if message is None:
+                if not isinstance(error, OSError | ValueError | KeyError | RuntimeError):
+                    raise
+                message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            print_error(str(message))
             raise typer.Exit(1) from None
 
     return wrapper

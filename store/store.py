@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mfs.store import schema
+from mfs.store import health, schema
 from mfs.store.atomic import remove_stale_temporaries, write_bytes_atomic, write_parquet_atomic
 from mfs.store.lock import StoreLock
 from mfs.store.views import create_failure_views, create_views
@@ -105,7 +105,16 @@ class Store:
         path = self.tracks_dir / f"{check_name('library', library)}.parquet"
         if not path.exists():
             return schema.TRACKS.empty_table()
-        return pq.read_table(path).cast(schema.TRACKS)
+        problem, deep = health.footer_problem(path), False
+        if problem is None:
+            try:
+                return pq.read_table(path).cast(schema.TRACKS)
+            except (OSError, pa.ArrowException) as error:
+                problem, deep = health.pages_problem(error), True
+        # Read as empty, the next scan would replace the file: the damage must be seen.
+        rescan = health.mfs_command(self.root, "scan", "--name", library)
+        message = health.damaged_message(path, self.root, problem, deep)
+        raise health.DamagedStoreFile(f"{message}, then rescan the library: `{rescan}`")
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with the store's views (see SCHEMA.md)."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
-from mfs.store import schema
+from mfs.store import health, schema
 
 if TYPE_CHECKING:
     from mfs.store.store import Store
@@ -25,20 +26,25 @@ def sql_literal(text: str) -> str:
 
 def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     """Create `tracks`, `failures`, `failures_latest`, `runs`, one view per extractor and
-    the long `features` view on `con`."""
-    _table_view(con, "tracks", store.tracks_dir, schema.TRACKS)
-    create_failure_views(con, store)
-    _table_view(con, "runs", store.runs_dir, schema.RUNS)
-    _table_view(con, "leaderboard", store.leaderboard_dir, schema.LEADERBOARD)
+    the long `features` view on `con`. Damaged files are left out (one warning line)."""
+    damaged = _table_view(con, "tracks", store.tracks_dir, schema.TRACKS, store.root)
+    damaged += create_failure_views(con, store, warn=False)
+    damaged += _table_view(con, "runs", store.runs_dir, schema.RUNS, store.root)
+    damaged += _table_view(con, "leaderboard", store.leaderboard_dir, schema.LEADERBOARD,
+                           store.root)
     long_parts = []
     for extractor in store.extractors():
         name = view_name(extractor)
-        pattern = str(store.features_dir / extractor / "*" / "*.parquet")
+        files = sorted((store.features_dir / extractor).glob("*/*.parquet"))
+        parts, left_out = _read_parts(store.root, files, store.features_dir / extractor / "*")
+        damaged += left_out
+        if parts is None:  # every part damaged: an empty view keeps queries on it valid
+            _empty_view(con, name, schema.FEATURE_KEY_AND_PROVENANCE)
+            continue
         # A retried batch can never duplicate a key (the planner excludes stored pairs),
         # but the view keeps the newest row per key anyway so readers never see two. The
         # newest keys are found on the three narrow columns and semi-joined back, so the
         # wide vectors are never sorted.
-        parts = f"read_parquet({sql_literal(pattern)}, union_by_name = true)"
         con.execute(
             f"""CREATE OR REPLACE VIEW "{name}" AS
             SELECT * FROM {parts} SEMI JOIN (
@@ -60,6 +66,7 @@ def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
             NULL::VARCHAR AS extractor, NULL::VARCHAR AS config_hash, NULL::VARCHAR AS output,
             NULL::FLOAT[] AS vector, NULL::TIMESTAMPTZ AS created_at WHERE false"""
         )
+    health.warn_left_out(store.root, damaged)
 
 
 def embedding_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[str]:
@@ -69,24 +76,49 @@ def embedding_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[str]:
     return [name for name, dtype, *_ in rows if name not in provenance and "[" in dtype]
 
 
-def create_failure_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+def create_failure_views(con: duckdb.DuckDBPyConnection, store: Store,
+                         warn: bool = True) -> list[health.Damage]:
     """Create `failures` and `failures_latest` (each key's newest failure) on `con`: all a
-    scan needs, without the per-extractor views, which read every feature part's footer."""
-    _table_view(con, "failures", store.failures_dir, schema.FAILURES)
+    scan needs, without the per-extractor views, which read every feature part's footer.
+    Returns the damaged failure parts left out (and warns about them unless `warn` is off)."""
+    damaged = _table_view(con, "failures", store.failures_dir, schema.FAILURES, store.root)
     con.execute(
         """CREATE OR REPLACE VIEW failures_latest AS SELECT * FROM failures
         QUALIFY row_number() OVER (PARTITION BY library, path, stage, config_hash
                                    ORDER BY failed_at DESC, attempts DESC) = 1"""
     )
+    if warn:
+        health.warn_left_out(store.root, damaged)
+    return damaged
 
 
-def _table_view(con: duckdb.DuckDBPyConnection, name: str, folder, table_schema: pa.Schema):
-    pattern = str(folder / "*.parquet")
-    if any(folder.glob("*.parquet")):
-        con.execute(
-            f"CREATE OR REPLACE VIEW {name} AS "
-            f"SELECT * FROM read_parquet({sql_literal(pattern)}, union_by_name = true)"
-        )
+def _table_view(con: duckdb.DuckDBPyConnection, name: str, folder: Path,
+                table_schema: pa.Schema, root: Path) -> list[health.Damage]:
+    """A view over a folder's parts (an empty one if none is readable); returns the
+    damaged parts it leaves out."""
+    parts, damaged = _read_parts(root, sorted(folder.glob("*.parquet")), folder)
+    if parts is None:
+        _empty_view(con, name, table_schema)
     else:
-        con.register(f"_empty_{name}", table_schema.empty_table())
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _empty_{name}")
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {parts}")
+    return damaged
+
+
+def _read_parts(root: Path, files: list[Path], folder: Path
+                ) -> tuple[str | None, list[health.Damage]]:
+    """A `read_parquet(…)` over the readable `files` (None if there are none) and the
+    damaged ones. While all are readable it is a glob over `folder` (short SQL, which also
+    sees parts written after the check); a damaged file makes it the list of the others."""
+    healthy, damaged = health.split_damaged(root, files)
+    if not healthy:
+        return None, damaged
+    if damaged:
+        source = "[" + ", ".join(sql_literal(str(p)) for p in healthy) + "]"
+    else:
+        source = sql_literal(str(folder / "*.parquet"))
+    return f"read_parquet({source}, union_by_name = true)", damaged
+
+
+def _empty_view(con: duckdb.DuckDBPyConnection, name: str, table_schema: pa.Schema) -> None:
+    con.register(f"_empty_{name}", table_schema.empty_table())
+    con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "_empty_{name}"')
