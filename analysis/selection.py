@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mfs.analysis.sqlfiles import ident, sql_text
+from mfs.store.health import split_damaged, warn_left_out
 from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, FEATURE_NAMES_KEY
 from mfs.store.store import check_name
 from mfs.store.views import view_name
@@ -114,7 +115,8 @@ def check_distinct_columns(selections: list[Selection]) -> None:
 def stored_layout(store: Store, extractor: str, config_hash: str
                   ) -> tuple[dict[str, int], dict[str, list[str]]]:
     """Embedding columns with their sizes, and per-dimension names by column (newest part
-    wins), read from the Parquet footers of one config's parts (no data is read).
+    wins), read from the Parquet footers of one config's parts (no data is read). Damaged
+    parts are left out, as the store's views leave them out (see `store/health.py`).
 
     Sizes come from the fixed-size list types of SCHEMA.md; a column whose size differs
     between parts is refused, since no matrix could hold it.
@@ -125,7 +127,10 @@ def stored_layout(store: Store, extractor: str, config_hash: str
     provenance = set(FEATURE_KEY_AND_PROVENANCE.names)
     dims: dict[str, int] = {}
     names: dict[str, list[str]] = {}
-    for part in sorted((store.features_dir / extractor / config_hash).glob("*.parquet")):
+    parts = sorted((store.features_dir / extractor / config_hash).glob("*.parquet"))
+    healthy, damaged = split_damaged(store.root, parts)
+    warn_left_out(store.root, damaged)
+    for part in healthy:
         part_schema = pq.read_schema(part)
         for field in part_schema:
             if field.name in provenance:

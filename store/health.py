@@ -27,7 +27,7 @@ log = logging.getLogger("mfs.store")
 
 # (size, mtime_ns) → (problem or None, row count from the footer or None), by path.
 _footers: dict[str, tuple[tuple[int, int], str | None, int | None]] = {}
-_warned: set[frozenset[str]] = set()
+_warned: set[str] = set()  # damaged files this process has already warned about
 
 
 class DamagedStoreFile(RuntimeError):
@@ -152,10 +152,10 @@ def damage_note(root: Path) -> str | None:
 
 def warn_left_out(root: Path, damaged: list[Damage]) -> None:
     """Say once per process, in one line on stderr, which damaged files the views skip."""
-    key = frozenset(str(d.path) for d in damaged)
-    if not damaged or key in _warned:
+    key = {str(d.path) for d in damaged}
+    if key <= _warned:  # every one named (or counted) in an earlier warning
         return
-    _warned.add(key)
+    _warned.update(key)
     first = damaged[0]
     more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
     log.warning(f"warning: damaged store file {first.path} ({first.problem}){more} left out "

@@ -69,6 +69,9 @@ def test_readers_leave_damaged_files_out_and_say_so(store: Store, damaged: dict)
 
     toy = mfs(store, "sql", "select track_id from toy order by 1", "--format", "json")
     assert [r["track_id"] for r in json.loads(toy.stdout)] == damaged["ids"][:2]
+    stats = mfs(store, "stats", "toy", "--format", "json")  # reads the parts' footers too
+    assert stats.returncode == 0, stats.stderr
+    assert "damaged store file" in one_line(stats.stderr)
 
     assert mfs(store, "scan", "--name", "a").returncode == 0  # another library
     refused = mfs(store, "scan", "--name", "b")
