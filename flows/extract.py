@@ -7,10 +7,7 @@ point loses at most the batch in flight and a re-run redoes only what is missing
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-import uuid
 from datetime import UTC, datetime
 
 from prefect import flow, task
@@ -23,7 +20,7 @@ from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows
 from mfs.flows.plan import Plan, plan_missing
 from mfs.flows.scan import run_scan
 from mfs.store import Store
-from mfs.store.provenance import library_versions
+from mfs.store.runs import Run, recorded
 from mfs.store.store import StoreWriter
 
 DEFAULT_EXTRACTORS = ("fma518", "musicnn-mtt")
@@ -43,20 +40,14 @@ def run_extract(store: Store, library: str | None, extractor_names: list[str],
     for extractor in extractors:
         if reason := extractor.unavailable_reason():
             raise ExtractorUnavailable(f"extractor {extractor.name}: {reason}")
-    run_id, started = uuid.uuid4().hex, datetime.now(UTC)
-    counts: dict[str, dict] = {}
-    with store.writing(f"extract {library or 'all libraries'}") as writer:
+    run = Run("extract", library, extractor_names)
+    with store.writing(f"extract {library or 'all libraries'}") as writer, \
+            recorded(writer, run):
         for spec, extractor in zip(extractor_names, extractors, strict=True):
             plan = plan_missing(store, library, extractor, max_attempts)
-            counts[spec] = _extract_plan(writer, extractor, plan, run_id, batch_size,
-                                                   device, show_progress, tracks_per_part)
-        writer.append_run({
-            "run_id": run_id, "kind": "extract", "library": library,
-            "extractors": extractor_names, "status": "completed", "started_at": started,
-            "finished_at": datetime.now(UTC), "counts": json.dumps(counts),
-            "versions": library_versions(), "command": " ".join(sys.argv),
-        })
-    return {"run_id": run_id, "library": library, "extractors": counts}
+            run.counts[spec] = _extract_plan(writer, extractor, plan, run.run_id, batch_size,
+                                             device, show_progress, tracks_per_part)
+    return {"run_id": run.run_id, "library": library, "extractors": run.counts}
 
 
 def _extract_plan(writer: StoreWriter, extractor: Extractor, plan: Plan, run_id: str,

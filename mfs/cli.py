@@ -59,7 +59,7 @@ def status_command(
         return
     console.print(f"store: {status['store']}")
     for section, title in (("tracks", "Tracks"), ("coverage", "Extractor coverage"),
-                           ("recent_failures", "Recent failures")):
+                           ("runs", "Runs"), ("recent_failures", "Recent failures")):
         rows = status[section]
         if rows:
             print_rows(list(rows[0]), [list(r.values()) for r in rows], title=title)

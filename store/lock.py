@@ -53,7 +53,7 @@ class StoreLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise StoreLocked(_describe(self.path, self._read_holder())) from None
+                raise StoreLocked(_describe(self.path, read_holder(self.path.parent))) from None
             if _same_file(fd, self.path):
                 break
             # The previous holder unlinked this file as we opened it: lock the new one.
@@ -69,11 +69,15 @@ class StoreLock:
             os.close(self.fd)
             self.fd = None
 
-    def _read_holder(self) -> dict:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}  # the holder is still writing its name
+
+def read_holder(root: Path) -> dict:
+    """Who the lock file of store `root` names (pid, host, purpose, command, since); empty
+    when there is no lock file or its holder is still writing its name. The file outlives
+    a killed holder, so the named process may be gone."""
+    try:
+        return json.loads((root / ".lock").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _same_file(fd: int, path: Path) -> bool:

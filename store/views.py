@@ -24,11 +24,11 @@ def sql_literal(text: str) -> str:
 
 
 def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
-    """Create `tracks`, `failures`, `failures_latest`, `runs`, one view per extractor and
-    the long `features` view on `con`."""
+    """Create `tracks`, `failures`, `failures_latest`, `runs`, `runs_history`, one view per
+    extractor and the long `features` view on `con`."""
     _table_view(con, "tracks", store.tracks_dir, schema.TRACKS)
     create_failure_views(con, store)
-    _table_view(con, "runs", store.runs_dir, schema.RUNS)
+    create_run_views(con, store)
     _table_view(con, "leaderboard", store.leaderboard_dir, schema.LEADERBOARD)
     long_parts = []
     for extractor in store.extractors():
@@ -77,6 +77,18 @@ def create_failure_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
         """CREATE OR REPLACE VIEW failures_latest AS SELECT * FROM failures
         QUALIFY row_number() OVER (PARTITION BY library, path, stage, config_hash
                                    ORDER BY failed_at DESC, attempts DESC) = 1"""
+    )
+
+
+def create_run_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    """`runs_history` holds every row of every run (`started`, then `completed`/`failed`);
+    `runs` shows each run's newest row, its current state. The end row is the one with a
+    `finished_at`, so NULLS LAST puts a `started` row behind it."""
+    _table_view(con, "runs_history", store.runs_dir, schema.RUNS)
+    con.execute(
+        """CREATE OR REPLACE VIEW runs AS SELECT * FROM runs_history
+        QUALIFY row_number() OVER (PARTITION BY run_id
+                                   ORDER BY finished_at DESC NULLS LAST) = 1"""
     )
 
 
