@@ -1,8 +1,9 @@
 """Incremental extraction (flows `extract-library` and `backfill-model`).
 
 A run plans the missing (track, extractor, config) pairs with one anti-join, extracts
-them in batches and writes each batch as one atomic Parquet part, so a run killed at any
-point loses at most the batch in flight and a re-run redoes only what is missing.
+them in batches and writes a part (atomic Parquet file) every TRACKS_PER_PART tracks or
+SECONDS_PER_PART seconds, whichever comes first, so a run killed at any point loses at
+most a minute of work and a re-run redoes only what is missing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from mfs.store.store import StoreWriter
 DEFAULT_EXTRACTORS = ("fma518", "musicnn-mtt")
 MAX_ATTEMPTS = 3
 TRACKS_PER_PART = 64
+# A part is also written once this many seconds have passed since the last one, so a slow
+# model killed mid-run keeps what it computed (tests lower it).
+SECONDS_PER_PART = 60.0
 
 
 def run_extract(store: Store, library: str | None, extractor_names: list[str],
@@ -62,14 +66,16 @@ def _extract_plan(writer: StoreWriter, extractor: Extractor, plan: Plan, run_id:
     location = {tid: (path, attempts) for tid, path, attempts in plan.todo}
     rows: list[dict] = []
     failures: list[dict] = []
-    started = time.monotonic()
+    started = last_flush = time.monotonic()
 
     def flush() -> None:
+        nonlocal last_flush
         if rows:
             writer.append_features(extractor.name, extractor.config_hash(), builder.table(rows))
         writer.append_failures(failures)
         rows.clear()
         failures.clear()
+        last_flush = time.monotonic()
 
     with bar_progress(extractor.name, len(plan.todo), enabled=show_progress) as advance:
         tracks = ((tid, path) for tid, path, _ in plan.todo)
@@ -80,7 +86,8 @@ def _extract_plan(writer: StoreWriter, extractor: Extractor, plan: Plan, run_id:
             else:
                 counts["ok"] += 1
                 rows.append(item)
-            if len(rows) >= tracks_per_part:
+            if (len(rows) >= tracks_per_part
+                    or time.monotonic() - last_flush >= SECONDS_PER_PART):
                 flush()
             advance(counts["ok"] + counts["failed"], time.monotonic() - started)
     flush()
