@@ -53,7 +53,7 @@ class StoreLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise StoreLocked(_describe(self.path, read_holder(self.path.parent))) from None
+                raise StoreLocked(_describe(self.path, self._read_holder())) from None
             if _same_file(fd, self.path):
                 break
             # The previous holder unlinked this file as we opened it: lock the new one.
@@ -68,6 +68,9 @@ class StoreLock:
             self.path.unlink(missing_ok=True)
             os.close(self.fd)
             self.fd = None
+
+    def _read_holder(self) -> dict:
+        return read_holder(self.path.parent)
 
 
 def read_holder(root: Path) -> dict:
