@@ -40,7 +40,6 @@ ORPHAN_GRACE_S = 2.0  # a child noticing its parent's death may take a moment to
 # so kills land between, before and during part writes.
 ZYGOTE = """
 import os, sys
-from collections.abc import Callable
 from pathlib import Path
 from mfs.extractors import registry
 from mfs.flows import extract
@@ -86,6 +85,9 @@ def test_random_sigkills_then_a_rerun_leave_a_clean_store(tmp_path: Path) -> Non
             killed += kill_forked_run(zygote, store, rng, spawned)
         time.sleep(ORPHAN_GRACE_S)
         orphans = [command_line(pid) for pid, start in spawned if alive(pid, start)]
+        # What the kills left: only hidden temporaries, which no reader's glob matches
+        # and the next writer deletes.
+        assert all(tmp.name.startswith(".") for tmp in store.root.rglob("*.tmp"))
         assert rerun_status(zygote) == 0, "the clean re-run failed (traceback above)"
     finally:
         zygote.stdin.close()
@@ -110,12 +112,15 @@ def kill_real_command(store: Store, rng: random.Random,
     command = [str(MFS), "extract", LIBRARY, "--extractor", ",".join(EXTRACTORS),
                "--device", "cpu", "--store", str(store.root)]
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MFS_STORE")}
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**env, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    log = store.root.parent / "mfs-extract.log"  # a file: an orphan would hold a pipe open
+    with log.open("w") as output:
+        proc = subprocess.Popen(command, stdout=output, stderr=output,
+                                env={**env, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
     deadline = time.monotonic() + 120
     while not (read_holder(store.root).get("pid") == proc.pid
                and read_holder(store.root).get("purpose", "").startswith("extract")):
-        assert proc.poll() is None, "mfs extract ended before it extracted anything"
+        if proc.poll() is not None:
+            raise AssertionError(f"mfs extract ended before extracting: {log.read_text()}")
         assert time.monotonic() < deadline, "mfs extract never started extracting"
         time.sleep(0.02)
     time.sleep(rng.uniform(0.0, 2.0))
