@@ -12,12 +12,8 @@ config_hash of the import settings, model_hash = sha256 of the file it came from
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import sys
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -26,7 +22,8 @@ import pyarrow as pa
 from mfs.analysis.feature_files import Imported, read_features
 from mfs.analysis.feature_rows import feature_table
 from mfs.store import Store
-from mfs.store.provenance import config_hash, library_versions
+from mfs.store.provenance import config_hash
+from mfs.store.runs import Run, recorded
 from mfs.store.store import StoreWriter, check_name
 from mfs.store.views import view_name
 
@@ -70,18 +67,12 @@ def import_features(store: Store, files: list[Path], name: str, library: str,
                             columns={c: m.shape[1] for c, m in loaded[0].columns.items()})
     matcher = TrackMatcher(library, tracks)
     stored = _stored_pairs(store, name, summary.config_hash)
-    run_id, started = uuid.uuid4().hex, datetime.now(UTC)
-    with store.writing(f"import {name}") as writer:
+    run = Run("import", library, [name])
+    with store.writing(f"import {name}") as writer, recorded(writer, run):
         for item in loaded:
-            _write_file(writer, item, config, summary, matcher, stored, run_id)
-        writer.append_run({
-            "run_id": run_id, "kind": "import", "library": library, "extractors": [name],
-            "status": "completed", "started_at": started, "finished_at": datetime.now(UTC),
-            "counts": json.dumps({"rows": summary.rows, "written": summary.written,
-                                  "already_stored": summary.already_stored,
-                                  "unmatched": summary.unmatched}),
-            "versions": library_versions(), "command": " ".join(sys.argv),
-        })
+            _write_file(writer, item, config, summary, matcher, stored, run.run_id)
+        run.counts.update(rows=summary.rows, written=summary.written,
+                          already_stored=summary.already_stored, unmatched=summary.unmatched)
     return summary
 
 

@@ -1,17 +1,15 @@
 """The leaderboard: one Parquet part per benchmark command under `<store>/leaderboard/`.
 
 Parts are written atomically while holding the store lock, and each command also appends
-a `runs` row (kind `benchmark`). Every row carries its full configuration, seed, command,
+its `runs` rows (kind `benchmark`). Every row carries its full configuration, seed, command,
 and library versions, so rerunning `command` on the same store gives the same numbers.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pandas as pd
 import pyarrow as pa
@@ -20,25 +18,21 @@ from mfs.analysis.results import BenchmarkResult
 from mfs.analysis.sqlfiles import sql_text
 from mfs.store import Store
 from mfs.store.provenance import library_versions
+from mfs.store.runs import Run, recorded
 from mfs.store.schema import LEADERBOARD
 
 
 def append_results(store: Store, results: list[BenchmarkResult]) -> str:
     """Write one leaderboard part for `results` and record the run; returns its run_id."""
-    run_id, now = uuid.uuid4().hex, datetime.now(UTC)
-    rows = [_row(result, run_id, now) for result in results]
-    table = pa.Table.from_pylist(rows, schema=LEADERBOARD)
     libraries = sorted({r.config.library for r in results})
-    with store.writing("benchmark") as writer:
+    run = Run("benchmark", ",".join(libraries),
+              sorted({s["extractor"] for r in results for s in r.selections}))
+    rows = [_row(result, run.run_id, run.started_at) for result in results]
+    table = pa.Table.from_pylist(rows, schema=LEADERBOARD)
+    run.counts["entries"] = len(rows)
+    with store.writing("benchmark") as writer, recorded(writer, run):
         writer.append_leaderboard(table)
-        writer.append_run({
-            "run_id": run_id, "kind": "benchmark", "library": ",".join(libraries),
-            "extractors": sorted({s["extractor"] for r in results for s in r.selections}),
-            "status": "completed", "started_at": now, "finished_at": datetime.now(UTC),
-            "counts": json.dumps({"entries": len(rows)}), "versions": library_versions(),
-            "command": " ".join(sys.argv),
-        })
-    return run_id
+    return run.run_id
 
 
 def read_leaderboard(store: Store, library: str | None = None, latest: bool = False

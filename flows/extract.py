@@ -1,16 +1,14 @@
 """Incremental extraction (flows `extract-library` and `backfill-model`).
 
 A run plans the missing (track, extractor, config) pairs with one anti-join, extracts
-them in batches and writes each batch as one atomic Parquet part, so a run killed at any
-point loses at most the batch in flight and a re-run redoes only what is missing.
+them in batches and writes a part (atomic Parquet file) every TRACKS_PER_PART tracks or
+SECONDS_PER_PART seconds, whichever comes first, so a run killed at any point loses at
+most a minute of work and a re-run redoes only what is missing.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-import uuid
 from datetime import UTC, datetime
 
 from prefect import flow, task
@@ -23,12 +21,15 @@ from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows
 from mfs.flows.plan import Plan, plan_missing
 from mfs.flows.scan import run_scan
 from mfs.store import Store
-from mfs.store.provenance import library_versions
+from mfs.store.runs import Run, recorded
 from mfs.store.store import StoreWriter
 
 DEFAULT_EXTRACTORS = ("fma518", "musicnn-mtt")
 MAX_ATTEMPTS = 3
 TRACKS_PER_PART = 64
+# A part is also written once this many seconds have passed since the last one, so a slow
+# model killed mid-run keeps what it computed (tests lower it).
+SECONDS_PER_PART = 60.0
 
 
 def run_extract(store: Store, library: str | None, extractor_names: list[str],
@@ -43,20 +44,14 @@ def run_extract(store: Store, library: str | None, extractor_names: list[str],
     for extractor in extractors:
         if reason := extractor.unavailable_reason():
             raise ExtractorUnavailable(f"extractor {extractor.name}: {reason}")
-    run_id, started = uuid.uuid4().hex, datetime.now(UTC)
-    counts: dict[str, dict] = {}
-    with store.writing(f"extract {library or 'all libraries'}") as writer:
+    run = Run("extract", library, extractor_names)
+    with store.writing(f"extract {library or 'all libraries'}") as writer, \
+            recorded(writer, run):
         for spec, extractor in zip(extractor_names, extractors, strict=True):
             plan = plan_missing(store, library, extractor, max_attempts)
-            counts[spec] = _extract_plan(writer, extractor, plan, run_id, batch_size,
-                                                   device, show_progress, tracks_per_part)
-        writer.append_run({
-            "run_id": run_id, "kind": "extract", "library": library,
-            "extractors": extractor_names, "status": "completed", "started_at": started,
-            "finished_at": datetime.now(UTC), "counts": json.dumps(counts),
-            "versions": library_versions(), "command": " ".join(sys.argv),
-        })
-    return {"run_id": run_id, "library": library, "extractors": counts}
+            run.counts[spec] = _extract_plan(writer, extractor, plan, run.run_id, batch_size,
+                                             device, show_progress, tracks_per_part)
+    return {"run_id": run.run_id, "library": library, "extractors": run.counts}
 
 
 def _extract_plan(writer: StoreWriter, extractor: Extractor, plan: Plan, run_id: str,
@@ -71,14 +66,16 @@ def _extract_plan(writer: StoreWriter, extractor: Extractor, plan: Plan, run_id:
     location = {tid: (path, attempts) for tid, path, attempts in plan.todo}
     rows: list[dict] = []
     failures: list[dict] = []
-    started = time.monotonic()
+    started = last_flush = time.monotonic()
 
     def flush() -> None:
+        nonlocal last_flush
         if rows:
             writer.append_features(extractor.name, extractor.config_hash(), builder.table(rows))
         writer.append_failures(failures)
         rows.clear()
         failures.clear()
+        last_flush = time.monotonic()
 
     with bar_progress(extractor.name, len(plan.todo), enabled=show_progress) as advance:
         tracks = ((tid, path) for tid, path, _ in plan.todo)
@@ -89,7 +86,8 @@ def _extract_plan(writer: StoreWriter, extractor: Extractor, plan: Plan, run_id:
             else:
                 counts["ok"] += 1
                 rows.append(item)
-            if len(rows) >= tracks_per_part:
+            if (len(rows) >= tracks_per_part
+                    or time.monotonic() - last_flush >= SECONDS_PER_PART):
                 flush()
             advance(counts["ok"] + counts["failed"], time.monotonic() - started)
     flush()

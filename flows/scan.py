@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import sys
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow
@@ -17,7 +13,7 @@ from mfs.libraries.folder import FolderLibrary
 from mfs.libraries.gtzan import GtzanLibrary
 from mfs.libraries.scan import scan
 from mfs.store import Store
-from mfs.store.provenance import library_versions
+from mfs.store.runs import Run, recorded
 from mfs.store.store import check_name
 
 KINDS = ("gtzan", "fma", "folder")
@@ -40,7 +36,7 @@ def make_library(kind: str, root: Path, metadata: Path | None = None,
 def run_scan(store: Store, name: str, kind: str | None = None, root: Path | None = None,
              metadata: Path | None = None, split_dir: Path | None = None,
              progress: Callable[[str], None] | None = None) -> dict:
-    """Scan library `name` and write its tracks, failures and a `runs` row.
+    """Scan library `name` and write its tracks, failures and `runs` rows.
 
     Without `kind`/`root` the library is rescanned as it was last scanned.
     """
@@ -48,22 +44,15 @@ def run_scan(store: Store, name: str, kind: str | None = None, root: Path | None
     config = _library_config(store, name, kind, root, metadata, split_dir)
     library = make_library(config["kind"], Path(config["root"]),
                            _opt_path(config["metadata"]), _opt_path(config["split_dir"]))
-    run_id = uuid.uuid4().hex
-    started = datetime.now(UTC)
-    with store.writing(f"scan {name}") as writer:
-        result = scan(library, name, store.read_tracks(name), run_id, progress,
+    run = Run("scan", name)
+    with store.writing(f"scan {name}") as writer, recorded(writer, run):
+        result = scan(library, name, store.read_tracks(name), run.run_id, progress,
                       _reported_failures(store, name))
         writer.save_library_config(name, config)
         writer.replace_tracks(name, result.tracks)
         writer.append_failures(result.failures)
-        counts = {**result.counts, "tracks": result.tracks.num_rows}
-        writer.append_run({
-            "run_id": run_id, "kind": "scan", "library": name, "extractors": [],
-            "status": "completed", "started_at": started, "finished_at": datetime.now(UTC),
-            "counts": json.dumps(counts), "versions": library_versions(),
-            "command": " ".join(sys.argv),
-        })
-    return {"library": name, "run_id": run_id, **counts}
+        run.counts.update(result.counts, tracks=result.tracks.num_rows)
+    return {"library": name, "run_id": run.run_id, **run.counts}
 
 
 def _library_config(store: Store, name: str, kind: str | None, root: Path | None,

@@ -70,7 +70,7 @@ def status_command(
     if fmt == "table":
         console.print(f"store: {status['store']}")
     for section, title in (("tracks", "Tracks"), ("coverage", "Extractor coverage"),
-                           ("recent_failures", "Recent failures")):
+                           ("runs", "Runs"), ("recent_failures", "Recent failures")):
         rows = status[section]
         if fmt == "csv":
             print(f"# {section}")

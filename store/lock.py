@@ -70,10 +70,17 @@ class StoreLock:
             self.fd = None
 
     def _read_holder(self) -> dict:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}  # the holder is still writing its name
+        return read_holder(self.path.parent)
+
+
+def read_holder(root: Path) -> dict:
+    """Who the lock file of store `root` names (pid, host, purpose, command, since); empty
+    when there is no lock file or its holder is still writing its name. The file outlives
+    a killed holder, so the named process may be gone."""
+    try:
+        return json.loads((root / ".lock").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _same_file(fd: int, path: Path) -> bool:

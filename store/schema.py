@@ -61,6 +61,9 @@ RUNS = pa.schema(
         ("counts", pa.string()),
         ("versions", pa.string()),
         ("command", pa.string()),
+        ("reason", pa.string()),
+        ("pid", pa.int64()),
+        ("host", pa.string()),
     ]
 )
 

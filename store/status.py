@@ -1,7 +1,10 @@
-"""What the store holds: tracks per library and status, extractor coverage, recent failures."""
+"""What the store holds: tracks per library and status, extractor coverage (with each
+config), runs that are running or died and the most recent ones, recent failures."""
 
 from __future__ import annotations
 
+from mfs.store.lock import read_holder
+from mfs.store.runs import INTERRUPTED, RUNNING, run_state
 from mfs.store.store import Store
 from mfs.store.views import view_name
 
@@ -10,12 +13,23 @@ SELECT library, status, count(*) AS tracks FROM tracks GROUP BY ALL ORDER BY lib
 """
 
 COVERAGE = """
-SELECT t.library, {extractor} AS extractor, f.config_hash,
+SELECT t.library, {extractor} AS extractor, f.config_hash, min(f.config) AS config,
        count(*) AS tracks_with_features,
        (SELECT count(*) FROM tracks WHERE library = t.library AND status = 'ok') AS ok_tracks
 FROM "{view}" f JOIN tracks t USING (track_id)
-GROUP BY ALL ORDER BY t.library, f.config_hash
+GROUP BY t.library, f.config_hash ORDER BY t.library, f.config_hash
 """
+
+# Every run still `started` (running, or died: only the lock file can tell) and the
+# `recent` newest others, newest first.
+RUNS = """
+SELECT * FROM runs
+QUALIFY status = 'started' OR row_number() OVER (ORDER BY started_at DESC) <= ?
+ORDER BY started_at DESC
+"""
+
+RUN_COLUMNS = ("run_id", "kind", "library", "extractors", "status", "started_at",
+               "finished_at", "reason")
 
 RECENT_FAILURES = """
 SELECT failed_at, library, stage, path, error_class, reason, attempts
@@ -25,6 +39,7 @@ FROM failures_latest ORDER BY failed_at DESC, path LIMIT ?
 
 def store_status(store: Store, recent: int = 10) -> dict:
     """A JSON-ready summary of the store, as `mfs status` shows it."""
+    holder = read_holder(store.root)  # before the runs: a run ending meanwhile reads done
     con = store.connect()
     coverage = []
     for extractor in store.extractors():
@@ -34,8 +49,24 @@ def store_status(store: Store, recent: int = 10) -> dict:
         "store": str(store.root),
         "tracks": _records(con.execute(TRACKS_BY_STATUS)),
         "coverage": coverage,
+        "runs": _runs(_records(con.execute(RUNS, [recent])), holder, recent),
         "recent_failures": _records(con.execute(RECENT_FAILURES, [recent])),
     }
+
+
+def _runs(rows: list[dict], holder: dict, recent: int) -> list[dict]:
+    """The running runs, then the `recent` newest others; a `started` run shows as
+    `running` or `interrupted` (its process is gone, e.g. killed), with a reason."""
+    shown = []
+    for row in rows:
+        state = run_state(row, holder)
+        if state == INTERRUPTED:
+            row["reason"] = (f"process {row.get('pid')} on {row.get('host')} ended without "
+                             "recording an end (killed or crashed)")
+        shown.append({**{c: row.get(c) for c in RUN_COLUMNS}, "status": state})
+    running = [r for r in shown if r["status"] == RUNNING]
+    others = [r for r in shown if r["status"] != RUNNING][:recent]
+    return running + others
 
 
 def _records(result) -> list[dict]:

@@ -25,11 +25,12 @@ def sql_literal(text: str) -> str:
 
 
 def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
-    """Create `tracks`, `failures`, `failures_latest`, `runs`, one view per extractor and
-    the long `features` view on `con`. Damaged files are left out (one warning line)."""
+    """Create `tracks`, `failures`, `failures_latest`, `runs`, `runs_history`, one view per
+    extractor and the long `features` view on `con`. Damaged files are left out (one
+    warning line)."""
     damaged = _table_view(con, "tracks", store.tracks_dir, schema.TRACKS, store.root)
     damaged += create_failure_views(con, store, warn=False)
-    damaged += _table_view(con, "runs", store.runs_dir, schema.RUNS, store.root)
+    damaged += create_run_views(con, store)
     damaged += _table_view(con, "leaderboard", store.leaderboard_dir, schema.LEADERBOARD,
                            store.root)
     long_parts = []
@@ -89,6 +90,20 @@ def create_failure_views(con: duckdb.DuckDBPyConnection, store: Store,
     )
     if warn:
         health.warn_left_out(store.root, damaged)
+    return damaged
+
+
+def create_run_views(con: duckdb.DuckDBPyConnection, store: Store) -> list[health.Damage]:
+    """`runs_history` holds every row of every run (`started`, then `completed`/`failed`);
+    `runs` shows each run's newest row, its current state. The end row is the one with a
+    `finished_at`, so NULLS LAST puts a `started` row behind it. Returns the damaged parts
+    left out."""
+    damaged = _table_view(con, "runs_history", store.runs_dir, schema.RUNS, store.root)
+    con.execute(
+        """CREATE OR REPLACE VIEW runs AS SELECT * FROM runs_history
+        QUALIFY row_number() OVER (PARTITION BY run_id
+                                   ORDER BY finished_at DESC NULLS LAST) = 1"""
+    )
     return damaged
 
 
