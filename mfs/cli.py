@@ -54,7 +54,9 @@ def status_command(
     store: StoreOption = None,
     fmt: FormatOption = "table",
 ) -> None:
-    """Tracks per library and status, coverage per extractor, recent failures.
+    """Tracks per library and status, coverage per extractor (with each config), runs
+    (running, interrupted and recent), recent failures, and whether any store file is
+    damaged.
 
     JSON is one object with the sections as lists; CSV prints each section as its own CSV
     table after a `# section` line.
@@ -69,6 +71,8 @@ def status_command(
         return
     if fmt == "table":
         console.print(f"store: {status['store']}")
+        if status["damaged"]:
+            console.print(status["damaged"])
     for section, title in (("tracks", "Tracks"), ("coverage", "Extractor coverage"),
                            ("runs", "Runs"), ("recent_failures", "Recent failures")):
         rows = status[section]

@@ -3,6 +3,7 @@ config), runs that are running or died and the most recent ones, recent failures
 
 from __future__ import annotations
 
+from mfs.store.health import damage_note
 from mfs.store.lock import read_holder
 from mfs.store.runs import INTERRUPTED, RUNNING, run_state
 from mfs.store.store import Store
@@ -38,7 +39,9 @@ FROM failures_latest ORDER BY failed_at DESC, path LIMIT ?
 
 
 def store_status(store: Store, recent: int = 10) -> dict:
-    """A JSON-ready summary of the store, as `mfs status` shows it."""
+    """A JSON-ready summary of the store, as `mfs status` shows it. `damaged` is one line
+    naming how many store files are damaged and the commands that list and repair them
+    (None when all read)."""
     holder = read_holder(store.root)  # before the runs: a run ending meanwhile reads done
     con = store.connect()
     coverage = []
@@ -47,6 +50,7 @@ def store_status(store: Store, recent: int = 10) -> dict:
         coverage += _records(con.execute(sql))
     return {
         "store": str(store.root),
+        "damaged": damage_note(store.root),
         "tracks": _records(con.execute(TRACKS_BY_STATUS)),
         "coverage": coverage,
         "runs": _runs(_records(con.execute(RUNS, [recent])), holder, recent),

@@ -211,7 +211,7 @@ def assert_runs_sane(store: Store, killed: list[int], writers: set[str]) -> None
     assert len(dead) >= KILLS // 2, "most kills should land after the run started"
     assert any(rs[0]["run_id"] in writers for rs in dead), "no kill landed mid-extraction"
     assert sorted(r["status"] for r in extract_runs[-1]) == ["completed", "started"]
-    code, out, err = invoke("status", "--json", "--store", str(store.root))
+    code, out, err = invoke("status", "--format", "json", "--store", str(store.root))
     assert code == 0, err
     shown = {r["run_id"]: r["status"] for r in json.loads(out)["runs"]}
     assert "running" not in shown.values()

@@ -66,6 +66,7 @@ def test_readers_leave_damaged_files_out_and_say_so(store: Store, damaged: dict)
     status = mfs(store, "status")
     assert status.returncode == 0, status.stderr
     assert "damaged" in one_line(status.stderr) and "mfs repair" in status.stderr
+    assert "5 damaged store file(s) left out of every query" in status.stdout
 
     toy = mfs(store, "sql", "select track_id from toy order by 1", "--format", "json")
     assert [r["track_id"] for r in json.loads(toy.stdout)] == damaged["ids"][:2]

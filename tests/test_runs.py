@@ -37,7 +37,7 @@ extract.run_extract(Store({store!r}), "lib", ["energy"], batch_size=1)
 
 
 def status_runs(store: Store) -> list[dict]:
-    code, out, err = invoke("status", "--json", "--store", str(store.root))
+    code, out, err = invoke("status", "--format", "json", "--store", str(store.root))
     assert code == 0, err
     return json.loads(out)["runs"]
 
@@ -119,7 +119,7 @@ def test_killed_run_keeps_its_parts_and_shows_as_interrupted(tmp_path: Path) -> 
 def test_status_shows_each_config_beside_its_hash(tmp_path: Path) -> None:
     store = scanned_store(tmp_path)
     run_extract(store, "lib", ["energy", "energy:window_seconds=0.5"])
-    code, out, err = invoke("status", "--json", "--store", str(store.root))
+    code, out, err = invoke("status", "--format", "json", "--store", str(store.root))
     assert code == 0, err
     configs = {r["config_hash"]: json.loads(r["config"]) for r in json.loads(out)["coverage"]}
     assert sorted(c["window_seconds"] for c in configs.values()) == [0.5, 1.0]
