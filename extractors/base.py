@@ -10,15 +10,21 @@ once, in `mfs.extractors.pipeline`, never in a model module.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from mfs.store.provenance import config_hash
 
 POOLING_STATS = ("mean", "std", "max", "min")
+
+# A whole track for `Extractor.embed_track`: each call starts one more pass over its mono
+# float32 samples (numpy, at the extractor's rate), block by block.
+TrackBlocks = Callable[[], Iterator[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,11 @@ class Extractor(ABC):
     # torch intra-op threads the model runs best with on a CPU (None: torch's default).
     # Models of many small ops lose more to thread hand-offs than they gain from threads.
     cpu_threads: ClassVar[int | None] = None
+    # Whole-track extractors (`Windowing(seconds=None)`) that can read a track block by
+    # block set this and implement `embed_track`: the pipeline then hands each track over
+    # as `TrackBlocks` and never holds it decoded whole, so an hour costs no more memory
+    # than the extractor itself keeps.
+    reads_blocks: ClassVar[bool] = False
 
     def __init__(self, config: ExtractorConfig | None = None) -> None:
         self.config = config if config is not None else self.config_class()
@@ -110,6 +121,14 @@ class Extractor(ABC):
 
         Returns one tensor per `OutputSpec`: (batch, dim), or (batch, layers, dim).
         """
+
+    def embed_track(self, blocks: TrackBlocks, sample_rate: int) -> dict[str, torch.Tensor]:
+        """One whole track, read through `blocks()` as often as the features need (a
+        first pass for what depends on the whole track, such as a tuning or a maximum).
+        Returns what `embed` returns for a batch of that one track. Only called when
+        `reads_blocks` is set; errors as in `embed` (ValueError, RuntimeError), and the
+        audio's own (`AudioError`) pass through."""
+        raise NotImplementedError(f"{self.name}: reads_blocks is set without embed_track")
 
     # --- identity ---------------------------------------------------------------------
     def config_hash(self) -> str:

@@ -79,11 +79,23 @@ def normalize(x: torch.Tensor, norm: float, dim: int = -1) -> torch.Tensor:
     return x / torch.where(length < tiny, torch.ones_like(length), length)
 
 
-def power_to_db(power: torch.Tensor, amin: float = 1e-10, top_db: float = 80.0) -> torch.Tensor:
-    """librosa.power_to_db(ref=1): the `top_db` floor is relative to each track's maximum."""
-    db = 10.0 * torch.log10(power.clamp_min(amin))
-    peak = db.flatten(1).amax(1).view(-1, *([1] * (db.dim() - 1)))
-    return torch.maximum(db, peak - top_db)
+def power_to_db(power: torch.Tensor, peak: torch.Tensor | None = None, amin: float = 1e-10,
+                top_db: float = 80.0) -> torch.Tensor:
+    """librosa.power_to_db(ref=1): the `top_db` floor is relative to each track's maximum
+    in dB, `peak` (batch,) when the track is seen a part at a time (`db_peak` of every
+    part, maximised), else taken from `power`."""
+    db = _db(power, amin)
+    peak = db_peak(db, amin, in_db=True) if peak is None else peak
+    return torch.maximum(db, peak.view(-1, *([1] * (db.dim() - 1))) - top_db)
+
+
+def db_peak(power: torch.Tensor, amin: float = 1e-10, in_db: bool = False) -> torch.Tensor:
+    """Each track's maximum of `power` (batch, ...) in dB: the reference of `power_to_db`."""
+    return (power if in_db else _db(power, amin)).flatten(1).amax(1)
+
+
+def _db(power: torch.Tensor, amin: float) -> torch.Tensor:
+    return 10.0 * torch.log10(power.clamp_min(amin))
 
 
 def hz_to_octs(freqs: np.ndarray, tuning: float = 0.0, bins_per_octave: int = 12) -> np.ndarray:
@@ -314,10 +326,13 @@ def zero_crossing_rate(x: torch.Tensor, frame_length: int, hop_length: int,
     return rate[..., None].to(x.device)
 
 
-def spectral_contrast(peak: torch.Tensor, valley: torch.Tensor) -> torch.Tensor:
+def spectral_contrast(peak: torch.Tensor, valley: torch.Tensor,
+                      tops: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Peak minus valley in dB, from the band extremes of `frame_stats.spectrum_stats`
-    over the whole track (the dB floor is relative to the track's maximum)."""
-    return power_to_db(peak) - power_to_db(valley)
+    (the dB floors are relative to the track's maxima: `tops` = their `db_peak`s, or
+    taken from the frames given when they are the whole track)."""
+    peak_top, valley_top = (None, None) if tops is None else tops
+    return power_to_db(peak, peak_top) - power_to_db(valley, valley_top)
 
 
 def chroma_stft(power: torch.Tensor, filters: torch.Tensor, n_chroma: int = 12
@@ -332,7 +347,9 @@ def mel_power(power: torch.Tensor, blocks: list[tuple[int, int, torch.Tensor]]) 
     return torch.cat([torch.matmul(power[..., a:b], w) for a, b, w in blocks], dim=-1)
 
 
-def mfcc(mel: torch.Tensor, dct: torch.Tensor) -> torch.Tensor:
+def mfcc(mel: torch.Tensor, dct: torch.Tensor, top: torch.Tensor | None = None
+         ) -> torch.Tensor:
     """MFCCs: DCT-II (ortho) of the dB mel spectrogram (Slaney mel, top_db 80), from
-    `mel_power` over the whole track (the dB floor is relative to its maximum)."""
-    return torch.matmul(power_to_db(mel), dct.T)
+    `mel_power` (the dB floor is relative to the track's maximum: `top`, its `db_peak`, or
+    taken from `mel` when it is the whole track)."""
+    return torch.matmul(power_to_db(mel, top), dct.T)
