@@ -56,10 +56,12 @@ N_MFCC = 20
 FEATURES_PY_RATE = 22050  # librosa's default sr, which features.py leaves in place (above)
 N_FRAME_FEATURES = sum(size for _, size in FAMILIES)
 FRAME_CHUNK = 1024  # STFT frames made and read at a time (`Fma518._spectra`)
-# Frames per segment of a long track (`Fma518.stream_frame_features`): a segment's spectra
-# and CQT take ~100 MB whatever the rate; a track of at most this many frames (3.2 minutes
-# at 22.05 kHz, 95 s at 44.1 kHz) is computed whole, in one pass (bench/RESULTS.md).
-SEGMENT_FRAMES = 8192
+# A track of at most WHOLE_FRAMES frames (95 s at 22.05 kHz, 47 s at 44.1 kHz: every clip
+# of FMA and GTZAN) is computed whole, in one pass; a longer one in two passes of segments
+# of SEGMENT_FRAMES frames (`Fma518.stream_frame_features`), whose spectra and CQT take
+# ~30 MB whatever the rate (bench/RESULTS.md, "fma518 memory").
+WHOLE_FRAMES = 4096
+SEGMENT_FRAMES = 2048
 DB_REFERENCED = ("mel", "peak", "valley")  # spectra whose dB floor is the track's maximum
 
 
@@ -182,11 +184,11 @@ class Fma518(Extractor):
 
     def embed_track(self, blocks: TrackBlocks, sample_rate: int) -> dict[str, torch.Tensor]:
         """One track read as blocks (`base.py`): whole when it has at most
-        `SEGMENT_FRAMES` frames, as `embed` does; longer, in two passes of segments, so
+        `WHOLE_FRAMES` frames, as `embed` does; longer, in two passes of segments, so
         that memory holds a segment's spectra and the track's frame features, not the
         track (`stream_frame_features`)."""
         device = getattr(self, "device", torch.device("cpu"))
-        whole = _whole_track(blocks(), SEGMENT_FRAMES * self.config.hop_length)
+        whole = _whole_track(blocks(), WHOLE_FRAMES * self.config.hop_length)
         if whole is not None:
             return self.embed(torch.from_numpy(whole)[None].to(device), sample_rate)
         return _output(summarise_rows(self.stream_frame_features(blocks, sample_rate, device)),
