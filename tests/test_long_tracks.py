@@ -17,6 +17,7 @@ import soxr
 import torch
 from energy_extractor import EnergyConfig, EnergyExtractor
 
+from mfs.extractors import fma518, pipeline
 from mfs.extractors.audio import open_audio
 from mfs.extractors.base import Windowing
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows, load_mono
@@ -194,3 +195,39 @@ def test_hour_long_track_streams_in_bounded_memory(tmp_path):
     assert expected["n_windows"] == 3601
     assert_rows_match({k: np.asarray(v) if k.startswith("energy") else v
                        for k, v in measured.items()}, expected)
+
+
+def tone_and_noise(seconds: float, rate: int, seed: int) -> np.ndarray:
+    """A rising tone over noise: pitched enough for fma518's tunings and CQT."""
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * (220 + 20 * t) * t)
+    return (tone + noise(seconds, rate, seed=seed)[:, 0] / 4).astype(np.float32)
+
+
+def test_track_read_in_passes_equals_the_whole_track(tmp_path, monkeypatch):
+    """An extractor that reads blocks (fma518) gets a track over `HELD_SAMPLES` decoded
+    pass by pass, and one under it decoded ahead by its worker: both rows equal the
+    extractor on the track decoded whole, seconds included; a NaN part-way through a track
+    read in passes is that track's failure only."""
+    monkeypatch.setattr(pipeline, "HELD_SAMPLES", 50_000)
+    monkeypatch.setattr(fma518, "WHOLE_FRAMES", 100)
+    monkeypatch.setattr(fma518, "SEGMENT_FRAMES", 250)
+    rate = 22050
+    paths = {"long": tmp_path / "long.flac", "held": tmp_path / "held.wav",
+             "bad": tmp_path / "bad.wav"}
+    sf.write(paths["long"], tone_and_noise(20.0, rate, seed=8), rate)
+    sf.write(paths["held"], tone_and_noise(2.0, rate, seed=9), rate)
+    bad = tone_and_noise(8.0, rate, seed=10)
+    bad[-rate:] = np.nan
+    sf.write(paths["bad"], bad, rate, subtype="FLOAT")
+    extractor = fma518.Fma518()
+    extractor.load(torch.device("cpu"))
+    rows = run(extractor, paths, batch_size=1)
+    assert isinstance(rows["bad"], TrackFailure) and "NaN" in rows["bad"].reason
+    for key in ("long", "held"):
+        mono, _ = load_mono(paths[key], None)
+        with torch.inference_mode():
+            want = extractor.embed(torch.from_numpy(mono)[None], rate)["features"][0].numpy()
+        assert rows[key]["seconds"] == pytest.approx(len(mono) / rate, abs=1e-9)
+        assert rows[key]["n_windows"] == 1
+        np.testing.assert_allclose(rows[key]["features"], want, rtol=1e-5, atol=1e-6)
