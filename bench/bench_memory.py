@@ -49,6 +49,7 @@ def hwm():
 
 mode, warm, path = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 keep_freed_memory()  # as extract_rows does, for both paths
+torch.set_num_threads(Fma518.cpu_threads)  # as extract_rows does (`torch_threads`)
 extractor = Fma518()
 extractor.load(torch.device("cpu"))
 builder = RowBuilder(extractor, "bench")

@@ -268,20 +268,21 @@ class Fma518(Extractor):
                                 ("mel", spectral.mel_power(stats.power, const.mel_blocks))):
                 parts[name].append(value)
         values = {name: torch.cat(chunks, dim=1) for name, chunks in parts.items()}
-        return Spectra(values, powers, spectral.merge_peaks(peaks))
+        return Spectra(values, powers, spectral.merge_ranges(peaks))
 
     def _scan(self, parts: Iterable[Spectra], sample_rate: int) -> Scan:
-        """What a track's frames wait for, from the spectra of all its frames (a part at a
-        time: only the peaks and maxima are kept)."""
-        peaks: list[spectral.Peaks] = []
+        """What a track's frames wait for, from the spectra of all its frames, a part at a
+        time: of each part only the tuning candidates and the maxima are kept."""
+        votes: list[tuple[spectral.TuningVotes, spectral.TuningVotes]] = []
         tops: dict[str, torch.Tensor] = {}
         for part in parts:
-            peaks.append(part.peaks)
+            votes.append(self._tuning_votes(part.peaks, sample_rate))
             for name in DB_REFERENCED:
                 top = spectral.db_peak(part.values[name])
                 tops[name] = torch.maximum(tops[name], top) if name in tops else top
-        cqt_tuning, chroma_tuning = self._tunings(spectral.merge_peaks(peaks), sample_rate)
-        return Scan(cqt_tuning, chroma_tuning, tops)
+        cqt_votes, chroma_votes = zip(*votes, strict=True)
+        return Scan(spectral.vote(spectral.merge_ranges(list(cqt_votes))),
+                    spectral.vote(spectral.merge_ranges(list(chroma_votes))), tops)
 
     def _local_features(self, x: torch.Tensor, spectra: Spectra, scan: Scan,
                         const: Constants, sample_rate: int, keep: slice
@@ -305,25 +306,26 @@ class Fma518(Extractor):
 
     # --- families ----------------------------------------------------------------------
     def _peak_bins(self, sample_rate: int) -> tuple[int, int]:
-        """The bins where either tuning estimate looks for peaks (`_tunings`)."""
+        """The bins where either tuning estimate looks for peaks (`_tuning_votes`)."""
         n_fft = self.config.n_fft
         cqt_bins = spectral.pitch_bins(sample_rate, n_fft)
         stft_bins = spectral.pitch_bins(FEATURES_PY_RATE, n_fft)
         return min(cqt_bins[0], stft_bins[0]), max(cqt_bins[1], stft_bins[1])
 
-    def _tunings(self, peaks: spectral.Peaks, sample_rate: int) -> tuple[list[int], list[int]]:
-        """The two tuning estimates features.py makes, per track.
+    def _tuning_votes(self, peaks: spectral.Peaks, sample_rate: int
+                      ) -> tuple[spectral.TuningVotes, spectral.TuningVotes]:
+        """The candidates of the two tuning estimates features.py makes, per track.
 
         cqt(tuning=None) estimates on |X| at the file's rate; chroma_stft estimates on |X|²
         at librosa's default rate. Both use the peaks found once over both bin ranges.
         """
         n_fft = self.config.n_fft
-        return (spectral.estimate_tuning(peaks, spectral.pitch_bins(sample_rate, n_fft),
-                                         sample_rate, n_fft, squared=False,
-                                         bins_per_octave=N_CHROMA),
-                spectral.estimate_tuning(peaks, spectral.pitch_bins(FEATURES_PY_RATE, n_fft),
-                                         FEATURES_PY_RATE, n_fft, squared=True,
-                                         bins_per_octave=N_CHROMA))
+        return (spectral.tuning_votes(peaks, spectral.pitch_bins(sample_rate, n_fft),
+                                      sample_rate, n_fft, squared=False,
+                                      bins_per_octave=N_CHROMA),
+                spectral.tuning_votes(peaks, spectral.pitch_bins(FEATURES_PY_RATE, n_fft),
+                                      FEATURES_PY_RATE, n_fft, squared=True,
+                                      bins_per_octave=N_CHROMA))
 
     def _chroma_stft(self, power: torch.Tensor, tunings: list[int]) -> torch.Tensor:
         """chroma_stft(S=|X|²) at librosa's default rate, with its own tuning per track.

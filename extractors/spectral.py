@@ -17,8 +17,9 @@ as (batch, frames, dims).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -240,33 +241,50 @@ class Peaks:
     frame_top: np.ndarray
 
 
-def merge_peaks(parts: list[Peaks]) -> Peaks:
-    """One `Peaks` from those of consecutive frame ranges of the same tracks: each track's
-    peaks from every range, track after track (the tuning vote ignores their order)."""
+@dataclass(frozen=True)
+class TuningVotes:
+    """The peaks that may vote in one tuning estimate (`tuning_votes`), per track like
+    `Peaks`: each one's bin of the deviation histogram (`TUNING_EDGES`; -1 where its
+    pitch is not positive, which never votes) and its interpolated magnitude. 5 bytes a
+    peak (a `Peaks` entry takes 24), kept for a whole track until its median is known."""
+
+    starts: np.ndarray
+    bin: np.ndarray
+    mag: np.ndarray
+
+
+Ranges = TypeVar("Ranges", Peaks, TuningVotes)
+
+
+def merge_ranges(parts: list[Ranges]) -> Ranges:
+    """One `Peaks` (or `TuningVotes`) from those of consecutive frame ranges of the same
+    tracks: each track's entries from every range, track after track (the tuning vote
+    ignores their order)."""
     if len(parts) == 1:
         return parts[0]
+    names = [field.name for field in fields(parts[0]) if field.name != "starts"]
+    values = {name: np.concatenate([getattr(part, name) for part in parts]) for name in names}
     tracks = len(parts[0].starts) - 1
-    fields = {name: np.concatenate([getattr(part, name) for part in parts])
-              for name in ("bin", "below", "here", "above", "frame_top")}
-    if tracks > 1:  # regroup by track (one track's peaks are already together)
+    if tracks > 1:  # regroup by track (one track's entries are already together)
         offsets = np.cumsum([0] + [part.starts[-1] for part in parts[:-1]])
         take = np.concatenate([np.arange(part.starts[i], part.starts[i + 1]) + offset
                                for i in range(tracks)
                                for part, offset in zip(parts, offsets, strict=True)])
-        fields = {name: values[take] for name, values in fields.items()}
+        values = {name: value[take] for name, value in values.items()}
     counts = np.sum([np.diff(part.starts) for part in parts], axis=0)
-    return Peaks(starts=np.concatenate([[0], np.cumsum(counts)]), **fields)
+    return type(parts[0])(starts=np.concatenate([[0], np.cumsum(counts)]), **values)
 
 
-def estimate_tuning(peaks: Peaks, bins: tuple[int, int], sample_rate: float, n_fft: int,
-                    squared: bool, bins_per_octave: int = 12, threshold: float = 0.1
-                    ) -> list[int]:
-    """librosa.estimate_tuning per track, as `TUNING_EDGES` indices, from `Peaks`.
+def tuning_votes(peaks: Peaks, bins: tuple[int, int], sample_rate: float, n_fft: int,
+                 squared: bool, bins_per_octave: int = 12, threshold: float = 0.1
+                 ) -> TuningVotes:
+    """The candidates of librosa.estimate_tuning among `peaks` (all or a range of a
+    track's frames; `vote` counts them once the whole track's are in, and the two give
+    librosa.estimate_tuning per track as a `TUNING_EDGES` index).
 
     piptrack places the peaks in `bins` (of |X|, or of |X|² when `squared`) by parabolic
-    interpolation; those at or above the median magnitude vote in a 0.01-bin histogram of
-    their deviation from equal temperament and the fullest bin wins. No peaks (silence)
-    means tuning 0. float32 like librosa's, which this follows operation by operation.
+    interpolation; each gets its bin of a 0.01-bin histogram of deviation from equal
+    temperament. float32 like librosa's, which this follows operation by operation.
     """
     below, here, above = peaks.below, peaks.here, peaks.above
     keep = (peaks.bin >= bins[0]) & (peaks.bin < bins[1])
@@ -280,23 +298,36 @@ def estimate_tuning(peaks: Peaks, bins: tuple[int, int], sample_rate: float, n_f
     shift = np.divide(-b, a, out=np.zeros_like(a), where=np.abs(b) < np.abs(a))
     mags = here + 0.5 * b * shift
     pitch = ((bin_ + shift) * float(sample_rate) / n_fft).astype(np.float32)
-    return [_vote(pitch[start:stop], mags[start:stop], bins_per_octave)
-            for start, stop in zip(starts[:-1], starts[1:], strict=True)]
+    histogram = np.full(len(pitch), -1, dtype=np.int8)
+    positive = pitch > 0
+    histogram[positive] = _histogram_bins(pitch[positive], bins_per_octave)
+    return TuningVotes(starts, histogram, mags)
 
 
-def _vote(pitch: np.ndarray, mags: np.ndarray, bins_per_octave: int) -> int:
-    """Histogram vote of one track's peaks (librosa.pitch_tuning), as an edge index.
+def vote(votes: TuningVotes) -> list[int]:
+    """Each track's tuning (librosa.pitch_tuning): its candidates at or above the median
+    magnitude vote and the fullest histogram bin wins. No candidates (silence): tuning 0."""
+    return [_vote(votes.bin[start:stop], votes.mag[start:stop])
+            for start, stop in zip(votes.starts[:-1], votes.starts[1:], strict=True)]
+
+
+def _vote(histogram: np.ndarray, mags: np.ndarray) -> int:
+    if mags.size == 0:
+        return TUNING_ZERO
+    histogram = histogram[(mags >= np.median(mags)) & (histogram >= 0)]
+    if histogram.size == 0:
+        return TUNING_ZERO
+    return int(np.bincount(histogram, minlength=len(TUNING_EDGES) - 1).argmax())
+
+
+def _histogram_bins(pitch: np.ndarray, bins_per_octave: int) -> np.ndarray:
+    """The np.histogram bin over `TUNING_EDGES` of each (positive) pitch's deviation.
 
     A value in [-0.5, 0.5) falls in np.histogram's bin i when edge i <= value < edge i + 1.
     The bin is computed from the value and then moved by one where the edges (float64, as
     np.histogram compares) say the rounding put it next door: a binary search per value
     (searchsorted) cost a third of the whole tuning estimate.
     """
-    if mags.size == 0:
-        return TUNING_ZERO
-    pitch = pitch[(mags >= np.median(mags)) & (pitch > 0)]
-    if pitch.size == 0:
-        return TUNING_ZERO
     octaves = bins_per_octave * np.log2(pitch / (A440 / 16))
     residual = octaves - np.floor(octaves)  # = np.remainder(octaves, 1.0), exactly; 15x faster
     residual[residual >= 0.5] -= 1.0
@@ -305,7 +336,7 @@ def _vote(pitch: np.ndarray, mags: np.ndarray, bins_per_octave: int) -> int:
                    len(TUNING_EDGES) - 2)
     bins -= residual < TUNING_EDGES[bins]
     bins += residual >= TUNING_EDGES[bins + 1]
-    return int(np.bincount(bins, minlength=len(TUNING_EDGES) - 1).argmax())
+    return bins
 
 
 # --- frame features --------------------------------------------------------------------
