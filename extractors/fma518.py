@@ -235,10 +235,27 @@ class Fma518(Extractor):
                                        const, sample_rate, part.keep)
             out["chroma_cens"] = out.pop("chroma")
             _write(store, out, part.first_frame)
-        chroma = torch.from_numpy(np.ascontiguousarray(
-            store[:, _ROWS["chroma_cens"]].transpose(0, 2, 1)))
-        _write(store, self._chroma_families(chroma.to(device), const), 0)
+        self._stored_chroma_families(store, const, device)
         return store
+
+    def _stored_chroma_families(self, store: np.ndarray, const: Constants,
+                                device: torch.device) -> None:
+        """Replace the CQT's chroma waiting in `store`'s chroma_cens rows by the three
+        families made from it, `SEGMENT_FRAMES` frames at a time: each block reads the
+        CENS window's half-width of raw chroma beyond its ends (the block before it has
+        already been overwritten, so its last raw frames are carried over)."""
+        rows, half = _ROWS["chroma_cens"], const.cens_window.shape[0] // 2
+        n_frames, step = store.shape[-1], max(SEGMENT_FRAMES, half)
+        carried = store[:, rows, :0].copy()
+        for first in range(0, n_frames, step):
+            stop = min(n_frames, first + step)
+            raw = np.concatenate([carried, store[:, rows, first : stop + half]], axis=2)
+            carried = store[:, rows, max(first, stop - half) : stop].copy()
+            chroma = torch.from_numpy(np.ascontiguousarray(raw.transpose(0, 2, 1)))
+            families = self._chroma_families(chroma.to(device), const)
+            skip = raw.shape[2] - (min(n_frames, stop + half) - first)
+            _write(store, {name: value[:, skip : skip + stop - first]
+                           for name, value in families.items()}, first)
 
     # --- the two sides of a range of frames ------------------------------------------
     def _spectra(self, x: torch.Tensor, const: Constants, sample_rate: int,
