@@ -2,7 +2,8 @@
 
 Borrowed from lhotse and the HEAR API (see ../shared/STYLE.md): an extractor is a name, a
 frozen config dataclass whose hash identifies its output, the sample rate it wants, how it
-wants the track cut into windows, and one method from a batch of windows to embeddings.
+wants the track cut into windows, and one method from a batch of windows to embeddings
+(a whole-track extractor may instead read each track block by block, `embed_track`).
 Decoding, resampling, windowing, batching, device placement and pooling over windows live
 once, in `mfs.extractors.pipeline`, never in a model module.
 """

@@ -19,6 +19,15 @@ default of 22050 Hz labels the bins of those five whatever the file's rate: at 4
 (most of FMA) centroid, bandwidth and rolloff come out halved and the contrast bands sit an
 octave high. features.csv holds exactly that, so we do the same (`FEATURES_PY_RATE`).
 
+The statistics need every frame (the medians), but not the track: a track over
+`WHOLE_FRAMES` frames is read twice by `embed_track`, in hop-aligned segments
+(`segments.py`): first for what every frame waits for (the two tunings, the dB maxima of
+mel, contrast peaks and valleys), then for the frames, each segment with the context its
+frames reach (the STFT's half window, the CQT's lowest octave through its halvings), so
+they equal the whole track's. It holds a segment's spectra and CQT (tens of MB at any
+rate), the track's 74 frame features (296 bytes a frame: 46 MB an hour at 22.05 kHz, 200
+MB at 96 kHz) and, during the first pass, its tuning candidates (5 bytes a peak).
+
 Values that FMA cannot have are NaN: below about 8.5 kHz the 7-octave CQT from C1 does not
 fit under Nyquist, so chroma_cqt, chroma_cens and tonnetz are NaN (librosa raises, and
 FMA's row would be all NaN). Digital silence gives finite values: zeros, MFCC 0 at -100 dB
