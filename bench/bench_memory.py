@@ -1,9 +1,10 @@
 """fma518 peak memory against track length: the whole-track path against the streamed one.
 
 Each measurement is one fresh child process that imports everything, loads `fma518`,
-extracts a 5 s warm-up clip (constants, CQT plans, codec and thread start-up), reads its
-peak RSS (`VmHWM`), then extracts one track and reads `VmHWM` again: growth is what the
-track itself cost. Two ways to extract it, in the same run:
+extracts a 5 s warm-up clip (constants, CQT plans, codec and thread start-up), resets its
+peak RSS to the resident size (`/proc/self/clear_refs` 5) and reads that (`before`), then
+extracts one track and reads the peak (`VmHWM`): growth is what the track itself cost.
+Two ways to extract it, in the same run:
 
 * `whole`: the old path, what the pipeline did for every whole-track extractor: decode
   the track whole (`pipeline.load_mono`), then `Fma518.embed` on it;
@@ -42,9 +43,9 @@ import torch
 from mfs.extractors.fma518 import Fma518
 from mfs.extractors.pipeline import RowBuilder, extract_rows, keep_freed_memory, load_mono
 
-def hwm():
+def status(key):
     for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
 
 mode, warm, path = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
@@ -63,10 +64,12 @@ def run(track):
     return row["features"]
 
 run(warm)
-before = hwm()
+with open("/proc/self/clear_refs", "w") as handle:
+    handle.write("5")  # VmHWM := VmRSS: import and warm-up peaks are forgotten
+before = status("VmRSS")
 start, cpu = time.perf_counter(), time.process_time()
 features = run(path)
-print(json.dumps({"before": before, "peak": hwm(), "wall": time.perf_counter() - start,
+print(json.dumps({"before": before, "peak": status("VmHWM"), "wall": time.perf_counter() - start,
                   "cpu": time.process_time() - cpu,
                   "features": [float(v) for v in features]}))
 """

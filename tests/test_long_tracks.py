@@ -231,3 +231,50 @@ def test_track_read_in_passes_equals_the_whole_track(tmp_path, monkeypatch):
         assert rows[key]["seconds"] == pytest.approx(len(mono) / rate, abs=1e-9)
         assert rows[key]["n_windows"] == 1
         np.testing.assert_allclose(rows[key]["features"], want, rtol=1e-5, atol=1e-6)
+
+
+FMA518_LONG_RUN = textwrap.dedent("""
+    import json
+    import torch
+    from mfs.extractors.fma518 import Fma518
+    from mfs.extractors.pipeline import RowBuilder, extract_rows
+
+    def status(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+
+    extractor = Fma518()
+    extractor.load(torch.device("cpu"))
+    builder = RowBuilder(extractor, "long")
+    list(extract_rows(builder, [("warm-up", {warm!r})]))
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # the peak so far (imports, warm-up) := what is resident now
+    before = status("VmRSS")
+    [row] = list(extract_rows(builder, [("long", {long!r})]))
+    print(json.dumps({{"growth": status("VmHWM") - before, "seconds": row["seconds"],
+                      "finite": bool(all(v == v for v in row["features"]))}}))
+""")
+
+
+def test_fma518_long_track_in_bounded_memory(tmp_path):
+    """20 minutes at 22.05 kHz (101 MiB decoded): fma518 through the pipeline grows peak
+    memory by less than the decoded track (the whole-track path took 7x it), holding a
+    segment at a time and the track's frame features (bench/RESULTS.md, fma518 memory)."""
+    rate, minutes = 22050, 20
+    long_path, warm_path = tmp_path / "long.flac", tmp_path / "warm.flac"
+    with sf.SoundFile(long_path, "w", rate, 1, subtype="PCM_16") as out:
+        for minute in range(minutes):
+            out.write(tone_and_noise(60.0, rate, seed=minute))
+    sf.write(warm_path, tone_and_noise(5.0, rate, seed=99), rate)
+    script = FMA518_LONG_RUN.format(warm=str(warm_path), long=str(long_path))
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    measured = json.loads(child.stdout.strip().splitlines()[-1])
+    decoded_bytes = minutes * 60 * rate * 4
+    assert measured["seconds"] == pytest.approx(minutes * 60)
+    assert measured["finite"]
+    assert measured["growth"] < decoded_bytes, (
+        f"peak RSS grew {measured['growth'] / 2**20:.0f} MiB for a track of "
+        f"{decoded_bytes / 2**20:.0f} MiB decoded")
