@@ -72,6 +72,8 @@ FRAME_CHUNK = 1024  # STFT frames made and read at a time (`Fma518._spectra`)
 WHOLE_FRAMES = 4096
 SEGMENT_FRAMES = 2048
 DB_REFERENCED = ("mel", "peak", "valley")  # spectra whose dB floor is the track's maximum
+# Families that the spectra's statistics give final (`Fma518._spectra`).
+PASS_ONE_FAMILIES = ("spectral_rolloff", "spectral_centroid", "spectral_bandwidth", "rmse")
 
 
 def _columns() -> tuple[tuple[str, ...], np.ndarray]:
@@ -218,34 +220,65 @@ class Fma518(Extractor):
         """One track's frame features (1, 74, frames), `FAMILIES` order, read in segments
         of `SEGMENT_FRAMES` frames (`segments.py`), the values equal to `frame_features`'.
 
-        Pass 1 reads the spectra for what needs the whole track (tunings, dB
-        references: `_scan`); pass 2 computes each segment's frames, with enough context
-        for the CQT's lowest octave, into one array. CENS smooths across frames, so the
-        CQT's chroma waits there (in chroma_cens's rows) for the end.
+        Pass 1 makes the spectra's statistics (`_spectra`) and keeps those that wait for
+        nothing, the contrast bands' extremes and what the rest waits for (tunings, the
+        mel maximum: `_scan`). Pass 2 makes |X|² again for the mel and chroma products
+        (`_power_features`), and the CQT and zero crossings, each segment with enough
+        context for the CQT's lowest octave. CENS smooths across frames, so the CQT's
+        chroma waits in chroma_cens's rows for the end, as the contrast bands' extremes
+        wait for their maxima.
         """
         const = self._constants_for(sample_rate, device)
         hop, stft_margin = self.config.hop_length, _round_up(self.config.n_fft // 2 + 1,
                                                              self.config.hop_length)
-        n_samples = 0
+        kept: list[dict[str, np.ndarray]] = []
 
         def first_pass() -> Iterator[Spectra]:
-            nonlocal n_samples
             for part in segments(blocks(), hop, SEGMENT_FRAMES, stft_margin):
-                n_samples = part.start + len(part.samples)
-                yield self._spectra(_tensor(part.samples, device), const, sample_rate,
-                                    part.keep)
+                spectra = self._spectra(_tensor(part.samples, device), const, sample_rate,
+                                        part.keep)
+                kept.append({name: spectra.values[name].cpu().numpy()
+                             for name in (*PASS_ONE_FAMILIES, "peak", "valley")})
+                spectra.powers.clear()
+                yield spectra
 
         scan = self._scan(first_pass(), sample_rate)
-        store = np.empty((1, N_FRAME_FEATURES, spectral.n_frames(n_samples, hop)), np.float32)
+        store, valley = self._stored_first_pass(kept)
         margin = max(stft_margin, self._reach(sample_rate, scan.cqt_tuning[0]))
         for part in segments(blocks(), hop, SEGMENT_FRAMES, margin):
             x = _tensor(part.samples, device)
-            out = self._local_features(x, self._spectra(x, const, sample_rate, part.keep), scan,
-                                       const, sample_rate, part.keep)
+            frames = spectral.stft_frames(x, self.config.n_fft, hop)[:, part.keep]
+            out = self._power_features(
+                [frame_stats.power_spectrum(frames[:, start : start + FRAME_CHUNK],
+                                            const.window)
+                 for start in range(0, frames.shape[1], FRAME_CHUNK)], scan, const)
+            out.update(self._signal_features(x, sample_rate, scan, part.keep))
             out["chroma_cens"] = out.pop("chroma")
             _write(store, out, part.first_frame)
+        peak = torch.from_numpy(store[:, _ROWS["spectral_contrast"]].transpose(0, 2, 1))
+        contrast = spectral.spectral_contrast(peak, torch.from_numpy(valley))
+        _write(store, {"spectral_contrast": contrast}, 0)
         self._stored_chroma_families(store, const, device)
         return store
+
+    @staticmethod
+    def _stored_first_pass(kept: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """The frame features (1, 74, frames) with pass 1's families in place and the
+        contrast bands' peaks in spectral_contrast's rows; their valleys (1, frames, 7)
+        beside. Each segment's values are freed as they are moved in."""
+        n_frames = sum(part["rmse"].shape[1] for part in kept)
+        store = np.empty((1, N_FRAME_FEATURES, n_frames), np.float32)
+        valley = np.empty((1, n_frames, kept[0]["valley"].shape[-1]), np.float32)
+        first = 0
+        while kept:
+            part = kept.pop(0)
+            count = part["rmse"].shape[1]
+            valley[:, first : first + count] = part.pop("valley")
+            part["spectral_contrast"] = part.pop("peak")
+            _write(store, {name: torch.from_numpy(value) for name, value in part.items()},
+                   first)
+            first += count
+        return store, valley
 
     def _stored_chroma_families(self, store: np.ndarray, const: Constants,
                                 device: torch.device) -> None:
@@ -316,19 +349,33 @@ class Fma518(Extractor):
         """Frames `keep` of x's framing: every family but the three made from the CQT's
         chroma, which comes as "chroma" (`_chroma_families`). Frees `spectra`'s |X|²."""
         values = spectra.values
-        out = {name: values[name] for name in ("spectral_rolloff", "spectral_centroid",
-                                               "spectral_bandwidth", "rmse")}
+        out = {name: values[name] for name in PASS_ONE_FAMILIES}
         out["spectral_contrast"] = spectral.spectral_contrast(
             values["peak"], values["valley"], (scan.tops["peak"], scan.tops["valley"]))
-        out["mfcc"] = spectral.mfcc(values["mel"], const.dct, scan.tops["mel"])
-        out["chroma_stft"] = torch.cat([self._chroma_stft(power, scan.chroma_tuning)
-                                        for power in spectra.powers], dim=1)
+        out.update(self._power_features(spectra.powers, scan, const, values["mel"]))
         spectra.powers.clear()
-        n_frames = spectral.n_frames(x.shape[1], self.config.hop_length)
-        out["chroma"] = self._cqt_chroma(x, sample_rate, scan.cqt_tuning, n_frames)[:, keep]
-        out["zcr"] = spectral.zero_crossing_rate(x, self.config.n_fft,
-                                                 self.config.hop_length)[:, keep]
+        out.update(self._signal_features(x, sample_rate, scan, keep))
         return out
+
+    def _power_features(self, powers: list[torch.Tensor], scan: Scan, const: Constants,
+                        mel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """mfcc and chroma_stft from |X|² by chunks of frames (`mel`: their mel products,
+        when already made)."""
+        if mel is None:
+            mel = torch.cat([spectral.mel_power(power, const.mel_blocks) for power in powers],
+                            dim=1)
+        return {"mfcc": spectral.mfcc(mel, const.dct, scan.tops["mel"]),
+                "chroma_stft": torch.cat([self._chroma_stft(power, scan.chroma_tuning)
+                                          for power in powers], dim=1)}
+
+    def _signal_features(self, x: torch.Tensor, sample_rate: int, scan: Scan, keep: slice
+                         ) -> dict[str, torch.Tensor]:
+        """Frames `keep` of x's framing made from the signal itself: the CQT's chroma (as
+        "chroma") and the zero-crossing rate."""
+        n_frames = spectral.n_frames(x.shape[1], self.config.hop_length)
+        return {"chroma": self._cqt_chroma(x, sample_rate, scan.cqt_tuning, n_frames)[:, keep],
+                "zcr": spectral.zero_crossing_rate(x, self.config.n_fft,
+                                                   self.config.hop_length)[:, keep]}
 
     # --- families ----------------------------------------------------------------------
     def _peak_bins(self, sample_rate: int) -> tuple[int, int]:
