@@ -26,7 +26,7 @@ mel, contrast peaks and valleys), then for the frames, each segment with the con
 frames reach (the STFT's half window, the CQT's lowest octave through its halvings), so
 they equal the whole track's. It holds a segment's spectra and CQT (tens of MB at any
 rate), the track's 74 frame features (296 bytes a frame: 46 MB an hour at 22.05 kHz, 200
-MB at 96 kHz) and, during the first pass, its tuning candidates (5 bytes a peak).
+MB at 96 kHz) and, during the first pass, its tuning candidates (8 bytes a peak).
 
 Values that FMA cannot have are NaN: below about 8.5 kHz the 7-octave CQT from C1 does not
 fit under Nyquist, so chroma_cqt, chroma_cens and tonnetz are NaN (librosa raises, and
@@ -340,8 +340,8 @@ class Fma518(Extractor):
                 top = spectral.db_peak(part.values[name])
                 tops[name] = torch.maximum(tops[name], top) if name in tops else top
         cqt_votes, chroma_votes = zip(*votes, strict=True)
-        return Scan(spectral.vote(spectral.merge_ranges(list(cqt_votes))),
-                    spectral.vote(spectral.merge_ranges(list(chroma_votes))), tops)
+        return Scan(spectral.vote(spectral.merge_ranges(list(cqt_votes)), N_CHROMA),
+                    spectral.vote(spectral.merge_ranges(list(chroma_votes)), N_CHROMA), tops)
 
     def _local_features(self, x: torch.Tensor, spectra: Spectra, scan: Scan,
                         const: Constants, sample_rate: int, keep: slice
@@ -394,11 +394,9 @@ class Fma518(Extractor):
         """
         n_fft = self.config.n_fft
         return (spectral.tuning_votes(peaks, spectral.pitch_bins(sample_rate, n_fft),
-                                      sample_rate, n_fft, squared=False,
-                                      bins_per_octave=N_CHROMA),
+                                      sample_rate, n_fft, squared=False),
                 spectral.tuning_votes(peaks, spectral.pitch_bins(FEATURES_PY_RATE, n_fft),
-                                      FEATURES_PY_RATE, n_fft, squared=True,
-                                      bins_per_octave=N_CHROMA))
+                                      FEATURES_PY_RATE, n_fft, squared=True))
 
     def _chroma_stft(self, power: torch.Tensor, tunings: list[int]) -> torch.Tensor:
         """chroma_stft(S=|X|²) at librosa's default rate, with its own tuning per track.

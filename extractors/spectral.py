@@ -244,12 +244,11 @@ class Peaks:
 @dataclass(frozen=True)
 class TuningVotes:
     """The peaks that may vote in one tuning estimate (`tuning_votes`), per track like
-    `Peaks`: each one's bin of the deviation histogram (`TUNING_EDGES`; -1 where its
-    pitch is not positive, which never votes) and its interpolated magnitude. 5 bytes a
-    peak (a `Peaks` entry takes 24), kept for a whole track until its median is known."""
+    `Peaks`: each one's interpolated pitch and magnitude. 8 bytes a peak (a `Peaks` entry
+    takes 24), kept for a whole track until its median magnitude is known."""
 
     starts: np.ndarray
-    bin: np.ndarray
+    pitch: np.ndarray
     mag: np.ndarray
 
 
@@ -276,15 +275,13 @@ def merge_ranges(parts: list[Ranges]) -> Ranges:
 
 
 def tuning_votes(peaks: Peaks, bins: tuple[int, int], sample_rate: float, n_fft: int,
-                 squared: bool, bins_per_octave: int = 12, threshold: float = 0.1
-                 ) -> TuningVotes:
+                 squared: bool, threshold: float = 0.1) -> TuningVotes:
     """The candidates of librosa.estimate_tuning among `peaks` (all or a range of a
     track's frames; `vote` counts them once the whole track's are in, and the two give
     librosa.estimate_tuning per track as a `TUNING_EDGES` index).
 
     piptrack places the peaks in `bins` (of |X|, or of |X|² when `squared`) by parabolic
-    interpolation; each gets its bin of a 0.01-bin histogram of deviation from equal
-    temperament. float32 like librosa's, which this follows operation by operation.
+    interpolation. float32 like librosa's, which this follows operation by operation.
     """
     below, here, above = peaks.below, peaks.here, peaks.above
     keep = (peaks.bin >= bins[0]) & (peaks.bin < bins[1])
@@ -298,36 +295,30 @@ def tuning_votes(peaks: Peaks, bins: tuple[int, int], sample_rate: float, n_fft:
     shift = np.divide(-b, a, out=np.zeros_like(a), where=np.abs(b) < np.abs(a))
     mags = here + 0.5 * b * shift
     pitch = ((bin_ + shift) * float(sample_rate) / n_fft).astype(np.float32)
-    histogram = np.full(len(pitch), -1, dtype=np.int8)
-    positive = pitch > 0
-    histogram[positive] = _histogram_bins(pitch[positive], bins_per_octave)
-    return TuningVotes(starts, histogram, mags)
+    return TuningVotes(starts, pitch, mags)
 
 
-def vote(votes: TuningVotes) -> list[int]:
+def vote(votes: TuningVotes, bins_per_octave: int = 12) -> list[int]:
     """Each track's tuning (librosa.pitch_tuning): its candidates at or above the median
-    magnitude vote and the fullest histogram bin wins. No candidates (silence): tuning 0."""
-    return [_vote(votes.bin[start:stop], votes.mag[start:stop])
+    magnitude vote in a 0.01-bin histogram of their deviation from equal temperament and
+    the fullest bin wins. No candidates (silence): tuning 0."""
+    return [_vote(votes.pitch[start:stop], votes.mag[start:stop], bins_per_octave)
             for start, stop in zip(votes.starts[:-1], votes.starts[1:], strict=True)]
 
 
-def _vote(histogram: np.ndarray, mags: np.ndarray) -> int:
-    if mags.size == 0:
-        return TUNING_ZERO
-    histogram = histogram[(mags >= np.median(mags)) & (histogram >= 0)]
-    if histogram.size == 0:
-        return TUNING_ZERO
-    return int(np.bincount(histogram, minlength=len(TUNING_EDGES) - 1).argmax())
-
-
-def _histogram_bins(pitch: np.ndarray, bins_per_octave: int) -> np.ndarray:
-    """The np.histogram bin over `TUNING_EDGES` of each (positive) pitch's deviation.
+def _vote(pitch: np.ndarray, mags: np.ndarray, bins_per_octave: int) -> int:
+    """Histogram vote of one track's peaks, as an edge index.
 
     A value in [-0.5, 0.5) falls in np.histogram's bin i when edge i <= value < edge i + 1.
     The bin is computed from the value and then moved by one where the edges (float64, as
     np.histogram compares) say the rounding put it next door: a binary search per value
     (searchsorted) cost a third of the whole tuning estimate.
     """
+    if mags.size == 0:
+        return TUNING_ZERO
+    pitch = pitch[(mags >= np.median(mags)) & (pitch > 0)]
+    if pitch.size == 0:
+        return TUNING_ZERO
     octaves = bins_per_octave * np.log2(pitch / (A440 / 16))
     residual = octaves - np.floor(octaves)  # = np.remainder(octaves, 1.0), exactly; 15x faster
     residual[residual >= 0.5] -= 1.0
@@ -336,7 +327,7 @@ def _histogram_bins(pitch: np.ndarray, bins_per_octave: int) -> np.ndarray:
                    len(TUNING_EDGES) - 2)
     bins -= residual < TUNING_EDGES[bins]
     bins += residual >= TUNING_EDGES[bins + 1]
-    return bins
+    return int(np.bincount(bins, minlength=len(TUNING_EDGES) - 1).argmax())
 
 
 # --- frame features --------------------------------------------------------------------
