@@ -21,6 +21,7 @@ from mfs.extractors import fma518, pipeline
 from mfs.extractors.audio import open_audio
 from mfs.extractors.base import Windowing
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows, load_mono
+from mfs.extractors.segments import segments
 from mfs.extractors.windowing import WindowStream, cut_windows
 
 TESTS = Path(__file__).resolve().parent
@@ -96,6 +97,31 @@ def test_window_stream_cuts_the_same_windows(n_samples, window, hop, block):
     expected = cut_windows(samples, 1000, Windowing(window / 1000, hop / 1000))
     np.testing.assert_array_equal(np.stack(streamed), expected)
     assert stream.n_samples == n_samples and stream.emitted == len(expected)
+
+
+@pytest.mark.parametrize("n_samples", [1, 20, 47, 48, 49, 100, 311])
+@pytest.mark.parametrize("block", [1, 5, 64, 1000])
+def test_segments_cover_every_frame_once_with_context(n_samples, block):
+    """Segments of 3 frames at hop 4 with 8 samples of context: the kept frames are the
+    track's 1 + n // hop frames, in order, once each; a segment is the track's samples from
+    its start, and holds every sample within the margin of each kept frame's centre."""
+    hop, frames, margin = 4, 3, 8
+    samples = np.arange(n_samples, dtype=np.float32)
+    parts = list(segments(np.split(samples, range(block, n_samples, block)), hop, frames,
+                          margin))
+    kept = []
+    for part in parts:
+        assert part.start % hop == 0
+        np.testing.assert_array_equal(part.samples,
+                                      samples[part.start : part.start + len(part.samples)])
+        local = np.arange(1 + len(part.samples) // hop)[part.keep]
+        track = local + part.start // hop
+        assert track[0] == part.first_frame
+        for t in track:
+            lo, hi = max(0, t * hop - margin), min(n_samples, t * hop + margin)
+            assert part.start <= lo and hi <= part.start + len(part.samples)
+        kept += track.tolist()
+    assert kept == list(range(1 + n_samples // hop))
 
 
 @pytest.mark.parametrize(("rate", "channels", "target"),
