@@ -41,7 +41,8 @@ class Windowing:
     """How the shared pipeline cuts a decoded track before calling `Extractor.embed`.
 
     `seconds=None` hands the whole track over as one window (for features whose statistics
-    are defined over the full track, like FMA's). Otherwise windows start every
+    are defined over the full track, like FMA's), or as `TrackBlocks` to an extractor that
+    sets `reads_blocks`. Otherwise windows start every
     `hop_seconds`; a track shorter than one window is zero-padded to one window, and when
     the hops leave a tail uncovered a last window is aligned to the track's end, so every
     sample is seen and nothing is random.
