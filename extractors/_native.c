@@ -1,4 +1,5 @@
-/* fma518's C kernels: per-frame spectrogram statistics (frame_stats), the CQT's half-band
+/* fma518's C kernels: per-frame spectrogram statistics (frame_stats) or |X|² alone (power),
+ * the CQT's half-band
  * halving (halve) and octave products (cqt_octave), and zero-crossing counts.
  *
  * Why C: eager torch/numpy make one pass over the whole spectrogram per operation
@@ -366,6 +367,16 @@ HOT int64_t frame_stats(const float *spectra, int64_t rows, int64_t first_row, i
         }
     }
     return found;
+}
+
+/* |X|² alone of n bins of FFT output (re, im interleaved), scaled back by `to_power`: the
+ * same products and sum as frame_stats' power (no FMA: -ffp-contract=off), in one pass
+ * where torch made four (`frame_stats.power_spectrum`). */
+HOT void power(const float *spectra, int64_t n, float to_power, float *out) {
+    for (int64_t i = 0; i < n; i++) {
+        float re = spectra[2 * i] * spectra[2 * i], im = spectra[2 * i + 1] * spectra[2 * i + 1];
+        out[i] = (re + im) * to_power;
+    }
 }
 
 #define HALVING_BLOCK 2048 /* outputs per step of `halve`: its inputs stay in L1 */

@@ -2,7 +2,8 @@
 
 Borrowed from lhotse and the HEAR API (see ../shared/STYLE.md): an extractor is a name, a
 frozen config dataclass whose hash identifies its output, the sample rate it wants, how it
-wants the track cut into windows, and one method from a batch of windows to embeddings.
+wants the track cut into windows, and one method from a batch of windows to embeddings
+(a whole-track extractor may instead read each track block by block, `embed_track`).
 Decoding, resampling, windowing, batching, device placement and pooling over windows live
 once, in `mfs.extractors.pipeline`, never in a model module.
 """
@@ -10,15 +11,21 @@ once, in `mfs.extractors.pipeline`, never in a model module.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from mfs.store.provenance import config_hash
 
 POOLING_STATS = ("mean", "std", "max", "min")
+
+# A whole track for `Extractor.embed_track`: each call starts one more pass over its mono
+# float32 samples (numpy, at the extractor's rate), block by block.
+TrackBlocks = Callable[[], Iterator[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,8 @@ class Windowing:
     """How the shared pipeline cuts a decoded track before calling `Extractor.embed`.
 
     `seconds=None` hands the whole track over as one window (for features whose statistics
-    are defined over the full track, like FMA's). Otherwise windows start every
+    are defined over the full track, like FMA's), or as `TrackBlocks` to an extractor that
+    sets `reads_blocks`. Otherwise windows start every
     `hop_seconds`; a track shorter than one window is zero-padded to one window, and when
     the hops leave a tail uncovered a last window is aligned to the track's end, so every
     sample is seen and nothing is random.
@@ -73,6 +81,11 @@ class Extractor(ABC):
     # torch intra-op threads the model runs best with on a CPU (None: torch's default).
     # Models of many small ops lose more to thread hand-offs than they gain from threads.
     cpu_threads: ClassVar[int | None] = None
+    # Whole-track extractors (`Windowing(seconds=None)`) that can read a track block by
+    # block set this and implement `embed_track`: the pipeline then hands each track over
+    # as `TrackBlocks` and never holds it decoded whole, so an hour costs no more memory
+    # than the extractor itself keeps.
+    reads_blocks: ClassVar[bool] = False
 
     def __init__(self, config: ExtractorConfig | None = None) -> None:
         self.config = config if config is not None else self.config_class()
@@ -110,6 +123,14 @@ class Extractor(ABC):
 
         Returns one tensor per `OutputSpec`: (batch, dim), or (batch, layers, dim).
         """
+
+    def embed_track(self, blocks: TrackBlocks, sample_rate: int) -> dict[str, torch.Tensor]:
+        """One whole track, read through `blocks()` as often as the features need (a
+        first pass for what depends on the whole track, such as a tuning or a maximum).
+        Returns what `embed` returns for a batch of that one track. Only called when
+        `reads_blocks` is set; errors as in `embed` (ValueError, RuntimeError), and the
+        audio's own (`AudioError`) pass through."""
+        raise NotImplementedError(f"{self.name}: reads_blocks is set without embed_track")
 
     # --- identity ---------------------------------------------------------------------
     def config_hash(self) -> str:

@@ -173,6 +173,17 @@ def cqt_plan(sample_rate: float, hop_length: int, tuning_index: int, n_bins: int
     return CQTPlan(early, tuple(octaves), n_bins)
 
 
+def reach(plan: CQTPlan, halving_taps: int) -> int:
+    """Input samples either side of a frame's centre that its chroma depends on: the
+    lowest octave's kernel, at its rate, widened by the half-band filters before it (each
+    halving adds its half-width at the rate it runs at). Segments of a track with this
+    much context give its frames exactly (`segments.py`)."""
+    half = halving_taps // 2
+    levels = [plan.early_halvings + i for i in range(len(plan.octaves))]
+    return max(octave.n_fft // 2 * 2**level + half * (2**level - 1)
+               for octave, level in zip(plan.octaves, levels, strict=True))
+
+
 class PlanTensors:
     """A plan's kernels as the C kernel reads them, made once per plan: the octaves'
     kernels stacked (octaves, n_fft, 2 × bins), float32, scaled by `LIFT`, so that

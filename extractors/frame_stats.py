@@ -97,6 +97,23 @@ def spectrum_stats(frames: torch.Tensor, window: torch.Tensor, freqs: np.ndarray
         peaks=_peaks(peak_row[:found], peak_bin[:found], peak_values[:found], batch, n_frames))
 
 
+def power_spectrum(frames: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """|X|² of `spectral.stft_frames` (all or a range of them), Hann-windowed: the `power`
+    of `spectrum_stats` alone, by the same operations (window × `LIFT`, re² + im² in C,
+    scaled back by a power of two), for a pass over a track that needs no other statistic."""
+    batch, n_frames, n_fft = frames.shape
+    power = np.empty((batch, n_frames, n_fft // 2 + 1), dtype=np.float32)
+    lifted, to_power = window * LIFT, 1.0 / (LIFT * LIFT)
+    for track in range(batch):
+        for start in range(0, n_frames, FFT_CHUNK):
+            part = slice(start, start + FFT_CHUNK)
+            spectra = torch.view_as_real(torch.fft.rfft(frames[track, part] * lifted))
+            spectra = spectra.cpu().numpy()  # kept alive through the call
+            LIB.power(address(spectra), spectra.size // 2, to_power,
+                      address(power[track, part]))
+    return torch.from_numpy(power).to(frames.device)
+
+
 def _peaks(row: np.ndarray, bin_: np.ndarray, values: np.ndarray, tracks: int,
            n_frames: int) -> Peaks:
     """The kernel's peaks (row = track × frames + frame, ascending) as `spectral.Peaks`."""

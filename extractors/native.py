@@ -1,5 +1,5 @@
-"""ctypes binding of `_native.c`, fma518's C kernels (per-frame statistics, CQT, zero
-crossings, summary statistics).
+"""ctypes binding of `_native.c`, fma518's C kernels (per-frame statistics, |X|², CQT,
+zero crossings, summary statistics).
 
 The extension module is compiled by `pip install` (setuptools `ext-modules` in
 pyproject.toml); it holds plain C functions, called here through ctypes, which releases
@@ -27,6 +27,8 @@ LIB.frame_stats.argtypes = [
     _POINTER, _POINTER, _POINTER, _POINTER,  # power, stats, peak, valley
     _POINTER, _POINTER, _POINTER,  # peak_row, peak_bin, peak_values
 ]
+LIB.power.restype = None
+LIB.power.argtypes = [_POINTER, _INT, _FLOAT, _POINTER]
 LIB.halve.restype = _INT
 LIB.halve.argtypes = [_POINTER, _INT, _POINTER, _POINTER, _INT, _FLOAT]
 LIB.zero_crossings.restype = _INT

@@ -7,9 +7,12 @@ and the windows wait in a bounded queue. So memory is bounded in windows, not tr
 and an hour-long track is never held whole. Windows of several tracks share a batch so
 short clips keep the model busy, and each track's outputs are pooled batch by batch
 (`TrackPool`) into the fixed-size vectors of its feature row. Whole-track extractors
-(`Windowing(seconds=None)`) need the whole signal at once, so they get each track decoded
-whole, as one window. glibc is told to keep freed memory (`keep_freed_memory`), since
-re-faulting a CPU model's large activations every batch costs as much as the model.
+(`Windowing(seconds=None)`) that read blocks (`Extractor.reads_blocks`) get each track as
+`TrackBlocks`: decoded ahead by the worker when it is short (`HELD_SAMPLES`), else decoded
+afresh for each pass the extractor makes, so no track is held whole; other whole-track
+extractors get each track decoded whole, as one window. glibc is told to keep freed memory
+(`keep_freed_memory`), since re-faulting a CPU model's large activations every batch costs
+as much as the model.
 """
 
 from __future__ import annotations
@@ -58,6 +61,17 @@ class TrackWindow:
 
 
 @dataclass(frozen=True)
+class TrackPasses:
+    """A whole track for an extractor that reads blocks: the track's only item on its way
+    to the model, which ends it (`_run_track`)."""
+
+    track: int
+    track_id: str
+    blocks: DecodedBlocks
+    sample_rate: int
+
+
+@dataclass(frozen=True)
 class TrackEnd:
     """Follows a track's last window: how much audio it had, or why it failed."""
 
@@ -90,14 +104,62 @@ def load_mono(path: Path, target_rate: int | None) -> tuple[np.ndarray, int]:
         return mono, target_rate or audio.sample_rate
 
 
+# Samples of a track (8 MiB of float32; 47 s at 44.1 kHz) its worker decodes ahead for an
+# extractor that reads blocks: a clip is decoded once, beside the model, as for any other
+# extractor; a longer track is decoded in the model's thread, pass by pass.
+HELD_SAMPLES = 1 << 21
+
+
+class DecodedBlocks:
+    """`TrackBlocks` of one file at `sample_rate`: the blocks held when the whole track
+    was decoded ahead, else a fresh decode per pass. `n_samples` counts the samples of the
+    last pass that ran to the end."""
+
+    def __init__(self, path: Path, sample_rate: int, held: list[np.ndarray] | None) -> None:
+        self.path, self.sample_rate, self.held = path, sample_rate, held
+        self.n_samples = sum(map(len, held)) if held is not None else 0
+
+    def __call__(self) -> Iterator[np.ndarray]:
+        if self.held is not None:
+            yield from self.held
+            return
+        count = 0
+        with open_audio(self.path) as audio:
+            for block in mono_blocks(audio, self.sample_rate):
+                count += len(block)
+                yield block
+        self.n_samples = count
+
+
+def decode_ahead(path: Path, target_rate: int | None) -> DecodedBlocks:
+    """The track's `DecodedBlocks`, with its blocks held when it has at most `HELD_SAMPLES`
+    samples (the decode stops a block past that otherwise)."""
+    with open_audio(path) as audio:
+        rate = target_rate or audio.sample_rate
+        held: list[np.ndarray] | None = []
+        count = 0
+        for block in mono_blocks(audio, rate):
+            held.append(block)
+            count += len(block)
+            if count > HELD_SAMPLES:
+                held = None
+                break
+    return DecodedBlocks(path, rate, held)
+
+
 def stream_track(extractor: Extractor, track: int, track_id: str, path: Path
-                 ) -> Iterator[TrackWindow | TrackEnd]:
-    """The windows of one track as they are decoded, then its `TrackEnd`.
+                 ) -> Iterator[TrackWindow | TrackPasses | TrackEnd]:
+    """The windows of one track as they are decoded, then its `TrackEnd`; or, for an
+    extractor that reads blocks, its `TrackPasses` alone.
 
     Every error ends the track with a failure instead of raising, so one bad file never
     stops a run.
     """
     try:
+        if extractor.windowing.seconds is None and extractor.reads_blocks:
+            blocks = decode_ahead(path, extractor.sample_rate)
+            yield TrackPasses(track, track_id, blocks, blocks.sample_rate)
+            return
         if extractor.windowing.seconds is None:
             mono, rate = load_mono(path, extractor.sample_rate)
             yield TrackWindow(track, track_id, mono, rate)
@@ -133,7 +195,7 @@ _WORKER_DONE = object()
 
 
 def prefetch(extractor: Extractor, tracks: Iterable[tuple[str, Path]], workers: int,
-             ahead: int) -> Iterator[TrackWindow | TrackEnd]:
+             ahead: int) -> Iterator[TrackWindow | TrackPasses | TrackEnd]:
     """`stream_track` over `tracks` in `workers` threads, at most `ahead` items waiting.
 
     The bound is what keeps memory flat: a thread that decodes faster than the model
@@ -209,6 +271,26 @@ def _embed(extractor: Extractor, batch: list[TrackWindow]) -> dict[str, np.ndarr
     return {name: value.float().cpu().numpy() for name, value in result.items()}
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300]
+
+
+def _run_track(extractor: Extractor, item: TrackPasses, track: _OpenTrack) -> None:
+    """Embed a track that the extractor reads by blocks, here in the model's thread (one
+    track's features in memory at a time), and end it: a bad file or a failing model
+    fails only this track."""
+    try:
+        with torch.inference_mode():
+            result = extractor.embed_track(item.blocks, item.sample_rate)
+        track.pool.add({name: value.float().cpu().numpy() for name, value in result.items()})
+    except AudioError as error:
+        track.failure = TrackFailure(item.track_id, "AudioError", _one_line(error))
+    except (RuntimeError, ValueError, OSError, MemoryError) as error:
+        track.failure = TrackFailure(item.track_id, type(error).__name__,
+                                     f"{item.blocks.path}: {_one_line(error)}")
+    track.end = TrackEnd(item.track, item.track_id, item.blocks.n_samples / item.sample_rate)
+
+
 def _run_batch(extractor: Extractor, batch: list[TrackWindow],
                open_tracks: dict[int, _OpenTrack]) -> None:
     """Embed `batch` and pool each window's outputs into its track; if the model raises,
@@ -218,7 +300,7 @@ def _run_batch(extractor: Extractor, batch: list[TrackWindow],
     try:
         outputs = _embed(extractor, batch)
     except (RuntimeError, ValueError) as error:
-        error_class, reason = type(error).__name__, " ".join(str(error).split())[:300]
+        error_class, reason = type(error).__name__, _one_line(error)
     for index in dict.fromkeys(owners.tolist()):
         track = open_tracks.get(index)
         if track is None:  # failed while decoding and already reported
@@ -259,7 +341,8 @@ def extract_rows(builder: RowBuilder, tracks: Iterable[tuple[str, Path]], batch_
 
     `builder.extractor` must already be loaded (`extractor.load(device)`). `workers`
     threads decode; at most `2 * batch_size` decoded windows wait for the model (one track
-    per worker for whole-track extractors, whose windows are whole tracks). On the CPU the
+    per worker for whole-track extractors, whose windows are whole tracks, or at most
+    `HELD_SAMPLES` of it for those that read blocks). On the CPU the
     model runs with the extractor's preferred torch thread count (`cpu_threads`).
     """
     keep_freed_memory()
@@ -286,6 +369,8 @@ def extract_rows(builder: RowBuilder, tracks: Iterable[tuple[str, Path]], batch_
             if isinstance(item, TrackEnd):
                 track.end = item
                 track.failure = track.failure or item.failure
+            elif isinstance(item, TrackPasses):
+                _run_track(extractor, item, track)
             elif track.failure is None:
                 if batch and batch[0].sample_rate != item.sample_rate:  # native-rate extractors
                     _run_batch(extractor, batch, open_tracks)

@@ -17,8 +17,9 @@ as (batch, frames, dims).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -79,11 +80,23 @@ def normalize(x: torch.Tensor, norm: float, dim: int = -1) -> torch.Tensor:
     return x / torch.where(length < tiny, torch.ones_like(length), length)
 
 
-def power_to_db(power: torch.Tensor, amin: float = 1e-10, top_db: float = 80.0) -> torch.Tensor:
-    """librosa.power_to_db(ref=1): the `top_db` floor is relative to each track's maximum."""
-    db = 10.0 * torch.log10(power.clamp_min(amin))
-    peak = db.flatten(1).amax(1).view(-1, *([1] * (db.dim() - 1)))
-    return torch.maximum(db, peak - top_db)
+def power_to_db(power: torch.Tensor, peak: torch.Tensor | None = None, amin: float = 1e-10,
+                top_db: float = 80.0) -> torch.Tensor:
+    """librosa.power_to_db(ref=1): the `top_db` floor is relative to each track's maximum
+    in dB, `peak` (batch,) when the track is seen a part at a time (`db_peak` of every
+    part, maximised), else taken from `power`."""
+    db = _db(power, amin)
+    peak = db_peak(db, amin, in_db=True) if peak is None else peak
+    return torch.maximum(db, peak.view(-1, *([1] * (db.dim() - 1))) - top_db)
+
+
+def db_peak(power: torch.Tensor, amin: float = 1e-10, in_db: bool = False) -> torch.Tensor:
+    """Each track's maximum of `power` (batch, ...) in dB: the reference of `power_to_db`."""
+    return (power if in_db else _db(power, amin)).flatten(1).amax(1)
+
+
+def _db(power: torch.Tensor, amin: float) -> torch.Tensor:
+    return 10.0 * torch.log10(power.clamp_min(amin))
 
 
 def hz_to_octs(freqs: np.ndarray, tuning: float = 0.0, bins_per_octave: int = 12) -> np.ndarray:
@@ -228,33 +241,47 @@ class Peaks:
     frame_top: np.ndarray
 
 
-def merge_peaks(parts: list[Peaks]) -> Peaks:
-    """One `Peaks` from those of consecutive frame ranges of the same tracks: each track's
-    peaks from every range, track after track (the tuning vote ignores their order)."""
+@dataclass(frozen=True)
+class TuningVotes:
+    """The peaks that may vote in one tuning estimate (`tuning_votes`), per track like
+    `Peaks`: each one's interpolated pitch and magnitude. 8 bytes a peak (a `Peaks` entry
+    takes 24), kept for a whole track until its median magnitude is known."""
+
+    starts: np.ndarray
+    pitch: np.ndarray
+    mag: np.ndarray
+
+
+Ranges = TypeVar("Ranges", Peaks, TuningVotes)
+
+
+def merge_ranges(parts: list[Ranges]) -> Ranges:
+    """One `Peaks` (or `TuningVotes`) from those of consecutive frame ranges of the same
+    tracks: each track's entries from every range, track after track (the tuning vote
+    ignores their order)."""
     if len(parts) == 1:
         return parts[0]
+    names = [field.name for field in fields(parts[0]) if field.name != "starts"]
+    values = {name: np.concatenate([getattr(part, name) for part in parts]) for name in names}
     tracks = len(parts[0].starts) - 1
-    fields = {name: np.concatenate([getattr(part, name) for part in parts])
-              for name in ("bin", "below", "here", "above", "frame_top")}
-    if tracks > 1:  # regroup by track (one track's peaks are already together)
+    if tracks > 1:  # regroup by track (one track's entries are already together)
         offsets = np.cumsum([0] + [part.starts[-1] for part in parts[:-1]])
         take = np.concatenate([np.arange(part.starts[i], part.starts[i + 1]) + offset
                                for i in range(tracks)
                                for part, offset in zip(parts, offsets, strict=True)])
-        fields = {name: values[take] for name, values in fields.items()}
+        values = {name: value[take] for name, value in values.items()}
     counts = np.sum([np.diff(part.starts) for part in parts], axis=0)
-    return Peaks(starts=np.concatenate([[0], np.cumsum(counts)]), **fields)
+    return type(parts[0])(starts=np.concatenate([[0], np.cumsum(counts)]), **values)
 
 
-def estimate_tuning(peaks: Peaks, bins: tuple[int, int], sample_rate: float, n_fft: int,
-                    squared: bool, bins_per_octave: int = 12, threshold: float = 0.1
-                    ) -> list[int]:
-    """librosa.estimate_tuning per track, as `TUNING_EDGES` indices, from `Peaks`.
+def tuning_votes(peaks: Peaks, bins: tuple[int, int], sample_rate: float, n_fft: int,
+                 squared: bool, threshold: float = 0.1) -> TuningVotes:
+    """The candidates of librosa.estimate_tuning among `peaks` (all or a range of a
+    track's frames; `vote` counts them once the whole track's are in, and the two give
+    librosa.estimate_tuning per track as a `TUNING_EDGES` index).
 
     piptrack places the peaks in `bins` (of |X|, or of |X|² when `squared`) by parabolic
-    interpolation; those at or above the median magnitude vote in a 0.01-bin histogram of
-    their deviation from equal temperament and the fullest bin wins. No peaks (silence)
-    means tuning 0. float32 like librosa's, which this follows operation by operation.
+    interpolation. float32 like librosa's, which this follows operation by operation.
     """
     below, here, above = peaks.below, peaks.here, peaks.above
     keep = (peaks.bin >= bins[0]) & (peaks.bin < bins[1])
@@ -268,12 +295,19 @@ def estimate_tuning(peaks: Peaks, bins: tuple[int, int], sample_rate: float, n_f
     shift = np.divide(-b, a, out=np.zeros_like(a), where=np.abs(b) < np.abs(a))
     mags = here + 0.5 * b * shift
     pitch = ((bin_ + shift) * float(sample_rate) / n_fft).astype(np.float32)
-    return [_vote(pitch[start:stop], mags[start:stop], bins_per_octave)
-            for start, stop in zip(starts[:-1], starts[1:], strict=True)]
+    return TuningVotes(starts, pitch, mags)
+
+
+def vote(votes: TuningVotes, bins_per_octave: int = 12) -> list[int]:
+    """Each track's tuning (librosa.pitch_tuning): its candidates at or above the median
+    magnitude vote in a 0.01-bin histogram of their deviation from equal temperament and
+    the fullest bin wins. No candidates (silence): tuning 0."""
+    return [_vote(votes.pitch[start:stop], votes.mag[start:stop], bins_per_octave)
+            for start, stop in zip(votes.starts[:-1], votes.starts[1:], strict=True)]
 
 
 def _vote(pitch: np.ndarray, mags: np.ndarray, bins_per_octave: int) -> int:
-    """Histogram vote of one track's peaks (librosa.pitch_tuning), as an edge index.
+    """Histogram vote of one track's peaks, as an edge index.
 
     A value in [-0.5, 0.5) falls in np.histogram's bin i when edge i <= value < edge i + 1.
     The bin is computed from the value and then moved by one where the edges (float64, as
@@ -314,10 +348,13 @@ def zero_crossing_rate(x: torch.Tensor, frame_length: int, hop_length: int,
     return rate[..., None].to(x.device)
 
 
-def spectral_contrast(peak: torch.Tensor, valley: torch.Tensor) -> torch.Tensor:
+def spectral_contrast(peak: torch.Tensor, valley: torch.Tensor,
+                      tops: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Peak minus valley in dB, from the band extremes of `frame_stats.spectrum_stats`
-    over the whole track (the dB floor is relative to the track's maximum)."""
-    return power_to_db(peak) - power_to_db(valley)
+    (the dB floors are relative to the track's maxima: `tops` = their `db_peak`s, or
+    taken from the frames given when they are the whole track)."""
+    peak_top, valley_top = (None, None) if tops is None else tops
+    return power_to_db(peak, peak_top) - power_to_db(valley, valley_top)
 
 
 def chroma_stft(power: torch.Tensor, filters: torch.Tensor, n_chroma: int = 12
@@ -332,7 +369,9 @@ def mel_power(power: torch.Tensor, blocks: list[tuple[int, int, torch.Tensor]]) 
     return torch.cat([torch.matmul(power[..., a:b], w) for a, b, w in blocks], dim=-1)
 
 
-def mfcc(mel: torch.Tensor, dct: torch.Tensor) -> torch.Tensor:
+def mfcc(mel: torch.Tensor, dct: torch.Tensor, top: torch.Tensor | None = None
+         ) -> torch.Tensor:
     """MFCCs: DCT-II (ortho) of the dB mel spectrogram (Slaney mel, top_db 80), from
-    `mel_power` over the whole track (the dB floor is relative to its maximum)."""
-    return torch.matmul(power_to_db(mel), dct.T)
+    `mel_power` (the dB floor is relative to the track's maximum: `top`, its `db_peak`, or
+    taken from `mel` when it is the whole track)."""
+    return torch.matmul(power_to_db(mel, top), dct.T)

@@ -233,3 +233,53 @@ def test_frame_chunks_do_not_change_features(extractor: Fma518,
         chunked = extractor.embed(torch.from_numpy(tracks), 22050)["features"].numpy()
     assert len(spectral.stft_frames(torch.from_numpy(tracks), 2048, 512)[0]) > 5 * 100
     np.testing.assert_array_equal(chunked, whole)
+
+
+def streamed(extractor: Fma518, x: np.ndarray, rate: int, pieces: int) -> np.ndarray:
+    """`embed_track` on x handed over in `pieces` uneven blocks."""
+    cuts = np.sort(np.random.default_rng(pieces).choice(np.arange(1, len(x)), pieces - 1,
+                                                        replace=False))
+    with torch.inference_mode():
+        features = extractor.embed_track(lambda: iter(np.split(x, cuts)), rate)["features"]
+    return features[0].numpy()
+
+
+@needs_data
+@pytest.mark.parametrize(("path", "seconds", "rate"), [
+    (DATA / "gtzan-full" / "genres" / "jazz" / "jazz.00000.au", None, None),  # 22.05 kHz
+    (CC_MUSIC / "Kevin_MacLeod_-_Vibe_Ace.hq.ogg", 30.0, None),  # 44.1 kHz: one halving first
+    (GTZAN / "classical" / "classical.00003.flac", 8.0, 96000),  # two halvings first
+    (GTZAN / "country" / "country.00003.flac", 12.0, 8000),  # no CQT: NaN families
+])
+def test_streamed_track_equals_whole_track(extractor: Fma518, monkeypatch: pytest.MonkeyPatch,
+                                           path: Path, seconds: float | None,
+                                           rate: int | None) -> None:
+    """A long track is read in two passes of hop-aligned segments with the CQT's context
+    (`Fma518.stream_frame_features`); forced here onto these clips (5 segments, the
+    track's end mid-segment, uneven blocks), it gives the whole-track row. It
+    gives the same bits on this machine; the tolerance allows a BLAS that sums a shorter
+    product in another order."""
+    x, native_rate = load(path, seconds)
+    if rate is not None:
+        x = soxr.resample(x, native_rate, rate, quality="HQ").astype(np.float32)
+    rate = rate or native_rate
+    whole = ours(extractor, x, rate)
+    monkeypatch.setattr(fma518, "WHOLE_FRAMES", 0)
+    monkeypatch.setattr(fma518, "SEGMENT_FRAMES", spectral.n_frames(len(x), 512) // 5 + 1)
+    np.testing.assert_allclose(streamed(extractor, x, rate, 23), whole, rtol=1e-5, atol=1e-6)
+    assert np.isnan(whole).any() == (rate == 8000)
+
+
+def test_short_track_is_read_whole(extractor: Fma518, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A track of at most `WHOLE_FRAMES` frames takes one pass, the one `embed` makes."""
+    x = (0.1 * np.random.default_rng(5).standard_normal(3 * 22050)).astype(np.float32)
+    passes = []
+
+    def blocks() -> Iterator[np.ndarray]:
+        passes.append(1)
+        return iter(np.array_split(x, 4))
+
+    with torch.inference_mode():
+        got = extractor.embed_track(blocks, 22050)["features"][0].numpy()
+    assert len(passes) == 1
+    np.testing.assert_array_equal(got, ours(extractor, x, 22050))

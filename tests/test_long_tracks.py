@@ -17,9 +17,11 @@ import soxr
 import torch
 from energy_extractor import EnergyConfig, EnergyExtractor
 
+from mfs.extractors import fma518, pipeline
 from mfs.extractors.audio import open_audio
 from mfs.extractors.base import Windowing
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows, load_mono
+from mfs.extractors.segments import segments
 from mfs.extractors.windowing import WindowStream, cut_windows
 
 TESTS = Path(__file__).resolve().parent
@@ -95,6 +97,31 @@ def test_window_stream_cuts_the_same_windows(n_samples, window, hop, block):
     expected = cut_windows(samples, 1000, Windowing(window / 1000, hop / 1000))
     np.testing.assert_array_equal(np.stack(streamed), expected)
     assert stream.n_samples == n_samples and stream.emitted == len(expected)
+
+
+@pytest.mark.parametrize("n_samples", [1, 20, 47, 48, 49, 100, 311])
+@pytest.mark.parametrize("block", [1, 5, 64, 1000])
+def test_segments_cover_every_frame_once_with_context(n_samples, block):
+    """Segments of 3 frames at hop 4 with 8 samples of context: the kept frames are the
+    track's 1 + n // hop frames, in order, once each; a segment is the track's samples from
+    its start, and holds every sample within the margin of each kept frame's centre."""
+    hop, frames, margin = 4, 3, 8
+    samples = np.arange(n_samples, dtype=np.float32)
+    parts = list(segments(np.split(samples, range(block, n_samples, block)), hop, frames,
+                          margin))
+    kept = []
+    for part in parts:
+        assert part.start % hop == 0
+        np.testing.assert_array_equal(part.samples,
+                                      samples[part.start : part.start + len(part.samples)])
+        local = np.arange(1 + len(part.samples) // hop)[part.keep]
+        track = local + part.start // hop
+        assert track[0] == part.first_frame
+        for t in track:
+            lo, hi = max(0, t * hop - margin), min(n_samples, t * hop + margin)
+            assert part.start <= lo and hi <= part.start + len(part.samples)
+        kept += track.tolist()
+    assert kept == list(range(1 + n_samples // hop))
 
 
 @pytest.mark.parametrize(("rate", "channels", "target"),
@@ -194,3 +221,86 @@ def test_hour_long_track_streams_in_bounded_memory(tmp_path):
     assert expected["n_windows"] == 3601
     assert_rows_match({k: np.asarray(v) if k.startswith("energy") else v
                        for k, v in measured.items()}, expected)
+
+
+def tone_and_noise(seconds: float, rate: int, seed: int) -> np.ndarray:
+    """A rising tone over noise: pitched enough for fma518's tunings and CQT."""
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * (220 + 20 * t) * t)
+    return (tone + noise(seconds, rate, seed=seed)[:, 0] / 4).astype(np.float32)
+
+
+def test_track_read_in_passes_equals_the_whole_track(tmp_path, monkeypatch):
+    """An extractor that reads blocks (fma518) gets a track over `HELD_SAMPLES` decoded
+    pass by pass, and one under it decoded ahead by its worker: both rows equal the
+    extractor on the track decoded whole, seconds included; a NaN part-way through a track
+    read in passes is that track's failure only."""
+    monkeypatch.setattr(pipeline, "HELD_SAMPLES", 50_000)
+    monkeypatch.setattr(fma518, "WHOLE_FRAMES", 100)
+    monkeypatch.setattr(fma518, "SEGMENT_FRAMES", 250)
+    rate = 22050
+    paths = {"long": tmp_path / "long.flac", "held": tmp_path / "held.wav",
+             "bad": tmp_path / "bad.wav"}
+    sf.write(paths["long"], tone_and_noise(20.0, rate, seed=8), rate)
+    sf.write(paths["held"], tone_and_noise(2.0, rate, seed=9), rate)
+    bad = tone_and_noise(8.0, rate, seed=10)
+    bad[-rate:] = np.nan
+    sf.write(paths["bad"], bad, rate, subtype="FLOAT")
+    extractor = fma518.Fma518()
+    extractor.load(torch.device("cpu"))
+    rows = run(extractor, paths, batch_size=1)
+    assert isinstance(rows["bad"], TrackFailure) and "NaN" in rows["bad"].reason
+    for key in ("long", "held"):
+        mono, _ = load_mono(paths[key], None)
+        with torch.inference_mode():
+            want = extractor.embed(torch.from_numpy(mono)[None], rate)["features"][0].numpy()
+        assert rows[key]["seconds"] == pytest.approx(len(mono) / rate, abs=1e-9)
+        assert rows[key]["n_windows"] == 1
+        np.testing.assert_allclose(rows[key]["features"], want, rtol=1e-5, atol=1e-6)
+
+
+FMA518_LONG_RUN = textwrap.dedent("""
+    import json
+    import torch
+    from mfs.extractors.fma518 import Fma518
+    from mfs.extractors.pipeline import RowBuilder, extract_rows
+
+    def status(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+
+    extractor = Fma518()
+    extractor.load(torch.device("cpu"))
+    builder = RowBuilder(extractor, "long")
+    list(extract_rows(builder, [("warm-up", {warm!r})]))
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # the peak so far (imports, warm-up) := what is resident now
+    before = status("VmRSS")
+    [row] = list(extract_rows(builder, [("long", {long!r})]))
+    print(json.dumps({{"growth": status("VmHWM") - before, "seconds": row["seconds"],
+                      "finite": bool(all(v == v for v in row["features"]))}}))
+""")
+
+
+def test_fma518_long_track_in_bounded_memory(tmp_path):
+    """20 minutes at 22.05 kHz (101 MiB decoded): fma518 through the pipeline grows peak
+    memory by less than the decoded track (the whole-track path took 7x it), holding a
+    segment at a time and the track's frame features (bench/RESULTS.md, fma518 memory)."""
+    rate, minutes = 22050, 20
+    long_path, warm_path = tmp_path / "long.flac", tmp_path / "warm.flac"
+    with sf.SoundFile(long_path, "w", rate, 1, subtype="PCM_16") as out:
+        for minute in range(minutes):
+            out.write(tone_and_noise(60.0, rate, seed=minute))
+    sf.write(warm_path, tone_and_noise(5.0, rate, seed=99), rate)
+    script = FMA518_LONG_RUN.format(warm=str(warm_path), long=str(long_path))
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    measured = json.loads(child.stdout.strip().splitlines()[-1])
+    decoded_bytes = minutes * 60 * rate * 4
+    assert measured["seconds"] == pytest.approx(minutes * 60)
+    assert measured["finite"]
+    assert measured["growth"] < decoded_bytes, (
+        f"peak RSS grew {measured['growth'] / 2**20:.0f} MiB for a track of "
+        f"{decoded_bytes / 2**20:.0f} MiB decoded")
