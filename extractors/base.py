@@ -75,7 +75,14 @@ class Extractor(ABC):
     cpu_threads: ClassVar[int | None] = None
 
     def __init__(self, config: ExtractorConfig | None = None) -> None:
-        self.config = config if config is not None else self.config_class()
+        self.config = config if config is not None else self.default_config()
+
+    @classmethod
+    def default_config(cls) -> ExtractorConfig:
+        """The config a bare name (`mfs extract --extractor NAME`) runs with; specs override
+        its fields. A class whose valid config differs from its config class's defaults
+        (musicnn-msd needs model=MSD_musicnn) says so here, once."""
+        return cls.config_class()
 
     # --- what the pipeline needs to know -------------------------------------------------
     @property
