@@ -9,6 +9,8 @@ from mfs.extractors.base import Extractor
 from mfs.store import Store
 from mfs.store.views import view_name
 
+MAX_ATTEMPTS = 3  # a track that failed this often for a config is skipped, not retried
+
 CANDIDATES = """
 SELECT t.track_id, t.library_root, t.path, coalesce(f.attempts, 0) AS attempts
 FROM tracks t
