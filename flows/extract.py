@@ -20,13 +20,12 @@ from mfs.extractors.base import Extractor
 from mfs.extractors.device import pick_device
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows
 from mfs.flows.plan import MAX_ATTEMPTS, Plan, plan_missing
-from mfs.flows.prepare import create_extractors
+from mfs.flows.prepare import DEFAULT_EXTRACTORS, create_extractors
 from mfs.flows.scan import run_scan
 from mfs.store import Store
 from mfs.store.provenance import library_versions
 from mfs.store.store import StoreWriter
 
-DEFAULT_EXTRACTORS = ("fma518", "musicnn-mtt")
 TRACKS_PER_PART = 64
 
 

@@ -17,6 +17,8 @@ from mfs.flows.scan import run_scan
 from mfs.store import Store
 from mfs.store.lock import raise_if_locked
 
+DEFAULT_EXTRACTORS = ("fma518", "musicnn-mtt")
+
 
 def create_extractors(specs: list[str]) -> list[Extractor]:
     """One unloaded extractor per spec; a ValueError/KeyError/ExtractorUnavailable line

@@ -137,7 +137,7 @@ def extract_command(
 ) -> None:
     """Extract what the library is missing (Prefect flow extract-library; default
     extractors fma518,musicnn-mtt)."""
-    from mfs.flows.extract import DEFAULT_EXTRACTORS
+    from mfs.flows.prepare import DEFAULT_EXTRACTORS
 
     specs = extractor_specs(extractor or list(DEFAULT_EXTRACTORS))
     run_extraction("extract-library", Store(store), library, specs, batch_size, device, rescan)

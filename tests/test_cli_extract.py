@@ -184,3 +184,22 @@ def test_disk_full_during_extract_is_one_line_naming_the_store(tmp_path: Path) -
         assert sorted(p.name for p in store.rglob("*.parquet")) == before
     finally:
         subprocess.run(["umount", str(device)], check=False)
+
+
+def test_extractors_repeat_or_comma_and_library_is_positional(tmp_path: Path) -> None:
+    """An empty library has nothing missing: the summary per extractor, in the order given,
+    with no Prefect server started."""
+    (tmp_path / "empty").mkdir()
+    store = str(tmp_path / "store")
+    assert invoke("scan", str(tmp_path / "empty"), "--kind", "folder", "--name", "lib",
+                  "--store", store)[0] == 0
+    wanted = ["musicnn-mtt", "fma518", "musicnn-msd"]
+    extractors = ["-e", "musicnn-mtt", "--extractor", "fma518,musicnn-msd", "--store", store]
+    result = run_mfs("extract", "lib", *extractors)
+    assert result.returncode == 0, result.stderr
+    assert "Starting temporary server" not in result.stderr
+    outputs = [result.stdout] + [invoke(*command, *extractors)[1]
+                                 for command in (["backfill", "lib"], ["backfill"])]
+    for out in outputs:
+        assert [line.split(":")[0] for line in out.splitlines()] == wanted
+        assert out.count("(nothing missing)") == 3
