@@ -6,6 +6,8 @@ features are all stored (bench_extract's real-shaped rows, written through the s
 writer). Then each command runs as its own process, `--repeats` times (median and best):
 
 * baseline `mfs --help`: the CLI's process start-up and nothing else;
+* `python -c 'import torch'`: what importing the extractor modules costs at least (they
+  import torch at module level, and a spec's config hash needs its extractor's class);
 * `mfs extract bench` (rescan first, the default) and `mfs extract bench --no-rescan`:
   checks, rescan, plan, "nothing missing", and no Prefect server;
 * the old path: a process calling the flow `extract-library` directly, as a deployment
@@ -98,11 +100,12 @@ def main() -> None:
     try:
         start = time.perf_counter()
         store = Store(work / "store")
+        built = "reused"
         if not store.libraries():
             store = build_store(work, args.files)
-        print(f"store: {args.files} tracks, "
-              f"{len(list(store.features_dir.rglob('*.parquet')))} feature parts, built in "
-              f"{time.perf_counter() - start:.1f} s")
+            built = f"built in {time.perf_counter() - start:.1f} s"
+        print(f"store: {len(store.read_tracks('bench'))} tracks, "
+              f"{len(list(store.features_dir.rglob('*.parquet')))} feature parts ({built})")
         env = {**os.environ, "PREFECT_HOME": str(work / "prefect"),
                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
@@ -113,6 +116,9 @@ def main() -> None:
         rows = {
             "mfs --help (baseline)": timed_runs([str(MFS), "--help"], args.repeats, env,
                                                 "Usage"),
+            "python -c 'import torch'": timed_runs(
+                [sys.executable, "-c", "import torch; print('torch')"], args.repeats, env,
+                "torch"),
             "mfs extract bench": timed_runs(
                 [str(MFS), "extract", "bench", "--store", root], args.repeats, env,
                 "nothing missing"),

@@ -216,7 +216,9 @@ def demo_command(
     print the leaderboard and where the HTML report is."""
     from mfs.analysis_commands import bench_command, leaderboard_command, report_command
     from mfs.demo import DEMO_EXTRACTORS, run_demo
+    from mfs.flows.prefect_server import start_temporary_server
 
+    start_temporary_server()  # the demo always runs the flow; its server dies with us
     run_demo(Store(store), folder)
     status_command(store=store, as_json=False)
     bench_command("demo", features=",".join([*DEMO_EXTRACTORS, "+".join(DEMO_EXTRACTORS)]),
