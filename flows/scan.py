@@ -90,4 +90,3 @@ def _reported_failures(store: Store, name: str) -> dict[str, tuple]:
 
 def _opt_path(value: str | None) -> Path | None:
     return Path(value) if value else None
-
