@@ -54,6 +54,7 @@ from mfs.extractors.pooling import TrackPool
 from mfs.extractors.windowing import cut_windows
 from mfs.flows.extract import TRACKS_PER_PART, run_extract
 from mfs.store import Store, schema
+from mfs.store.store import StoreWriter
 
 GTZAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-excerpts" / "genres"
 LIBRARY = "bench"
@@ -258,11 +259,25 @@ def _runs(timings: list[Timing]) -> str:
     return "[" + ", ".join(f"{t.wall:.2f}" for t in timings) + "]"
 
 
+def write_features(writer: StoreWriter, extractor: Extractor, track_ids: list[str]) -> None:
+    """Real-shaped stored rows (random embeddings) of `extractor` for every track, in parts
+    of `TRACKS_PER_PART` as the flow writes them: a store with nothing left to extract."""
+    builder = RowBuilder(extractor, "bench-noop")
+    rng = np.random.default_rng(0)
+    windows = 1 if extractor.windowing.seconds is None else 10  # whole-track: one window
+    for start in range(0, len(track_ids), TRACKS_PER_PART):
+        rows = []
+        for track_id in track_ids[start : start + TRACKS_PER_PART]:
+            pool = TrackPool(extractor.outputs)
+            pool.add({spec.name: rng.standard_normal((windows, spec.dim)).astype(np.float32)
+                      for spec in extractor.outputs})
+            rows.append(builder.row(track_id, 30.0, pool))
+        writer.append_features(extractor.name, extractor.config_hash(), builder.table(rows))
+
+
 def noop_rerun(args: argparse.Namespace) -> None:
     """A store with `--noop-tracks` tracks, all with stored features; time the re-run."""
     extractor = registry.create(args.extractor)
-    builder = RowBuilder(extractor, "bench-noop")
-    rng = np.random.default_rng(0)
     n = args.noop_tracks
     paths = [f"genre-{i % 10}/track-{i:06d}.flac" for i in range(n)]
     with tempfile.TemporaryDirectory(prefix="mfs-bench-noop-") as folder:
@@ -270,15 +285,7 @@ def noop_rerun(args: argparse.Namespace) -> None:
         with timed() as building, store.writing("bench tracks") as writer:
             writer.replace_tracks(LIBRARY, tracks_table(Path(folder) / "music", paths,
                                                         [(30.0, 22050, 1)] * n))
-            for start in range(0, n, TRACKS_PER_PART):
-                rows = []
-                for path in paths[start : start + TRACKS_PER_PART]:
-                    pool = TrackPool(extractor.outputs)
-                    pool.add({spec.name: rng.standard_normal((10, spec.dim)).astype(np.float32)
-                              for spec in extractor.outputs})
-                    rows.append(builder.row(f"{LIBRARY}:{Path(path).stem}", 30.0, pool))
-                writer.append_features(extractor.name, extractor.config_hash(),
-                                       builder.table(rows))
+            write_features(writer, extractor, [f"{LIBRARY}:{Path(p).stem}" for p in paths])
         parts = len(list(store.features_dir.rglob("*.parquet")))
         times = []
         for _ in range(3):

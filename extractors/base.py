@@ -88,7 +88,14 @@ class Extractor(ABC):
     reads_blocks: ClassVar[bool] = False
 
     def __init__(self, config: ExtractorConfig | None = None) -> None:
-        self.config = config if config is not None else self.config_class()
+        self.config = config if config is not None else self.default_config()
+
+    @classmethod
+    def default_config(cls) -> ExtractorConfig:
+        """The config a bare name (`mfs extract --extractor NAME`) runs with; specs override
+        its fields. A class whose valid config differs from its config class's defaults
+        (musicnn-msd needs model=MSD_musicnn) says so here, once."""
+        return cls.config_class()
 
     # --- what the pipeline needs to know -------------------------------------------------
     @property

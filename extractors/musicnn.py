@@ -300,8 +300,12 @@ class Musicnn(Extractor):
     default_model: ClassVar[str]
     config: MusicnnConfig
 
+    @classmethod
+    def default_config(cls) -> MusicnnConfig:
+        return MusicnnConfig(cls.default_model)
+
     def __init__(self, config: MusicnnConfig | None = None) -> None:
-        super().__init__(config if config is not None else MusicnnConfig(self.default_model))
+        super().__init__(config)
         if self.config.model != self.default_model:
             raise ValueError(f"{self.name} runs {self.default_model}, not {self.config.model}")
 

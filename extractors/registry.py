@@ -9,6 +9,8 @@ import dataclasses
 import importlib
 import json
 import os
+import types
+import typing
 
 from mfs.extractors.base import Extractor, ExtractorConfig
 
@@ -55,22 +57,73 @@ def create(name: str, config: ExtractorConfig | None = None) -> Extractor:
 def create_from_spec(spec: str) -> Extractor:
     """An extractor from `name` or `name:field=value[:field=value…]` (a non-default config).
 
-    Values are parsed as JSON where they can be (`window_seconds=2`, `layers=[7,10]`), else
-    taken as strings, and must name fields of the extractor's config dataclass.
+    Fields are set on the class's `default_config()` (so `musicnn-msd:hop_seconds=1` keeps
+    MSD's model). Each value is checked against its field's type annotation and every
+    problem, the config's own `__post_init__` checks included, is one `ValueError` line
+    that starts with the spec.
     """
     name, *assignments = spec.split(":")
     cls = extractor_class(name)
+    default = cls.default_config()
+    hints = typing.get_type_hints(type(default))
+    known = [f.name for f in dataclasses.fields(default)]
     overrides = {}
-    known = {f.name for f in dataclasses.fields(cls.config_class)}
-    for assignment in assignments:
-        key, sep, raw = assignment.partition("=")
-        if not sep or key not in known:
-            raise ValueError(
-                f"extractor spec {spec!r}: {assignment!r} is not field=value with a field of "
-                f"{cls.config_class.__name__} ({', '.join(sorted(known))})"
-            )
-        try:
-            overrides[key] = json.loads(raw)
-        except ValueError:
-            overrides[key] = raw
-    return cls(cls.config_class(**overrides))
+    try:
+        for assignment in assignments:
+            key, sep, raw = assignment.partition("=")
+            if not sep or key not in known:
+                raise ValueError(f"{assignment!r} is not field=value with a field of "
+                                 f"{type(default).__name__} ({', '.join(sorted(known))})")
+            overrides[key] = parse_value(key, hints[key], raw)
+        return cls(dataclasses.replace(default, **overrides))
+    except ValueError as error:
+        raise ValueError(f"extractor spec {spec!r}: {error}") from None
+
+
+def parse_value(field: str, hint: object, raw: str) -> object:
+    """`raw` as a value of type `hint` (str, int, float, bool, None, tuples/lists of those
+    and unions of them), or a ValueError saying what the field takes."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    for option in options:
+        if (parsed := _as_type(option, raw, value)) is not _NO_MATCH:
+            return parsed
+    wanted = " or ".join(_describe(option) for option in options)
+    raise ValueError(f"{field} must be {wanted}, got {raw!r}")
+
+
+_NO_MATCH = object()
+_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+          type(None): "null"}
+
+
+def _as_type(option: object, raw: str, value: object) -> object:
+    """`value` (JSON-parsed `raw`) as `option`, or _NO_MATCH."""
+    origin = typing.get_origin(option)
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(option) if a is not Ellipsis]
+        if not isinstance(value, list):
+            return _NO_MATCH
+        items = [_as_type(args[0], json.dumps(v), v) if args else v for v in value]
+        return _NO_MATCH if _NO_MATCH in items else origin(items)
+    if option is str:
+        return raw
+    if option is bool:
+        return value if isinstance(value, bool) else _NO_MATCH
+    if option is type(None):
+        return None if value is None else _NO_MATCH
+    if option is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return value  # `1` stays 1: as 1.0 it would hash apart from configs stored so far
+    if option is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return _NO_MATCH
+
+
+def _describe(option: object) -> str:
+    origin = typing.get_origin(option)
+    if origin in (tuple, list):
+        return "a JSON list"
+    return _NAMES.get(option, getattr(option, "__name__", str(option)))

@@ -14,18 +14,16 @@ from datetime import UTC, datetime
 from prefect import flow, task
 
 from mfs.console import bar_progress
-from mfs.extractors import registry
-from mfs.extractors.base import Extractor, ExtractorUnavailable
+from mfs.extractors.base import Extractor
 from mfs.extractors.device import pick_device
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows
-from mfs.flows.plan import Plan, plan_missing
+from mfs.flows.plan import MAX_ATTEMPTS, Plan, plan_missing
+from mfs.flows.prepare import DEFAULT_EXTRACTORS, create_extractors
 from mfs.flows.scan import run_scan
 from mfs.store import Store
 from mfs.store.runs import Run, recorded
 from mfs.store.store import StoreWriter
 
-DEFAULT_EXTRACTORS = ("fma518", "musicnn-mtt")
-MAX_ATTEMPTS = 3
 TRACKS_PER_PART = 64
 # A part is also written once this many seconds have passed since the last one, so a slow
 # model killed mid-run keeps what it computed (tests lower it).
@@ -40,10 +38,7 @@ def run_extract(store: Store, library: str | None, extractor_names: list[str],
 
     `extractor_names` are registry names or specs with a config (`energy:window_seconds=2`).
     """
-    extractors = [registry.create_from_spec(spec) for spec in extractor_names]
-    for extractor in extractors:
-        if reason := extractor.unavailable_reason():
-            raise ExtractorUnavailable(f"extractor {extractor.name}: {reason}")
+    extractors = create_extractors(extractor_names)
     run = Run("extract", library, extractor_names)
     with store.writing(f"extract {library or 'all libraries'}") as writer, \
             recorded(writer, run):
@@ -105,6 +100,12 @@ def _failure_row(failure: TrackFailure, extractor: Extractor, location: dict,
             "attempts": attempts + 1, "failed_at": datetime.now(UTC), "run_id": run_id}
 
 
+@flow(name="scan-library")
+def scan_library(library: str, store_root: str | None = None) -> dict:
+    """Rescan a library registered in the store (as a scheduled deployment would)."""
+    return run_scan(Store(store_root), library)
+
+
 @task(name="scan")
 def scan_task(store_root: str | None, library: str) -> dict:
     return run_scan(Store(store_root), library)
@@ -128,8 +129,11 @@ def extract_library(library: str, extractors: list[str] = list(DEFAULT_EXTRACTOR
 
 
 @flow(name="backfill-model")
-def backfill_model(extractor: str, library: str | None = None, batch_size: int = 16,
-                   device: str = "auto", store_root: str | None = None,
+def backfill_model(extractor: str | list[str], library: str | None = None,
+                   batch_size: int = 16, device: str = "auto", store_root: str | None = None,
                    show_progress: bool = False) -> dict:
-    """Run one (newly added) extractor over every known track of every library."""
-    return extract_task(store_root, library, [extractor], batch_size, device, show_progress)
+    """Run (newly added) extractors over every known track of every library (or one).
+
+    `extractor` is one spec or a list of them (what `mfs backfill` passes)."""
+    specs = [extractor] if isinstance(extractor, str) else extractor
+    return extract_task(store_root, library, specs, batch_size, device, show_progress)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from mfs.extractors.base import Extractor
 from mfs.store import Store
-from mfs.store.views import view_name
+from mfs.store.store import check_name
+
+MAX_ATTEMPTS = 3  # a track that failed this often for a config is skipped, not retried
 
 CANDIDATES = """
 SELECT t.track_id, t.library_root, t.path, coalesce(f.attempts, 0) AS attempts
-FROM tracks t
+FROM read_parquet($tracks, union_by_name = true) t
 LEFT JOIN (SELECT track_id, max(attempts) AS attempts FROM failures
            WHERE stage = $stage AND config_hash = $config_hash GROUP BY track_id) f
        USING (track_id)
@@ -19,8 +21,9 @@ WHERE t.status = 'ok' AND ($library IS NULL OR t.library = $library) {stored_fil
 ORDER BY t.track_id
 """
 
-NOT_STORED = """AND NOT EXISTS (SELECT 1 FROM "{view}" s
-                    WHERE s.track_id = t.track_id AND s.config_hash = $config_hash)"""
+# Only this config's parts, only their key column: the planner never reads a vector, and
+# never the footers of other extractors' parts (as the store's views would).
+NOT_STORED = """AND t.track_id NOT IN (SELECT track_id FROM read_parquet($stored))"""
 
 
 @dataclass
@@ -34,14 +37,19 @@ class Plan:
 def plan_missing(store: Store, library: str | None, extractor: Extractor,
                  max_attempts: int) -> Plan:
     """(track, extractor, config) pairs not yet stored, minus tracks that failed too often."""
-    con = store.connect()
-    stored_filter = ""
-    if extractor.name in store.extractors():
-        stored_filter = NOT_STORED.format(view=view_name(extractor.name))
-    rows = con.execute(
-        CANDIDATES.format(stored_filter=stored_filter),
-        {"stage": extractor.name, "config_hash": extractor.config_hash(), "library": library},
-    ).fetchall()
+    pattern = f"{check_name('library', library)}.parquet" if library else "*.parquet"
+    tracks = sorted(store.tracks_dir.glob(pattern))
+    if not tracks:
+        return Plan([], 0)
+    config_hash = extractor.config_hash()
+    stored = sorted((store.features_dir / extractor.name / config_hash).glob("*.parquet"))
+    params = {"stage": extractor.name, "config_hash": config_hash, "library": library,
+              "tracks": [str(path) for path in tracks]}
+    if stored:
+        params["stored"] = [str(path) for path in stored]
+    with store.connect_failures() as con:
+        rows = con.execute(CANDIDATES.format(stored_filter=NOT_STORED if stored else ""),
+                           params).fetchall()
     todo = [(tid, Path(root) / path, attempts) for tid, root, path, attempts in rows
             if attempts < max_attempts]
     return Plan(todo, len(rows) - len(todo))

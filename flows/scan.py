@@ -1,11 +1,13 @@
-"""Scanning a library into the store's `tracks` table (flow `scan-library`)."""
+"""Scanning a library into the store's `tracks` table.
+
+Plain functions, no Prefect import: `mfs scan` and the rescan before an extract stay
+fast. The flow `scan-library` that runs `run_scan` lives with the others in `flows/extract.py`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-
-from prefect import flow
 
 from mfs.libraries.base import LibraryKind
 from mfs.libraries.fma import FmaLibrary
@@ -77,9 +79,3 @@ def _reported_failures(store: Store, name: str) -> dict[str, tuple]:
 
 def _opt_path(value: str | None) -> Path | None:
     return Path(value) if value else None
-
-
-@flow(name="scan-library")
-def scan_library(library: str, store_root: str | None = None) -> dict:
-    """Rescan a library registered in the store (as a scheduled deployment would)."""
-    return run_scan(Store(store_root), library)

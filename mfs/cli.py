@@ -13,13 +13,31 @@ from typing import Annotated
 import typer
 
 from mfs.analysis_commands import register as register_analysis_commands
-from mfs.cli_options import Command, FormatOption, Group, StoreOption, one_line_errors
+from mfs.cli_options import (
+    Command,
+    ExtractorOption,
+    FormatOption,
+    Group,
+    StoreOption,
+    debug_enabled,
+    one_line_errors,
+    set_debug,
+)
 from mfs.console import console, counting_progress, print_rows
 from mfs.store import Store
 from mfs.store_commands import register as register_store_commands
 
 app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True,
                   help="Music feature store: scan libraries, extract features, query with SQL.")
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show errors with their full traceback (and Prefect's).")] = False,
+) -> None:
+    """Music feature store: scan libraries, extract features, query with SQL."""
+    set_debug(debug)
 
 
 @app.command("scan")
@@ -142,43 +160,76 @@ def extractors_command(fmt: FormatOption = "table") -> None:
 @app.command("extract")
 @one_line_errors
 def extract_command(
-    name: Annotated[str, typer.Argument(help="Library name.")],
-    extractor: Annotated[str, typer.Option(help="Comma-separated extractor names.")] = (
-        "fma518,musicnn-mtt"),
+    library: Annotated[str, typer.Argument(help="Library name (as given to `mfs scan --name`).")],
+    extractor: ExtractorOption = None,
     batch_size: Annotated[int, typer.Option(help="Windows per model call.")] = 16,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps")] = "auto",
     rescan: Annotated[bool, typer.Option(help="Rescan the library first.")] = True,
     store: StoreOption = None,
 ) -> None:
-    """Extract what the library is missing (Prefect flow extract-library).
+    """Extract what the library is missing (Prefect flow extract-library; default
+    extractors fma518,musicnn-mtt).
 
-    Example: mfs extract gtzan --extractor fma518
+    Example: mfs extract gtzan --extractor fma518 --extractor musicnn-msd
     """
-    from mfs.analysis.selection import split_specs
-    from mfs.flows.extract import extract_library
+    from mfs.flows.prepare import DEFAULT_EXTRACTORS
 
-    result = extract_library(name, split_specs(extractor), batch_size, device,
-                             str(Store(store).root), rescan, show_progress=True)
-    print_extract_summary(result)
+    specs = extractor_specs(extractor or list(DEFAULT_EXTRACTORS))
+    run_extraction("extract-library", Store(store), library, specs, batch_size, device, rescan)
 
 
 @app.command("backfill")
 @one_line_errors
 def backfill_command(
-    extractor: Annotated[str, typer.Option(help="The extractor to run over every track.")],
-    library: Annotated[str | None, typer.Option(help="Only this library.")] = None,
+    library: Annotated[str | None, typer.Argument(
+        help="Only this library (default: every library).", show_default=False)] = None,
+    extractor: ExtractorOption = None,
     batch_size: Annotated[int, typer.Option(help="Windows per model call.")] = 16,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps")] = "auto",
     store: StoreOption = None,
 ) -> None:
-    """Run one extractor over every known track (Prefect flow backfill-model).
+    """Run extractors over every known track (Prefect flow backfill-model).
 
     Example: mfs backfill --extractor musicnn-msd
     """
-    from mfs.flows.extract import backfill_model
+    if not extractor:
+        raise ValueError("backfill needs --extractor NAME (see `mfs extractors`)")
+    run_extraction("backfill-model", Store(store), library, extractor_specs(extractor),
+                   batch_size, device, rescan=False)
 
-    result = backfill_model(extractor, library, batch_size, device, str(Store(store).root),
-                            show_progress=True)
+
+def extractor_specs(values: list[str]) -> list[str]:
+    """`--extractor a,b --extractor c` → ["a", "b", "c"]."""
+    from mfs.analysis.selection import split_specs
+
+    return [spec for value in values for spec in split_specs(value)]
+
+
+def run_extraction(flow_name: str, store: Store, library: str | None, specs: list[str],
+                   batch_size: int, device: str, rescan: bool) -> None:
+    """Check and plan first (no Prefect); start Prefect's flow only when work is missing.
+
+    The flow plans again itself (a deployment calls it directly), which costs one
+    anti-join; it does not rescan again.
+    """
+    from mfs.flows.prepare import prepare_extract
+
+    prepared = prepare_extract(store, library, specs, rescan)
+    if not prepared.missing:
+        print_extract_summary(prepared.nothing_done())
+        return
+    from mfs.flows import extract as flows
+    from mfs.flows.prefect_server import quiet_console, start_temporary_server
+
+    specs, root = list(prepared.extractors), str(store.root)
+    with quiet_console(enabled=not debug_enabled()):
+        start_temporary_server()
+        if flow_name == "extract-library":
+            result = flows.extract_library(library, specs, batch_size, device, root,
+                                           rescan=False, show_progress=True)
+        else:
+            result = flows.backfill_model(specs, library, batch_size, device, root,
+                                          show_progress=True)
     print_extract_summary(result)
 
 
@@ -187,7 +238,8 @@ def print_extract_summary(result: dict) -> None:
         console.print(
             f"{name}: {counts['ok']} extracted, {counts['failed']} failed, "
             f"{counts['skipped']} skipped after repeated failures"
-            + (f" in {counts['seconds']:.1f} s" if "seconds" in counts else " (nothing missing)")
+            + (f" in {counts['seconds']:.1f} s" if "seconds" in counts else " (nothing missing)"),
+            markup=False, highlight=False,
         )
 
 
@@ -207,7 +259,9 @@ def demo_command(
     """
     from mfs.analysis_commands import bench_command, leaderboard_command, report_command
     from mfs.demo import DEMO_EXTRACTORS, run_demo
+    from mfs.flows.prefect_server import start_temporary_server
 
+    start_temporary_server()  # the demo always runs the flow; its server dies with us
     run_demo(Store(store), folder)
     status_command(store=store, fmt="table")
     bench_command("demo", features=",".join([*DEMO_EXTRACTORS, "+".join(DEMO_EXTRACTORS)]),

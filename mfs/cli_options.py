@@ -3,6 +3,7 @@ command class that renders their help."""
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -57,8 +58,27 @@ class Group(_FlagsWithoutType, TyperGroup):
     """The `mfs` command group (see `_FlagsWithoutType`)."""
 
 
+ExtractorOption = Annotated[
+    list[str] | None,
+    typer.Option("--extractor", "-e", show_default=False,
+                 help="Extractor spec (see `mfs extractors`); repeat it or give a comma list."),
+]
+
+_debug = False
+
+
+def set_debug(enabled: bool) -> None:
+    """`mfs --debug`: let errors raise with their full traceback instead of one line."""
+    global _debug
+    _debug = enabled
+
+
+def debug_enabled() -> bool:
+    return _debug
+
+
 def one_line_errors(command: Callable) -> Callable:
-    """Turn expected failures into `error: …` on stderr and exit code 1."""
+    """Turn expected failures into `error: …` on stderr and exit code 1 (unless --debug)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -67,13 +87,31 @@ def one_line_errors(command: Callable) -> Callable:
         except typer.Exit:
             raise  # a RuntimeError to click, but a chosen exit code, not a failure
         except Exception as error:
+            if _debug:
+                raise
             # A query that meets a damaged store file fails inside DuckDB, wherever it ran.
             message = explain_error(str(error))
             if message is None:
                 if not isinstance(error, OSError | ValueError | KeyError | RuntimeError):
                     raise
-                message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            print_error(str(message))
+                message = _one_line(error, kwargs.get("store"))
+            print_error(message)
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _one_line(error: Exception, store: Path | None) -> str:
+    if _is_disk_full(error):
+        from mfs.store import Store
+
+        return (f"no space left on the device of store {Store(store).root.resolve()} "
+                f"({error}); free some space and run again: what was stored is kept")
+    message = error.args[0] if isinstance(error, KeyError) and error.args else error
+    return " ".join(str(message).split())
+
+
+def _is_disk_full(error: Exception) -> bool:
+    """ENOSPC from Python's own I/O, or from Arrow's writer (which keeps only the text)."""
+    return isinstance(error, OSError) and (
+        error.errno == errno.ENOSPC or "No space left on device" in str(error))

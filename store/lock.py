@@ -83,6 +83,24 @@ def read_holder(root: Path) -> dict:
         return {}
 
 
+def raise_if_locked(root: Path) -> None:
+    """Raise `StoreLocked` naming the holder if a live writer holds `root`'s lock.
+
+    Takes nothing and leaves the file alone, so a command can refuse early, before it
+    starts slow work that would only then find the store busy."""
+    path = root / ".lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise StoreLocked(_describe(path, StoreLock(root, "")._read_holder())) from None
+    finally:
+        os.close(fd)  # also drops the shared lock, if we got it
+
+
 def _same_file(fd: int, path: Path) -> bool:
     try:
         return os.path.samestat(os.fstat(fd), os.stat(path))

@@ -82,7 +82,8 @@ class Store:
 
     def _unknown_library(self, library: str) -> KeyError:
         known = ", ".join(self.libraries()) or "none yet"
-        return KeyError(f"unknown library {library!r} in store {self.root} (known: {known})")
+        return KeyError(f"unknown library {library!r} in store {self.root} (known: {known}); "
+                        f"scan it first: mfs scan PATH --kind KIND --name {library}")
 
     def extractors(self) -> list[str]:
         if not self.features_dir.is_dir():
