@@ -11,5 +11,5 @@ Modules, by job:
 - `transformers`, `models`, `predictors`: pruning/PCA, classifiers, concat/vote ensembles
 - `splits`, `metrics`, `results`, `benchmark`, `zero_shot`: protocols and scores
 - `leaderboard`: the stored results; `export`, `report`/`plots`: outputs for people
-- `feature_rows`, `synthetic`: store-format rows and synthetic libraries (tests, benchmarks)
+- `synthetic`: synthetic libraries (tests, benchmarks)
 """

@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 
 from mfs.analysis.feature_files import Imported, read_features
-from mfs.analysis.feature_rows import feature_table
 from mfs.store import Store
+from mfs.store.feature_rows import feature_table
 from mfs.store.provenance import config_hash
 from mfs.store.runs import Run, recorded
 from mfs.store.store import StoreWriter, check_name

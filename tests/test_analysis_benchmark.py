@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from mfs.analysis.benchmark import bench_configs, run_benchmark, run_benchmarks
-from mfs.analysis.feature_rows import feature_table
 from mfs.analysis.leaderboard import read_leaderboard
 from mfs.analysis.models import build_pipeline
 from mfs.analysis.results import BenchmarkConfig
@@ -20,6 +19,7 @@ from mfs.analysis.synthetic import make_library, tracks_table, write_synthetic_l
 from mfs.analysis.training_table import load_training_table
 from mfs.analysis.zero_shot import cosine_scores
 from mfs.store import Store
+from mfs.store.feature_rows import feature_table
 from mfs.store.schema import LEADERBOARD
 
 GENRES = ("alpha", "beta", "gamma", "delta")

@@ -13,7 +13,6 @@ import pytest
 from conftest import shared
 
 from mfs.analysis.feature_files import pool_windows
-from mfs.analysis.feature_rows import config_hash
 from mfs.analysis.importing import import_features
 from mfs.analysis.selection import resolve
 from mfs.analysis.stats import feature_stats
@@ -21,6 +20,7 @@ from mfs.analysis.synthetic import tracks_table
 from mfs.analysis.training_table import load_training_table
 from mfs.extractors.fma518 import FEATURE_NAMES
 from mfs.store import Store
+from mfs.store.provenance import config_hash
 
 
 @pytest.fixture()
