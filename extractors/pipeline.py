@@ -18,7 +18,6 @@ as much as the model.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import platform
 import queue
 import threading
@@ -37,6 +36,7 @@ from mfs.extractors.device import torch_threads
 from mfs.extractors.pooling import TrackPool, stored_columns
 from mfs.extractors.windowing import WindowStream, window_samples
 from mfs.store.feature_rows import FeatureRows
+from mfs.store.provenance import files_sha256
 
 
 @dataclass(frozen=True)
@@ -385,16 +385,8 @@ def extract_rows(builder: RowBuilder, tracks: Iterable[tuple[str, Path]], batch_
 
 def model_hash(extractor: Extractor) -> str:
     """sha256 over the model files' names and bytes, or `none` for models without files."""
-    files = sorted(extractor.model_files())
-    if not files:
-        return "none"
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode())
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
+    files = extractor.model_files()
+    return files_sha256(files) if files else "none"
 
 
 class RowBuilder:

@@ -1,7 +1,8 @@
-"""The store's one row builder: extraction rows and imported matrices give the same batch."""
+"""The store's one row builder and file hash: every writer stores the same rows and hashes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from mfs.store.feature_rows import FeatureRows, feature_table
-from mfs.store.provenance import config_hash
+from mfs.store.provenance import config_hash, feed_file, file_sha256, files_sha256
 from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, FEATURE_NAMES_KEY, embedding_type
 
 NAMES = {"tags_mean": ["rock", "jazz", "pop"]}
@@ -49,3 +50,18 @@ def test_a_matrix_of_the_wrong_shape_is_refused():
     builder = FeatureRows("x", {}, {"tags_mean": 3}, model_hash="m", run_id="r")
     with pytest.raises(ValueError, match="tags_mean"):
         builder.from_matrices(["lib:0"], {"tags_mean": np.zeros((2, 3))})
+
+
+def test_file_hashes_keep_their_stored_values(tmp_path):
+    """One streaming file hash gives what model_hash, imports and fingerprints stored."""
+    big = tmp_path / "b.bin"
+    big.write_bytes(bytes(range(256)) * 9000)  # over one read chunk
+    small = tmp_path / "a.txt"
+    small.write_bytes(b"weights")
+    assert file_sha256(big) == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert files_sha256([big, small]) == hashlib.sha256(
+        b"a.txt" + b"weights" + b"b.bin" + big.read_bytes()).hexdigest()
+    with big.open("rb") as handle:
+        handle.seek(7)  # an open handle is hashed from its start
+        digest = feed_file(hashlib.blake2b(digest_size=16), handle)
+    assert digest.hexdigest() == hashlib.blake2b(big.read_bytes(), digest_size=16).hexdigest()
