@@ -15,8 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mfs.analysis.selection import Selection, check_distinct_columns, resolve_all
-from mfs.analysis.sqlfiles import ident, sql_text
+from mfs.analysis.sqlfiles import sql_text
 from mfs.store import Store
+from mfs.store.sql import ident
 
 BATCH_ROWS = 8192
 

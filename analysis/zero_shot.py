@@ -18,9 +18,9 @@ import pyarrow.compute as pc
 from mfs.analysis.results import BenchmarkConfig, BenchmarkResult, score_folds
 from mfs.analysis.selection import resolve
 from mfs.analysis.splits import resolve_split
-from mfs.analysis.sqlfiles import ident
 from mfs.analysis.training_table import TrainingTable
 from mfs.store import Store
+from mfs.store.sql import ident
 
 ZERO_SHOT = "zero-shot"
 PROMPT_PREFIX = "prompt:"

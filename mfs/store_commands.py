@@ -15,6 +15,7 @@ from mfs.cli_options import FormatOption, StoreOption, one_line_errors
 from mfs.console import console, print_rows
 from mfs.store import Store
 from mfs.store.health import Damage, damaged_files, holdings, mfs_command, repair_command
+from mfs.store.sql import ident
 from mfs.store.views import view_name
 
 DeepOption = Annotated[bool, typer.Option(
@@ -26,7 +27,7 @@ SELECT library, list(track_id ORDER BY track_id) FROM tracks t
 WHERE status = 'ok' AND ($ids IS NULL OR list_contains($ids, track_id)) {not_stored}
 GROUP BY library ORDER BY library
 """
-NOT_STORED = """AND NOT EXISTS (SELECT 1 FROM "{view}" s
+NOT_STORED = """AND NOT EXISTS (SELECT 1 FROM {view} s
                     WHERE s.track_id = t.track_id AND s.config_hash = $config_hash)"""
 
 
@@ -129,7 +130,7 @@ def _missing_features(store: Store, extractor: str, config_hash: str,
     """Per library, the tracks that lack this extractor config now: the planner's todo."""
     not_stored, params = "", {"ids": ids}
     if extractor in store.extractors():  # else no part is left: every track lacks them
-        not_stored = NOT_STORED.format(view=view_name(extractor))
+        not_stored = NOT_STORED.format(view=ident(view_name(extractor)))
         params["config_hash"] = config_hash
     with store.connect() as con:
         found = con.execute(MISSING_FEATURES.format(not_stored=not_stored), params).fetchall()
