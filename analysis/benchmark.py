@@ -24,18 +24,6 @@ from mfs.store import Store
 TOP_FEATURES = 30
 
 
-def run_benchmark(store: Store, library: str, features: list[str] | str,
-                  model: str = "xgboost", prune: float | None = None,
-                  pca: float | None = None, split: str = "auto", seed: int = 0,
-                  ensemble: str = "concat", folds: int = 5, save: bool = True,
-                  prompts: str | None = None) -> BenchmarkResult:
-    """Benchmark one feature set (`"a+b"` or a list of specs); see `run_benchmarks`."""
-    specs = split_specs(features, "+") if isinstance(features, str) else list(features)
-    config = BenchmarkConfig(library, tuple(specs), model, ensemble, prune, pca, split,
-                             folds, seed, prompts)
-    return run_benchmarks(store, [config], save=save)[0]
-
-
 def run_benchmarks(store: Store, configs: list[BenchmarkConfig],
                    save: bool = True) -> list[BenchmarkResult]:
     """Evaluate configurations of one library on the tracks that have all their features."""

@@ -93,7 +93,7 @@ def feature_table(extractor: str, config: dict, track_ids: Sequence[str],
                   n_windows: np.ndarray | None = None,
                   feature_names: dict[str, list[str]] | None = None) -> pa.Table:
     """One batch from (tracks × dim) matrices, for writers that hold whole matrices
-    (imports, synthetic stores of tests and benchmarks)."""
+    (imports, and the synthetic stores of tests and benchmarks)."""
     dims = {name: int(np.shape(matrix)[1]) for name, matrix in matrices.items()}
     rows = FeatureRows(extractor, config, dims, model_hash=model_hash, run_id=run_id,
                        feature_names=feature_names)

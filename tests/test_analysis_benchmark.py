@@ -10,12 +10,13 @@ import uuid
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from benchmark_helpers import run_benchmark
+from synthetic_store import make_library, tracks_table, write_synthetic_library
 
-from mfs.analysis.benchmark import bench_configs, run_benchmark, run_benchmarks
+from mfs.analysis.benchmark import bench_configs, run_benchmarks
 from mfs.analysis.leaderboard import read_leaderboard
 from mfs.analysis.models import build_pipeline
 from mfs.analysis.results import BenchmarkConfig
-from mfs.analysis.synthetic import make_library, tracks_table, write_synthetic_library
 from mfs.analysis.training_table import load_training_table
 from mfs.analysis.zero_shot import cosine_scores
 from mfs.store import Store

@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import shared
+from synthetic_store import tracks_table
 
 from mfs.analysis.importing import import_features
 from mfs.analysis.selection import resolve
 from mfs.analysis.stats import feature_stats
-from mfs.analysis.synthetic import tracks_table
 from mfs.analysis.training_table import load_training_table
 from mfs.extractors.fma518 import FEATURE_NAMES
 from mfs.extractors.pooling import pool_by_id
