@@ -26,18 +26,20 @@ TOP_FEATURES = 30
 
 def run_benchmarks(store: Store, configs: list[BenchmarkConfig],
                    save: bool = True) -> list[BenchmarkResult]:
-    """Evaluate configurations of one library on the tracks that have all their features."""
+    """Evaluate configurations of one library on the tracks that have all their features,
+    over one connection to the store (each new one rebuilds every view)."""
     libraries = {c.library for c in configs}
     if len(libraries) != 1:
         raise ValueError(f"benchmarks compare one library at a time, got {sorted(libraries)}")
     specs = list(dict.fromkeys(spec for c in configs for spec in c.features))
-    table = load_training_table(store, libraries.pop(), specs, distinct_columns=False)
+    con = store.connect()
+    table = load_training_table(store, libraries.pop(), specs, distinct_columns=False, con=con)
     if len(table.track_ids) == 0:
         raise ValueError(f"no labelled tracks of {table.library!r} have all of "
                          f"{', '.join(specs)} ({table.dropped})")
     _check_genres(table)
-    results = [evaluate_zero_shot(store, table, c) if c.model == ZERO_SHOT else evaluate(table, c)
-               for c in configs]
+    results = [evaluate_zero_shot(store, table, c, con) if c.model == ZERO_SHOT
+               else evaluate(table, c) for c in configs]
     if save:
         append_results(store, results)
     return results
