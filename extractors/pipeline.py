@@ -406,7 +406,6 @@ class RowBuilder:
         self.rows = FeatureRows(extractor.name, extractor.config.to_dict(), dims,
                                 model_hash=model_hash(extractor), run_id=run_id,
                                 feature_names=names)
-        self.schema = self.rows.schema
 
     def row(self, track_id: str, seconds: float, pool: TrackPool) -> dict:
         """The finished track's row from its pooled outputs."""
