@@ -8,8 +8,7 @@ Modules, by job:
 - `selection`: `extractor[@config][:column]` specs → stored columns and dimension names
 - `stats`: per-dimension statistics; `training_table`: the wide join of several selections
 - `feature_files`, `importing`: external CSV/Parquet/.npz features → a new extractor
-- `transformers`, `models`, `predictors`: pruning/PCA, classifiers, concat/vote ensembles
+- `preprocessing`, `models`, `predictors`: pruning/PCA, classifiers, concat/vote ensembles
 - `splits`, `metrics`, `results`, `benchmark`, `zero_shot`: protocols and scores
 - `leaderboard`: the stored results; `export`, `report`/`plots`: outputs for people
-- `feature_rows`, `synthetic`: store-format rows and synthetic libraries (tests, benchmarks)
 """

@@ -24,32 +24,22 @@ from mfs.store import Store
 TOP_FEATURES = 30
 
 
-def run_benchmark(store: Store, library: str, features: list[str] | str,
-                  model: str = "xgboost", prune: float | None = None,
-                  pca: float | None = None, split: str = "auto", seed: int = 0,
-                  ensemble: str = "concat", folds: int = 5, save: bool = True,
-                  prompts: str | None = None) -> BenchmarkResult:
-    """Benchmark one feature set (`"a+b"` or a list of specs); see `run_benchmarks`."""
-    specs = split_specs(features, "+") if isinstance(features, str) else list(features)
-    config = BenchmarkConfig(library, tuple(specs), model, ensemble, prune, pca, split,
-                             folds, seed, prompts)
-    return run_benchmarks(store, [config], save=save)[0]
-
-
 def run_benchmarks(store: Store, configs: list[BenchmarkConfig],
                    save: bool = True) -> list[BenchmarkResult]:
-    """Evaluate configurations of one library on the tracks that have all their features."""
+    """Evaluate configurations of one library on the tracks that have all their features,
+    over one connection to the store (each new one rebuilds every view)."""
     libraries = {c.library for c in configs}
     if len(libraries) != 1:
         raise ValueError(f"benchmarks compare one library at a time, got {sorted(libraries)}")
     specs = list(dict.fromkeys(spec for c in configs for spec in c.features))
-    table = load_training_table(store, libraries.pop(), specs, distinct_columns=False)
+    con = store.connect()
+    table = load_training_table(store, libraries.pop(), specs, distinct_columns=False, con=con)
     if len(table.track_ids) == 0:
         raise ValueError(f"no labelled tracks of {table.library!r} have all of "
                          f"{', '.join(specs)} ({table.dropped})")
     _check_genres(table)
-    results = [evaluate_zero_shot(store, table, c) if c.model == ZERO_SHOT else evaluate(table, c)
-               for c in configs]
+    results = [evaluate_zero_shot(store, table, c, con) if c.model == ZERO_SHOT
+               else evaluate(table, c) for c in configs]
     if save:
         append_results(store, results)
     return results

@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mfs.extractors.pooling import POOLING_STATS, pool_by_id
 from mfs.store.store import check_name
 
 ID_COLUMNS = ("track_id", "filename", "file", "path", "id", "IDS", "ids")
 WINDOW_KEYS = ("X", "x", "features", "embeddings")
-POOLING = ("mean", "max", "min", "std")
 FMA_HEADER = ("feature", "statistics", "number")  # first cells of features.csv's header rows
 
 
@@ -107,9 +107,9 @@ def fma_header_names(path: Path) -> list[str] | None:
 
 def _read_windows(path: Path, id_key: str | None, output: str,
                   pooling: tuple[str, ...]) -> Imported:
-    unknown = sorted(set(pooling) - set(POOLING))
+    unknown = sorted(set(pooling) - set(POOLING_STATS))
     if unknown or not pooling:
-        raise ValueError(f"pooling must be some of {', '.join(POOLING)}, got {pooling}")
+        raise ValueError(f"pooling must be some of {', '.join(POOLING_STATS)}, got {pooling}")
     with np.load(path, allow_pickle=False) as data:
         id_key = _pick_id(path, data.files, id_key)
         x_key = next((k for k in WINDOW_KEYS if k in data.files), None)
@@ -120,29 +120,11 @@ def _read_windows(path: Path, id_key: str | None, output: str,
     if windows.ndim != 2 or len(ids) != len(windows):
         raise ValueError(f"{path}: {x_key} must be windows × dims with one {id_key} per "
                          f"window, got {windows.shape} and {len(ids)} ids")
-    unique, pooled, counts = pool_windows(ids.astype(str), windows.astype(np.float32), pooling)
+    unique, pooled, counts = pool_by_id(ids.astype(str), windows, pooling)
     settings = {"importer": "npz", "id_column": id_key, "window_key": x_key,
                 "output": output, "pooling": list(pooling), "dims": int(windows.shape[1])}
     return Imported(path, unique, {f"{output}_{s}": m for s, m in pooled.items()}, counts,
                     None, settings)
-
-
-def pool_windows(ids: np.ndarray, windows: np.ndarray, pooling: tuple[str, ...]
-                 ) -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:
-    """Per distinct id (sorted): each pooling statistic over its windows, and the count."""
-    unique, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
-    order = np.argsort(inverse, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    grouped = windows[order]
-    mean = np.add.reduceat(grouped, starts, axis=0) / counts[:, None]
-    stats = {
-        "mean": lambda: mean,
-        "max": lambda: np.maximum.reduceat(grouped, starts, axis=0),
-        "min": lambda: np.minimum.reduceat(grouped, starts, axis=0),
-        "std": lambda: np.sqrt(np.maximum(
-            np.add.reduceat(grouped ** 2, starts, axis=0) / counts[:, None] - mean ** 2, 0)),
-    }
-    return list(unique), {s: stats[s]().astype(np.float32) for s in pooling}, counts
 
 
 def _pick_id(path: Path, columns: list[str], wanted: str | None) -> str:

@@ -11,7 +11,6 @@ config_hash of the import settings, model_hash = sha256 of the file it came from
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -20,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from mfs.analysis.feature_files import Imported, read_features
-from mfs.analysis.feature_rows import feature_table
 from mfs.store import Store
-from mfs.store.provenance import config_hash
+from mfs.store.feature_rows import feature_table
+from mfs.store.provenance import config_hash, file_sha256
 from mfs.store.runs import Run, recorded
 from mfs.store.store import StoreWriter, check_name
 from mfs.store.views import view_name
@@ -79,7 +78,7 @@ def import_features(store: Store, files: list[Path], name: str, library: str,
 def _write_file(writer: StoreWriter, item: Imported, config: dict, summary: ImportSummary,
                 matcher: TrackMatcher, stored: set[tuple[str, str]], run_id: str) -> None:
     """Append one file's matched, not yet stored rows in parts of ROWS_PER_PART."""
-    digest = _sha256_file(item.path)
+    digest = file_sha256(item.path)
     rows, track_ids = [], []
     for row, raw in enumerate(item.ids):
         track_id = matcher.match(raw)
@@ -125,14 +124,6 @@ class TrackMatcher:
             if candidate in self.index:
                 return self.index[candidate]
         return None
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_unique(track_ids: list[str], path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -20,6 +21,9 @@ from mfs.store import Store
 from mfs.store.provenance import library_versions
 from mfs.store.runs import Run, recorded
 from mfs.store.schema import LEADERBOARD
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def append_results(store: Store, results: list[BenchmarkResult]) -> str:
@@ -35,11 +39,12 @@ def append_results(store: Store, results: list[BenchmarkResult]) -> str:
     return run.run_id
 
 
-def read_leaderboard(store: Store, library: str | None = None, latest: bool = False
-                     ) -> pd.DataFrame:
+def read_leaderboard(store: Store, library: str | None = None, latest: bool = False,
+                     con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
     """Every stored row (optionally of one library), newest first; with `latest`, only
-    the newest row of each command (a rerun replaces its earlier result)."""
-    con = store.connect()
+    the newest row of each command (a rerun replaces its earlier result). `con`: the
+    command's connection to the store, if it has one."""
+    con = con or store.connect()
     board = con.sql(sql_text("leaderboard"), params={"library": library}).df()
     return board.drop_duplicates(subset="command", keep="first") if latest else board
 

@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from mfs.analysis.transformers import CorrelationPruner, make_pca
+from mfs.analysis.preprocessing import CorrelationPruner, make_pca
 
 MODELS = ("xgboost", "logreg", "svm", "mlp")
 SMALL_MATRIX_CELLS = 2_000_000

@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -23,6 +24,9 @@ from mfs.analysis.stats import feature_stats, summarise
 from mfs.store import Store
 from mfs.store.atomic import write_bytes_atomic
 from mfs.store.provenance import library_versions
+
+if TYPE_CHECKING:
+    import duckdb
 
 MAX_ENTRIES = 30
 STYLE = """
@@ -40,13 +44,14 @@ def write_report(store: Store, library: str, out_dir: Path) -> Path:
     """Write `out_dir/index.html` (and `out_dir/img/*.png`); returns the page's path."""
     store.require_library(library)
     out_dir = Path(out_dir)
-    board = read_leaderboard(store, library, latest=True).sort_values(
+    con = store.connect()  # one for the page: each new one rebuilds every view
+    board = read_leaderboard(store, library, latest=True, con=con).sort_values(
         ["accuracy", "feature_set"], ascending=[False, True], ignore_index=True)
     parts = [f"<h1>Genre benchmarks: {escape(library)}</h1>", _provenance(store),
              "<h2>Leaderboard</h2>", _leaderboard_table(board)]
     for number, row in enumerate(board.head(MAX_ENTRIES).itertuples(index=False), start=1):
         parts.append(_entry(row, number, out_dir))
-    parts += ["<h2>Per-extractor statistics</h2>", _statistics(store, library)]
+    parts += ["<h2>Per-extractor statistics</h2>", _statistics(store, library, con)]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>mfs report: "
             f"{escape(library)}</title><style>{STYLE}</style></head><body>"
             + "\n".join(parts) + "</body></html>")
@@ -114,8 +119,7 @@ def _entry(row, number: int, out_dir: Path) -> str:
         "</div>")
 
 
-def _statistics(store: Store, library: str) -> str:
-    con = store.connect()
+def _statistics(store: Store, library: str, con: duckdb.DuckDBPyConnection) -> str:
     sections = []
     for extractor in store.extractors():
         for config in stored_configs(con, extractor, library):

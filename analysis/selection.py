@@ -14,9 +14,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mfs.analysis.sqlfiles import ident, sql_text
+from mfs.analysis.sqlfiles import sql_text
 from mfs.store.health import split_damaged, warn_left_out
 from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, FEATURE_NAMES_KEY
+from mfs.store.sql import ident
 from mfs.store.store import check_name
 from mfs.store.views import view_name
 

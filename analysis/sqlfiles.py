@@ -1,7 +1,8 @@
-"""The analysis SQL lives in `analysis/sql/*.sql`; this loads it and quotes identifiers.
+"""The analysis SQL lives in `analysis/sql/*.sql`; this loads it.
 
 Values always travel as DuckDB parameters (`$name`); only identifiers (view and column
-names, already validated against the store) are formatted into the text.
+names, already validated against the store) are formatted into the text, quoted by
+`mfs.store.sql.ident`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,3 @@ def sql_text(name: str) -> str:
     """The text of `analysis/sql/<name>.sql`."""
     return (SQL_DIR / f"{name}.sql").read_text()
 
-
-def ident(name: str) -> str:
-    """A double-quoted SQL identifier (view or column name)."""
-    return '"' + name.replace('"', '""') + '"'

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from mfs.analysis.selection import resolve
-from mfs.analysis.sqlfiles import ident, sql_text
+from mfs.analysis.sqlfiles import sql_text
 from mfs.store import Store
+from mfs.store.sql import ident
 
 if TYPE_CHECKING:
     import duckdb

@@ -9,14 +9,19 @@ table never exists twice in memory (bench/RESULTS.md compares this with a pandas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mfs.analysis.selection import Selection, check_distinct_columns, resolve_all
-from mfs.analysis.sqlfiles import ident, sql_text
+from mfs.analysis.sqlfiles import sql_text
 from mfs.store import Store
+from mfs.store.sql import ident
+
+if TYPE_CHECKING:
+    import duckdb
 
 BATCH_ROWS = 8192
 
@@ -56,18 +61,19 @@ class TrainingTable:
 
 
 def load_training_table(store: Store, library: str, specs: list[str],
-                        require_label: bool = True,
-                        distinct_columns: bool = True) -> TrainingTable:
+                        require_label: bool = True, distinct_columns: bool = True,
+                        con: duckdb.DuckDBPyConnection | None = None) -> TrainingTable:
     """The wide table of `specs` over `library`'s tracks that have all of them.
 
     Non-finite values are stored as NaN (counted in `dropped["non_finite_values"]`) so
     that one imputation step handles every kind of missing value. `distinct_columns=False`
-    lets specs overlap (benchmarks comparing `a:col` with `a` load both blocks).
+    lets specs overlap (benchmarks comparing `a:col` with `a` load both blocks). `con`: the
+    command's connection to the store, if it has one (making one builds every view).
     """
     store.require_library(library)
     if not specs:
         raise ValueError("no features selected; name at least one extractor")
-    con = store.connect()
+    con = con or store.connect()
     selections = resolve_all(store, con, specs, library)
     if distinct_columns:
         check_distinct_columns(selections)

@@ -11,6 +11,7 @@ has one, else every track.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.compute as pc
@@ -18,9 +19,12 @@ import pyarrow.compute as pc
 from mfs.analysis.results import BenchmarkConfig, BenchmarkResult, score_folds
 from mfs.analysis.selection import resolve
 from mfs.analysis.splits import resolve_split
-from mfs.analysis.sqlfiles import ident
 from mfs.analysis.training_table import TrainingTable
 from mfs.store import Store
+from mfs.store.sql import ident
+
+if TYPE_CHECKING:
+    import duckdb
 
 ZERO_SHOT = "zero-shot"
 PROMPT_PREFIX = "prompt:"
@@ -33,9 +37,12 @@ def cosine_scores(audio: np.ndarray, text: np.ndarray) -> np.ndarray:
     return np.nan_to_num(a @ t.T, nan=-np.inf)
 
 
-def load_prompt_embeddings(store: Store, spec: str) -> tuple[list[str], np.ndarray]:
-    """Genre names and their (averaged) prompt embeddings, from `prompt:<genre>[:n]` rows."""
-    con = store.connect()
+def load_prompt_embeddings(store: Store, spec: str,
+                           con: duckdb.DuckDBPyConnection | None = None
+                           ) -> tuple[list[str], np.ndarray]:
+    """Genre names and their (averaged) prompt embeddings, from `prompt:<genre>[:n]` rows;
+    `con`: the command's connection to the store, if it has one."""
+    con = con or store.connect()
     selection = resolve(store, con, spec)
     if len(selection.columns) != 1:
         raise ValueError(f"prompt selection {spec!r} matches {len(selection.columns)} columns;"
@@ -55,13 +62,13 @@ def load_prompt_embeddings(store: Store, spec: str) -> tuple[list[str], np.ndarr
     return names, by_genre
 
 
-def evaluate_zero_shot(store: Store, table: TrainingTable,
-                       config: BenchmarkConfig) -> BenchmarkResult:
+def evaluate_zero_shot(store: Store, table: TrainingTable, config: BenchmarkConfig,
+                       con: duckdb.DuckDBPyConnection | None = None) -> BenchmarkResult:
     """Score `config.features` (one audio selection) against `config.prompts`."""
     started = time.perf_counter()
     if config.prompts is None or len(config.features) != 1:
         raise ValueError("zero-shot needs exactly one audio selection and --prompts")
-    prompt_genres, text = load_prompt_embeddings(store, config.prompts)
+    prompt_genres, text = load_prompt_embeddings(store, config.prompts, con)
     labels = sorted(set(table.genre))
     unprompted = sorted(set(labels) - set(prompt_genres))
     if unprompted:

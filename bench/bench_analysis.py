@@ -25,9 +25,11 @@ import numpy as np
 from mfs.analysis.benchmark import evaluate
 from mfs.analysis.results import BenchmarkConfig
 from mfs.analysis.selection import resolve_all
-from mfs.analysis.synthetic import write_synthetic_library
 from mfs.analysis.training_table import Block, TrainingTable, load_training_table
 from mfs.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from synthetic_store import write_synthetic_library  # noqa: E402  (test-side module)
 
 OUT = Path(__file__).resolve().parent / "out"
 DIMS = {"bench-a": 1024, "bench-b": 1024, "bench-c": 1280}

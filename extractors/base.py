@@ -21,8 +21,6 @@ import torch
 
 from mfs.store.provenance import config_hash
 
-POOLING_STATS = ("mean", "std", "max", "min")
-
 # A whole track for `Extractor.embed_track`: each call starts one more pass over its mono
 # float32 samples (numpy, at the extractor's rate), block by block.
 TrackBlocks = Callable[[], Iterator[np.ndarray]]

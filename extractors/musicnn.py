@@ -26,6 +26,7 @@ from mfs.extractors.base import (
     OutputSpec,
     Windowing,
 )
+from mfs.extractors.spectral import mel_filterbank
 from mfs.extractors.tf_checkpoint import CheckpointError, read_checkpoint
 
 SAMPLE_RATE = 16000
@@ -57,36 +58,6 @@ TAGS = {"MTT_musicnn": MTT_TAGS, "MSD_musicnn": MSD_TAGS}
 
 
 # --- log-mel front end --------------------------------------------------------------------
-def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
-    """Slaney's Auditory Toolbox mel scale: linear below 1 kHz, logarithmic above."""
-    linear = hz / (200.0 / 3)
-    log = 15.0 + np.log(np.maximum(hz, 1000.0) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(hz >= 1000.0, log, linear)
-
-
-def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    linear = mel * (200.0 / 3)
-    log = 1000.0 * np.exp((np.log(6.4) / 27.0) * (np.maximum(mel, 15.0) - 15.0))
-    return np.where(mel >= 15.0, log, linear)
-
-
-def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """(n_mels, n_fft // 2 + 1) triangular filters, area-normalised: librosa's default `mel`.
-
-    Built here because librosa (musicnn's choice) is only a test dependency of this project.
-    """
-    fft_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    edges_mel = np.linspace(0.0, _hz_to_slaney_mel(np.array(sample_rate / 2)), n_mels + 2)
-    edges_hz = _slaney_mel_to_hz(edges_mel)
-    widths = np.diff(edges_hz)
-    ramps = edges_hz[:, None] - fft_hz[None, :]
-    rising = -ramps[:-2] / widths[:-1, None]
-    falling = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
-    return weights.astype(np.float32)
-
-
 class LogMel(nn.Module):
     """Waveform windows (B, samples) -> musicnn's input (B, frames, 96): log10(1 + 10000·mel).
 
@@ -102,8 +73,10 @@ class LogMel(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("window", torch.hann_window(N_FFT, periodic=True))
-        filterbank = slaney_mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS)
-        self.register_buffer("filterbank", torch.from_numpy(filterbank))
+        # librosa's default `mel` (Slaney scale, area-normalised), as musicnn built its input;
+        # copied, since the filterbank is a cached array shared with fma518
+        filterbank = mel_filterbank(float(SAMPLE_RATE), N_FFT, N_MELS)
+        self.register_buffer("filterbank", torch.tensor(filterbank))
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         spectrum = torch.stft(windows, N_FFT, HOP, window=self.window, center=True,

@@ -18,14 +18,11 @@ as much as the model.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import json
 import platform
 import queue
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +35,8 @@ from mfs.extractors.base import Extractor
 from mfs.extractors.device import torch_threads
 from mfs.extractors.pooling import TrackPool, stored_columns
 from mfs.extractors.windowing import WindowStream, window_samples
-from mfs.store.provenance import library_versions
-from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, FEATURE_NAMES_KEY, embedding_type
+from mfs.store.feature_rows import FeatureRows
+from mfs.store.provenance import files_sha256
 
 
 @dataclass(frozen=True)
@@ -388,47 +385,33 @@ def extract_rows(builder: RowBuilder, tracks: Iterable[tuple[str, Path]], batch_
 
 def model_hash(extractor: Extractor) -> str:
     """sha256 over the model files' names and bytes, or `none` for models without files."""
-    files = sorted(extractor.model_files())
-    if not files:
-        return "none"
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode())
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
+    files = extractor.model_files()
+    return files_sha256(files) if files else "none"
 
 
 class RowBuilder:
-    """Turns pooled outputs into Arrow feature batches with full provenance."""
+    """Feature rows of one loaded extractor from its tracks' pooled outputs, built by the
+    store's one row builder (`FeatureRows`) with the extractor's name, config, output
+    columns and model hash."""
 
     def __init__(self, extractor: Extractor, run_id: str) -> None:
-        self.extractor = extractor
-        self.constant = {
-            "extractor": extractor.name,
-            "config_hash": extractor.config_hash(),
-            "config": json.dumps(extractor.config.to_dict(), sort_keys=True),
-            "model_hash": model_hash(extractor),
-            "versions": library_versions(),
-            "run_id": run_id,
-        }
-        self.schema = self._schema()
-
-    def row(self, track_id: str, seconds: float, pool: TrackPool) -> dict:
-        return {"track_id": track_id, "n_windows": pool.n_windows, "seconds": seconds,
-                "created_at": datetime.now(UTC), **self.constant, **pool.columns()}
-
-    def table(self, rows: list[dict]) -> pa.Table:
-        return pa.Table.from_pylist(rows, schema=self.schema)
-
-    def _schema(self) -> pa.Schema:
-        fields = list(FEATURE_KEY_AND_PROVENANCE)
+        dims: dict[str, int] = {}
         names: dict[str, list[str]] = {}
-        for spec in self.extractor.outputs:
+        for spec in extractor.outputs:
             for column, _, _ in stored_columns(spec):
-                fields.append(pa.field(column, embedding_type(spec.dim)))
+                dims[column] = spec.dim
                 if spec.feature_names:
                     names[column] = list(spec.feature_names)
-        metadata = {FEATURE_NAMES_KEY: json.dumps(names).encode()} if names else None
-        return pa.schema(fields, metadata=metadata)
+        self.extractor = extractor
+        self.rows = FeatureRows(extractor.name, extractor.config.to_dict(), dims,
+                                model_hash=model_hash(extractor), run_id=run_id,
+                                feature_names=names)
+
+    def row(self, track_id: str, seconds: float, pool: TrackPool) -> dict:
+        """The finished track's row from its pooled outputs."""
+        return self.rows.row(track_id, pool.columns(), n_windows=pool.n_windows,
+                             seconds=seconds)
+
+    def table(self, rows: list[dict]) -> pa.Table:
+        """A batch of rows made by `row`."""
+        return self.rows.table(rows)

@@ -7,9 +7,14 @@ batch, never by holding every window's output until the track ends.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from mfs.extractors.base import POOLING_STATS, OutputSpec
+if TYPE_CHECKING:  # at run time this module needs NumPy only, so analysis/ can pool too
+    from mfs.extractors.base import OutputSpec
+
+POOLING_STATS = ("mean", "std", "max", "min")
 
 
 def stored_columns(spec: OutputSpec) -> list[tuple[str, str | None, int | None]]:
@@ -74,6 +79,20 @@ class RunningStats:
         if stat == "std":
             return np.sqrt(self.m2 / self.count).astype(np.float32)
         return values[stat].astype(np.float32)
+
+
+def pool_by_id(ids: np.ndarray, windows: np.ndarray, stats: tuple[str, ...]
+               ) -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:
+    """Per distinct id (sorted): each statistic over its windows (float32), and the count."""
+    unique, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    order = np.argsort(inverse, kind="stable")
+    pooled = {stat: np.empty((len(unique), *windows.shape[1:]), np.float32) for stat in stats}
+    for index, group in enumerate(np.split(windows[order], np.cumsum(counts)[:-1])):
+        running = RunningStats()
+        running.add(group)
+        for stat in stats:
+            pooled[stat][index] = running.value(stat)
+    return [str(value) for value in unique], pooled, counts
 
 
 class TrackPool:

@@ -27,6 +27,8 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
+from mfs.store.provenance import feed_file
+
 CHUNK = 1 << 20  # read size: big files are streamed, never held in memory
 NO_GRANULE = (1 << 64) - 1  # an Ogg page on which no packet ends
 OGG_PAGE = struct.Struct("<4sBBQIIIB")  # capture, version, flags, granule, serial, seq, crc, n
@@ -379,12 +381,7 @@ def _hash(handle: BinaryIO, kind: bytes, pieces: list[Piece]):
 def _whole_file_digest(handle: BinaryIO):
     """BLAKE2b-128 of all the file's bytes, the fallback (and the fingerprint before tags
     were left out)."""
-    digest = hashlib.blake2b(digest_size=16)
-    buffer = memoryview(bytearray(CHUNK))
-    handle.seek(0)
-    while count := handle.readinto(buffer):
-        digest.update(buffer[:count])
-    return digest
+    return feed_file(hashlib.blake2b(digest_size=16), handle)
 
 
 def _read_at(handle: BinaryIO, pos: int, count: int) -> bytes:

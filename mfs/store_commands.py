@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,7 +15,11 @@ from mfs.cli_options import FormatOption, StoreOption, one_line_errors
 from mfs.console import console, print_rows
 from mfs.store import Store
 from mfs.store.health import Damage, damaged_files, holdings, mfs_command, repair_command
+from mfs.store.sql import ident
 from mfs.store.views import view_name
+
+if TYPE_CHECKING:
+    import duckdb
 
 DeepOption = Annotated[bool, typer.Option(
     "--deep", help="Read every data page too, not only each file's footer (slower).")]
@@ -26,7 +30,7 @@ SELECT library, list(track_id ORDER BY track_id) FROM tracks t
 WHERE status = 'ok' AND ($ids IS NULL OR list_contains($ids, track_id)) {not_stored}
 GROUP BY library ORDER BY library
 """
-NOT_STORED = """AND NOT EXISTS (SELECT 1 FROM "{view}" s
+NOT_STORED = """AND NOT EXISTS (SELECT 1 FROM {view} s
                     WHERE s.track_id = t.track_id AND s.config_hash = $config_hash)"""
 
 
@@ -111,9 +115,11 @@ def _consequences(store: Store, damaged: list[Damage],
         else:
             lines.append(f"{damage.rel}: those leaderboard entries are gone; rerun that "
                          "`mfs bench` command to get them back")
-    for (extractor, config_hash), found in sorted(parts.items()):
-        ids = None if None in found else [tid for part in found for tid in part]
-        lines += _missing_features(store, extractor, config_hash, ids)
+    if parts:
+        with store.connect() as con:  # one for every moved part: each builds every view
+            for (extractor, config_hash), found in sorted(parts.items()):
+                ids = None if None in found else [tid for part in found for tid in part]
+                lines += _missing_features(store, con, extractor, config_hash, ids)
     return lines
 
 
@@ -124,15 +130,14 @@ def _rescan_command(store: Store, library: str) -> str:
     return mfs_command(store.root, "scan", "FOLDER", "--kind", "KIND", "--name", library)
 
 
-def _missing_features(store: Store, extractor: str, config_hash: str,
-                      ids: list[str] | None) -> list[str]:
+def _missing_features(store: Store, con: duckdb.DuckDBPyConnection, extractor: str,
+                      config_hash: str, ids: list[str] | None) -> list[str]:
     """Per library, the tracks that lack this extractor config now: the planner's todo."""
     not_stored, params = "", {"ids": ids}
     if extractor in store.extractors():  # else no part is left: every track lacks them
-        not_stored = NOT_STORED.format(view=view_name(extractor))
+        not_stored = NOT_STORED.format(view=ident(view_name(extractor)))
         params["config_hash"] = config_hash
-    with store.connect() as con:
-        found = con.execute(MISSING_FEATURES.format(not_stored=not_stored), params).fetchall()
+    found = con.execute(MISSING_FEATURES.format(not_stored=not_stored), params).fetchall()
     spec = _registered_spec(extractor, config_hash)
     lines = []
     for library, missing in found:

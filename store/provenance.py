@@ -1,4 +1,5 @@
-"""Versions of the libraries that shape stored numbers, recorded with every run and row."""
+"""What identifies stored numbers: config hashes, file hashes and the versions of the
+libraries that shape them, recorded with every run and row."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import platform
 from functools import cache
 from importlib import metadata
+from pathlib import Path
+from typing import BinaryIO, Protocol, TypeVar
 
 TRACKED_PACKAGES = ("music-feature-store", "numpy", "torch", "soundfile", "soxr", "av",
                     "pyarrow", "duckdb", "transformers", "scikit-learn", "xgboost-cpu")
@@ -17,6 +20,44 @@ def config_hash(extractor: str, config: dict) -> str:
     new config is a new folder beside the old one, never an overwrite."""
     payload = json.dumps({"extractor": extractor, **config}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+class Digest(Protocol):
+    """What `feed_file` needs of a hashlib object (sha256, blake2b, …)."""
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+
+D = TypeVar("D", bound=Digest)
+FILE_CHUNK = 1 << 20  # read size: model files and audio are streamed, never held whole
+
+
+def feed_file(digest: D, source: Path | BinaryIO) -> D:
+    """Feed every byte of a file (a path, or an open binary handle, read from its start)
+    into `digest`, a chunk at a time, and return it: the one way files are hashed (model
+    files, imported feature files, the fingerprint of audio without known structure)."""
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            return feed_file(digest, handle)
+    buffer = memoryview(bytearray(FILE_CHUNK))
+    source.seek(0)
+    while count := source.readinto(buffer):
+        digest.update(buffer[:count])
+    return digest
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 (hex) of a file's bytes."""
+    return feed_file(hashlib.sha256(), path).hexdigest()
+
+
+def files_sha256(paths: list[Path]) -> str:
+    """sha256 (hex) over each file's name then bytes, in path order: a model's identity."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        feed_file(digest, path)
+    return digest.hexdigest()
 
 
 @cache

@@ -6,6 +6,7 @@ from __future__ import annotations
 from mfs.store.health import damage_note
 from mfs.store.lock import read_holder
 from mfs.store.runs import INTERRUPTED, RUNNING, run_state
+from mfs.store.sql import ident
 from mfs.store.store import Store
 from mfs.store.views import view_name
 
@@ -14,10 +15,10 @@ SELECT library, status, count(*) AS tracks FROM tracks GROUP BY ALL ORDER BY lib
 """
 
 COVERAGE = """
-SELECT t.library, {extractor} AS extractor, f.config_hash, min(f.config) AS config,
+SELECT t.library, $extractor AS extractor, f.config_hash, min(f.config) AS config,
        count(*) AS tracks_with_features,
        (SELECT count(*) FROM tracks WHERE library = t.library AND status = 'ok') AS ok_tracks
-FROM "{view}" f JOIN tracks t USING (track_id)
+FROM {view} f JOIN tracks t USING (track_id)
 GROUP BY t.library, f.config_hash ORDER BY t.library, f.config_hash
 """
 
@@ -46,8 +47,8 @@ def store_status(store: Store, recent: int = 10) -> dict:
     con = store.connect()
     coverage = []
     for extractor in store.extractors():
-        sql = COVERAGE.format(extractor="'" + extractor + "'", view=view_name(extractor))
-        coverage += _records(con.execute(sql))
+        sql = COVERAGE.format(view=ident(view_name(extractor)))
+        coverage += _records(con.execute(sql, {"extractor": extractor}))
     return {
         "store": str(store.root),
         "damaged": damage_note(store.root),

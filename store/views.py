@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from mfs.store import health, schema
+from mfs.store.sql import ident, literal
 
 if TYPE_CHECKING:
     from mfs.store.store import Store
@@ -18,10 +19,6 @@ if TYPE_CHECKING:
 def view_name(extractor: str) -> str:
     """SQL-friendly view name of an extractor: `musicnn-mtt` → `musicnn_mtt`."""
     return re.sub(r"[^A-Za-z0-9_]", "_", extractor)
-
-
-def sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
@@ -47,7 +44,7 @@ def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
         # newest keys are found on the three narrow columns and semi-joined back, so the
         # wide vectors are never sorted.
         con.execute(
-            f"""CREATE OR REPLACE VIEW "{name}" AS
+            f"""CREATE OR REPLACE VIEW {ident(name)} AS
             SELECT * FROM {parts} SEMI JOIN (
                 SELECT track_id, config_hash, max(created_at) AS created_at FROM {parts}
                 GROUP BY track_id, config_hash) newest
@@ -55,9 +52,9 @@ def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
         )
         for column in embedding_columns(con, name):
             long_parts.append(
-                f"""SELECT track_id, extractor, config_hash, {sql_literal(column)} AS output,
-                "{column}"::FLOAT[] AS vector, created_at FROM "{name}"
-                WHERE "{column}" IS NOT NULL"""
+                f"""SELECT track_id, extractor, config_hash, {literal(column)} AS output,
+                {ident(column)}::FLOAT[] AS vector, created_at FROM {ident(name)}
+                WHERE {ident(column)} IS NOT NULL"""
             )
     if long_parts:
         con.execute("CREATE OR REPLACE VIEW features AS " + " UNION ALL ".join(long_parts))
@@ -73,7 +70,7 @@ def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
 def embedding_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[str]:
     """The embedding (float array) columns of an extractor view, in stored order."""
     provenance = set(schema.FEATURE_KEY_AND_PROVENANCE.names)
-    rows = con.execute(f'DESCRIBE "{view}"').fetchall()
+    rows = con.execute(f"DESCRIBE {ident(view)}").fetchall()
     return [name for name, dtype, *_ in rows if name not in provenance and "[" in dtype]
 
 
@@ -115,7 +112,7 @@ def _table_view(con: duckdb.DuckDBPyConnection, name: str, folder: Path,
     if parts is None:
         _empty_view(con, name, table_schema)
     else:
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {parts}")
+        con.execute(f"CREATE OR REPLACE VIEW {ident(name)} AS SELECT * FROM {parts}")
     return damaged
 
 
@@ -128,12 +125,12 @@ def _read_parts(root: Path, files: list[Path], folder: Path
     if not healthy:
         return None, damaged
     if damaged:
-        source = "[" + ", ".join(sql_literal(str(p)) for p in healthy) + "]"
+        source = "[" + ", ".join(literal(str(p)) for p in healthy) + "]"
     else:
-        source = sql_literal(str(folder / "*.parquet"))
+        source = literal(str(folder / "*.parquet"))
     return f"read_parquet({source}, union_by_name = true)", damaged
 
 
 def _empty_view(con: duckdb.DuckDBPyConnection, name: str, table_schema: pa.Schema) -> None:
     con.register(f"_empty_{name}", table_schema.empty_table())
-    con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "_empty_{name}"')
+    con.execute(f"CREATE OR REPLACE VIEW {ident(name)} AS SELECT * FROM {ident('_empty_' + name)}")

@@ -10,16 +10,17 @@ import uuid
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from benchmark_helpers import run_benchmark
+from synthetic_store import make_library, tracks_table, write_synthetic_library
 
-from mfs.analysis.benchmark import bench_configs, run_benchmark, run_benchmarks
-from mfs.analysis.feature_rows import feature_table
+from mfs.analysis.benchmark import bench_configs, run_benchmarks
 from mfs.analysis.leaderboard import read_leaderboard
 from mfs.analysis.models import build_pipeline
 from mfs.analysis.results import BenchmarkConfig
-from mfs.analysis.synthetic import make_library, tracks_table, write_synthetic_library
 from mfs.analysis.training_table import load_training_table
 from mfs.analysis.zero_shot import cosine_scores
 from mfs.store import Store
+from mfs.store.feature_rows import feature_table
 from mfs.store.schema import LEADERBOARD
 
 GENRES = ("alpha", "beta", "gamma", "delta")
@@ -198,7 +199,7 @@ def _artistless(store: Store) -> None:
     run_benchmark(store, "noart", "noart-feat", split="artist", save=False)
 
 
-def test_zero_shot_from_prompt_embeddings(tmp_path):
+def test_zero_shot_from_prompt_embeddings(tmp_path, monkeypatch):
     store = Store(tmp_path / "store")
     lib = make_library("zs", 80, GENRES)
     rng = np.random.default_rng(0)
@@ -217,6 +218,13 @@ def test_zero_shot_from_prompt_embeddings(tmp_path):
     assert result.split == "official" and result.n_test == 16 and result.n_train == 0
     assert result.scores["accuracy"] > 0.9
     assert result.labels == sorted(GENRES)  # the polka prompt has no tracks: not a class
+    connects = []
+    connect = Store.connect
+    monkeypatch.setattr(Store, "connect", lambda self: connects.append(1) or connect(self))
+    configs = [BenchmarkConfig("zs", ("clap:audio_mean",), model, prompts="clap-text:text")
+               for model in ("zero-shot", "zero-shot", "logreg")]
+    run_benchmarks(store, configs, save=False)
+    assert len(connects) == 1  # one command, one connection: the views are built once
     with pytest.raises(ValueError, match="no prompt for genres"):
         write(store, "clap-few", ["prompt:alpha"], prompts[:1], column="text")
         run_benchmark(store, "zs", "clap:audio_mean", model="zero-shot",

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import typer
+from synthetic_store import make_library, tracks_table
 from typer.testing import CliRunner
 
-from mfs.analysis.synthetic import make_library, tracks_table
 from mfs.analysis_commands import register
 from mfs.store import Store
 

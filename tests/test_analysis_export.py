@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from synthetic_store import write_synthetic_library
 
 from mfs.analysis.export import export
 from mfs.analysis.splits import make_folds
-from mfs.analysis.synthetic import write_synthetic_library
 from mfs.analysis.training_table import load_training_table
 from mfs.store import Store
 

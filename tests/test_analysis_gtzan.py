@@ -8,11 +8,11 @@ set has 290 clips, so one clip is 0.34 pp and the 95 % interval is about ±4.7 p
 from __future__ import annotations
 
 import pytest
+from benchmark_helpers import run_benchmark
 from conftest import shared
+from synthetic_store import tracks_table
 
-from mfs.analysis.benchmark import run_benchmark
 from mfs.analysis.importing import import_features
-from mfs.analysis.synthetic import tracks_table
 from mfs.analysis.training_table import load_training_table
 from mfs.libraries.gtzan import read_split_lists
 from mfs.store import Store

@@ -11,16 +11,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import shared
+from synthetic_store import tracks_table
 
-from mfs.analysis.feature_files import pool_windows
-from mfs.analysis.feature_rows import config_hash
 from mfs.analysis.importing import import_features
 from mfs.analysis.selection import resolve
 from mfs.analysis.stats import feature_stats
-from mfs.analysis.synthetic import tracks_table
 from mfs.analysis.training_table import load_training_table
 from mfs.extractors.fma518 import FEATURE_NAMES
+from mfs.extractors.pooling import pool_by_id
 from mfs.store import Store
+from mfs.store.provenance import config_hash
 
 
 @pytest.fixture()
@@ -102,13 +102,27 @@ def test_pooling_matches_numpy():
     rng = np.random.default_rng(0)
     ids = rng.choice(["a", "b", "c"], size=50)
     X = rng.standard_normal((50, 4)).astype(np.float32)
-    names, pooled, counts = pool_windows(ids, X, ("mean", "max", "min"))
+    names, pooled, counts = pool_by_id(ids, X, ("mean", "max", "min"))
     for i, name in enumerate(names):
         rows = X[ids == name]
         np.testing.assert_allclose(pooled["mean"][i], rows.mean(axis=0), rtol=1e-5)
         np.testing.assert_array_equal(pooled["max"][i], rows.max(axis=0))
         np.testing.assert_array_equal(pooled["min"][i], rows.min(axis=0))
         assert counts[i] == len(rows)
+
+
+def test_pooled_std_is_accurate_with_a_large_mean_and_small_spread():
+    """Imported windows are pooled as extraction pools them (Chan's update in float64):
+    the E[x²]−μ² formula in float32 that imports used before loses the spread entirely."""
+    rng = np.random.default_rng(1)
+    X = (10_000 + 0.01 * rng.standard_normal((400, 3))).astype(np.float32)
+    ids = np.array(["a", "b"] * 200)
+    truth = np.array([X[ids == i].astype(np.float64).std(axis=0) for i in ("a", "b")])
+    _, pooled, _ = pool_by_id(ids, X, ("std",))
+    np.testing.assert_allclose(pooled["std"], truth, rtol=1e-5)
+    old = np.array([np.sqrt(np.maximum((X[ids == i] ** 2).mean(axis=0)
+                                       - X[ids == i].mean(axis=0) ** 2, 0)) for i in ("a", "b")])
+    assert np.all(np.abs(old - truth) > 0.5 * truth)  # cancellation: off by more than half
 
 
 def test_user_errors_are_one_line(store, tmp_path):

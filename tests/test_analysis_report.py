@@ -8,10 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 from matplotlib.image import imread
+from synthetic_store import write_synthetic_library
 
 from mfs.analysis.benchmark import bench_configs, run_benchmarks
 from mfs.analysis.report import write_report
-from mfs.analysis.synthetic import write_synthetic_library
 from mfs.store import Store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

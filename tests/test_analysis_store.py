@@ -7,13 +7,13 @@ import uuid
 
 import numpy as np
 import pytest
+from synthetic_store import tracks_table
 
-from mfs.analysis.feature_rows import feature_table
 from mfs.analysis.selection import resolve
 from mfs.analysis.stats import feature_stats, summarise
-from mfs.analysis.synthetic import tracks_table
 from mfs.analysis.training_table import load_training_table
 from mfs.store import Store
+from mfs.store.feature_rows import feature_table
 
 IDS = [f"lib:t{i}" for i in range(6)]
 GENRES = ["rock", "rock", "rock", "jazz", "jazz", None]

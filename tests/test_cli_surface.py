@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from conftest import invoke, run_mfs, write_audio
+from synthetic_store import write_synthetic_library
 
-from mfs.analysis.synthetic import write_synthetic_library
 from mfs.store import Store
 
 COMMANDS = ("scan", "status", "sql", "extractors", "extract", "backfill", "demo", "stats",

@@ -17,10 +17,10 @@ from mfs.extractors.musicnn import (
     MusicnnMSD,
     MusicnnMTT,
     MusicnnNet,
-    slaney_mel_filterbank,
     tf_state_dict,
 )
 from mfs.extractors.registry import create
+from mfs.extractors.spectral import mel_filterbank
 from mfs.extractors.tf_checkpoint import CheckpointError
 from mfs.extractors.windowing import cut_windows
 
@@ -64,9 +64,11 @@ def _top(tags: tuple[str, ...], likelihoods: np.ndarray, n: int) -> list[str]:
 
 
 def test_filterbank_matches_librosa() -> None:
+    """musicnn's front end uses fma518's mel filterbank: librosa's default, as musicnn's."""
     librosa = pytest.importorskip("librosa")
     expected = librosa.filters.mel(sr=16000, n_fft=512, n_mels=96)
-    np.testing.assert_allclose(slaney_mel_filterbank(16000, 512, 96), expected, atol=1e-7)
+    np.testing.assert_allclose(mel_filterbank(16000.0, 512, 96), expected, atol=1e-7)
+    np.testing.assert_array_equal(LogMel().filterbank.numpy(), mel_filterbank(16000.0, 512, 96))
 
 
 def test_log_mel_matches_librosa_patch() -> None:

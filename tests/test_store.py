@@ -258,3 +258,20 @@ def test_atomic_write_leaves_no_temporary_and_a_whole_file(store: Store) -> None
         path = writer.replace_tracks("lib", table)
     assert pq.read_table(path).num_rows == 1000
     assert [p.name for p in path.parent.iterdir()] == ["lib.parquet"]
+
+
+def test_quotes_in_paths_and_column_names_reach_sql_quoted(tmp_path: Path) -> None:
+    """Store and library names cannot hold quotes (`check_name`), but the store's folder
+    and the column names inside a Parquet file can: every view still builds and reads."""
+    store = Store(tmp_path / """it's a "store\"""")
+    batch = feature_batch(["lib:a"])
+    batch = batch.rename_columns([*batch.column_names[:-2], """it's "odd\"""", "emb_max"])
+    with store.writing("test") as writer:
+        writer.replace_tracks("lib", pa.Table.from_pylist([track_row("lib:a")],
+                                                          schema=schema.TRACKS))
+        writer.append_features("toy-model", "abc123def456", batch)
+    (store.root / "features" / "toy-model" / "abc123def456" / "part-x.parquet").write_bytes(b"")
+    outputs = rows(store, "SELECT output FROM features ORDER BY output")
+    assert outputs == [{"output": "emb_max"}, {"output": """it's "odd\""""}]
+    coverage = store_status(store)["coverage"]
+    assert [(r["extractor"], r["tracks_with_features"]) for r in coverage] == [("toy-model", 1)]

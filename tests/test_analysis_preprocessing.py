@@ -8,7 +8,7 @@ from sklearn.decomposition import PCA
 from sklearn.utils.estimator_checks import check_estimator
 
 from mfs.analysis.models import build_pipeline
-from mfs.analysis.transformers import CorrelationPruner, make_pca
+from mfs.analysis.preprocessing import CorrelationPruner, make_pca
 
 
 def correlated_columns(n: int = 300, seed: int = 0) -> np.ndarray:

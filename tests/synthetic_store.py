@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from mfs.analysis.feature_rows import feature_table
 from mfs.store import Store
+from mfs.store.feature_rows import feature_table
 from mfs.store.schema import TRACKS
 
 SPLIT_OF_INDEX = ("train",) * 6 + ("validation",) * 2 + ("test",) * 2

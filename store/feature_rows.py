@@ -1,0 +1,100 @@
+"""The one builder of feature batches in the store's row format (SCHEMA.md, `features/`).
+
+Extraction (`extractors/pipeline.py`, row by row as tracks finish) and imports of
+published features (`analysis/importing.py`, whole matrices at once) both build their
+batches here, so every writer produces the same key and provenance columns, the same
+column types and the same `mfs.feature_names` schema metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+
+from mfs.store.provenance import config_hash, library_versions
+from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, FEATURE_NAMES_KEY, embedding_type
+
+
+def feature_schema(dims: dict[str, int],
+                   feature_names: dict[str, list[str]] | None = None) -> pa.Schema:
+    """Key and provenance columns, then one float32 list column per stored column in order;
+    the per-dimension names go into the schema metadata only when there are some."""
+    fields = list(FEATURE_KEY_AND_PROVENANCE)
+    fields += [pa.field(column, embedding_type(dim)) for column, dim in dims.items()]
+    metadata = ({FEATURE_NAMES_KEY: json.dumps(feature_names).encode()}
+                if feature_names else None)
+    return pa.schema(fields, metadata=metadata)
+
+
+class FeatureRows:
+    """Feature batches of one output (extractor + config) written by one run.
+
+    `dims` names the stored columns, in stored order, with their sizes; `feature_names`
+    maps some of them to one name per dimension.
+    """
+
+    def __init__(self, extractor: str, config: dict, dims: dict[str, int], *,
+                 model_hash: str, run_id: str,
+                 feature_names: dict[str, list[str]] | None = None) -> None:
+        self.constant = {
+            "extractor": extractor,
+            "config_hash": config_hash(extractor, config),
+            "config": json.dumps(config, sort_keys=True),
+            "model_hash": model_hash,
+            "versions": library_versions(),
+            "run_id": run_id,
+        }
+        self.dims = dict(dims)
+        self.schema = feature_schema(self.dims, feature_names)
+
+    def row(self, track_id: str, vectors: dict[str, np.ndarray], *, n_windows: int | None,
+            seconds: float | None) -> dict:
+        """One track's row, stamped now; `vectors` holds one vector per stored column."""
+        return {"track_id": track_id, "n_windows": n_windows, "seconds": seconds,
+                "created_at": datetime.now(UTC), **self.constant, **vectors}
+
+    def table(self, rows: list[dict]) -> pa.Table:
+        """A batch of rows made by `row`."""
+        return pa.Table.from_pylist(rows, schema=self.schema)
+
+    def from_matrices(self, track_ids: Sequence[str], matrices: dict[str, np.ndarray],
+                      n_windows: np.ndarray | None = None) -> pa.Table:
+        """A batch from one (tracks × dim) matrix per stored column, without a Python
+        object per value (imports hold thousands of tracks at once); `seconds` is null."""
+        n = len(track_ids)
+        if set(matrices) != set(self.dims):
+            raise ValueError(f"columns {sorted(matrices)} differ from {sorted(self.dims)}")
+        columns = {
+            "track_id": pa.array(track_ids, pa.string()),
+            "n_windows": pa.array(n_windows if n_windows is not None else [None] * n,
+                                  pa.int32()),
+            "seconds": pa.nulls(n, pa.float64()),
+            "created_at": pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC")),
+        }
+        for name, value in self.constant.items():
+            columns[name] = pa.array([value] * n, pa.string())
+        for name in self.dims:
+            matrix = np.ascontiguousarray(matrices[name], dtype=np.float32)
+            if matrix.shape != (n, self.dims[name]):
+                raise ValueError(f"column {name!r} has shape {matrix.shape} for {n} track ids "
+                                 f"of {self.dims[name]} dimensions")
+            columns[name] = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()),
+                                                              self.dims[name])
+        return pa.Table.from_arrays([columns[field.name] for field in self.schema],
+                                    schema=self.schema)
+
+
+def feature_table(extractor: str, config: dict, track_ids: Sequence[str],
+                  matrices: dict[str, np.ndarray], *, model_hash: str, run_id: str,
+                  n_windows: np.ndarray | None = None,
+                  feature_names: dict[str, list[str]] | None = None) -> pa.Table:
+    """One batch from (tracks × dim) matrices, for writers that hold whole matrices
+    (imports, and the synthetic stores of tests and benchmarks)."""
+    dims = {name: int(np.shape(matrix)[1]) for name, matrix in matrices.items()}
+    rows = FeatureRows(extractor, config, dims, model_hash=model_hash, run_id=run_id,
+                       feature_names=feature_names)
+    return rows.from_matrices(track_ids, matrices, n_windows)
