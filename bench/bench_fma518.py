@@ -42,20 +42,18 @@ import soundfile as sf
 import torch
 from threadpoolctl import threadpool_limits
 
-from mfs.extractors import frame_stats, spectral
-from mfs.extractors.cqt import cqt_plan, halfband_kernel
-from mfs.extractors.fma518 import (
+from mfs.extractors.fma518 import frame_stats, spectral
+from mfs.extractors.fma518.cqt import cqt_plan, halfband_kernel
+from mfs.extractors.fma518.extractor import CQT_OCTAVES, FEATURE_NAMES, Fma518
+from mfs.extractors.fma518.features import (
     CENS_SMOOTHING,
     CHROMA_COLUMNS,
-    CQT_OCTAVES,
-    FEATURE_NAMES,
     N_CHROMA,
     N_MELS,
     N_MFCC,
-    Fma518,
 )
+from mfs.extractors.fma518.spectral import TUNING_ZERO
 from mfs.extractors.pipeline import keep_freed_memory
-from mfs.extractors.spectral import TUNING_ZERO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import fma518_reference as reference  # noqa: E402  (test-side module, librosa inside)

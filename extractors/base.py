@@ -14,12 +14,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 
 from mfs.store.provenance import config_hash
+
+if TYPE_CHECKING:
+    # Only in annotations (postponed): resolving a spec and its config hash must not
+    # import torch, which alone takes ~3 s (issue 14, `mfs extract` with nothing to do).
+    import torch
 
 POOLING_STATS = ("mean", "std", "max", "min")
 

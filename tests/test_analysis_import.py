@@ -19,7 +19,7 @@ from mfs.analysis.selection import resolve
 from mfs.analysis.stats import feature_stats
 from mfs.analysis.synthetic import tracks_table
 from mfs.analysis.training_table import load_training_table
-from mfs.extractors.fma518 import FEATURE_NAMES
+from mfs.extractors.fma518.extractor import FEATURE_NAMES
 from mfs.store import Store
 
 

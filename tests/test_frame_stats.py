@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from mfs.extractors import frame_stats, spectral
+from mfs.extractors.fma518 import frame_stats, spectral
 
 RATE = 22050
 N_FFT = 2048

@@ -24,7 +24,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from mfs.extractors import native
+from mfs.extractors.fma518 import native
 
 A440 = 440.0
 TUNING_RESOLUTION = 0.01  # librosa.estimate_tuning's default histogram resolution
