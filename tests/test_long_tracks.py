@@ -264,6 +264,7 @@ def test_track_read_in_passes_equals_the_whole_track(tmp_path, monkeypatch):
 FMA518_LONG_RUN = textwrap.dedent("""
     import json
     import torch
+    from mfs.extractors.fma518.extractor import Fma518
     from mfs.extractors.pipeline import RowBuilder, extract_rows
 
     def status(key):
