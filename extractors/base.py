@@ -6,6 +6,11 @@ wants the track cut into windows, and one method from a batch of windows to embe
 (a whole-track extractor may instead read each track block by block, `embed_track`).
 Decoding, resampling, windowing, batching, device placement and pooling over windows live
 once, in `mfs.extractors.pipeline`, never in a model module.
+
+A model family is a subpackage (`fma518/`, `musicnn/`) whose `extractor.py` defines the
+subclass and imports no torch or network code: naming, hashing and planning an extractor
+(`mfs extract` with nothing to do) must not pay torch's ~3 s import. The network or DSP
+code beside it is imported in `load`/`embed`.
 """
 
 from __future__ import annotations
