@@ -45,8 +45,8 @@ import pyarrow as pa
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from mfs.audio.decode import probe
 from mfs.extractors import registry
-from mfs.extractors.audio import probe
 from mfs.extractors.base import Extractor
 from mfs.extractors.device import torch_threads
 from mfs.extractors.pipeline import RowBuilder, keep_freed_memory, load_mono

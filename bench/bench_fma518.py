@@ -42,20 +42,19 @@ import soundfile as sf
 import torch
 from threadpoolctl import threadpool_limits
 
-from mfs.extractors import frame_stats, spectral
-from mfs.extractors.cqt import cqt_plan, halfband_kernel
-from mfs.extractors.fma518 import (
+from mfs.extractors.fma518 import frame_stats, spectral
+from mfs.extractors.fma518.cqt import cqt_plan, halfband_kernel
+from mfs.extractors.fma518.extractor import CQT_OCTAVES, FEATURE_NAMES, Fma518
+from mfs.extractors.fma518.features import (
     CENS_SMOOTHING,
     CHROMA_COLUMNS,
-    CQT_OCTAVES,
-    FEATURE_NAMES,
     N_CHROMA,
     N_MELS,
     N_MFCC,
-    Fma518,
 )
+from mfs.extractors.fma518.spectral import TUNING_ZERO
+from mfs.extractors.mel import mel_filterbank
 from mfs.extractors.pipeline import keep_freed_memory
-from mfs.extractors.spectral import TUNING_ZERO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import fma518_reference as reference  # noqa: E402  (test-side module, librosa inside)
@@ -180,7 +179,7 @@ def clip_flops(n_samples: int, rate: int, n_fft: int = 2048, hop: int = 512
         length = (length + 1) // 2
         halving += length * (3 * odd_taps + 1)  # per output: centre, then add, mul, add
     cqt = sum(2.0 * frames * octave.kernel.size for octave in plan.octaves)
-    mel = spectral.mel_blocks(spectral.mel_filterbank(float(rate), n_fft, N_MELS))
+    mel = spectral.mel_blocks(mel_filterbank(float(rate), n_fft, N_MELS))
     filterbanks = 2 * frames * (bins * CHROMA_COLUMNS + sum(w.size for _, _, w in mel)
                                 + N_MELS * N_MFCC + bins
                                 + N_CHROMA * (CENS_SMOOTHING + 2) + N_CHROMA * 6)

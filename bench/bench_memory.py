@@ -40,7 +40,7 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 import torch
-from mfs.extractors.fma518 import Fma518
+from mfs.extractors.fma518.extractor import Fma518
 from mfs.extractors.pipeline import RowBuilder, extract_rows, keep_freed_memory, load_mono
 
 def status(key):

@@ -6,8 +6,9 @@ features are all stored (bench_extract's real-shaped rows, written through the s
 writer). Then each command runs as its own process, `--repeats` times (median and best):
 
 * baseline `mfs --help`: the CLI's process start-up and nothing else;
-* `python -c 'import torch'`: what importing the extractor modules costs at least (they
-  import torch at module level, and a spec's config hash needs its extractor's class);
+* `python -c 'import torch'`: what a spec's config hash cost while the extractor classes
+  imported torch at module level; they no longer do (each family's `extractor.py` is
+  torch-free, `tests/test_light_specs.py`), so `mfs extract` should stay well under it;
 * `mfs extract bench` (rescan first, the default) and `mfs extract bench --no-rescan`:
   checks, rescan, plan, "nothing missing", and no Prefect server;
 * the old path: a process calling the flow `extract-library` directly, as a deployment

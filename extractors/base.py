@@ -6,6 +6,11 @@ wants the track cut into windows, and one method from a batch of windows to embe
 (a whole-track extractor may instead read each track block by block, `embed_track`).
 Decoding, resampling, windowing, batching, device placement and pooling over windows live
 once, in `mfs.extractors.pipeline`, never in a model module.
+
+A model family is a subpackage (`fma518/`, `musicnn/`) whose `extractor.py` defines the
+subclass and imports no torch or network code: naming, hashing and planning an extractor
+(`mfs extract` with nothing to do) must not pay torch's ~3 s import. The network or DSP
+code beside it is imported in `load`/`embed`.
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 
 from mfs.store.provenance import config_hash
+
+if TYPE_CHECKING:
+    # Only in annotations (postponed): resolving a spec and its config hash must not
+    # import torch, which alone takes ~3 s (issue 14, `mfs extract` with nothing to do).
+    import torch
 
 # A whole track for `Extractor.embed_track`: each call starts one more pass over its mono
 # float32 samples (numpy, at the extractor's rate), block by block.

@@ -30,7 +30,7 @@ import pyarrow as pa
 import soxr
 import torch
 
-from mfs.extractors.audio import AudioError, AudioReader, open_audio
+from mfs.audio.decode import AudioError, AudioReader, open_audio
 from mfs.extractors.base import Extractor
 from mfs.extractors.device import torch_threads
 from mfs.extractors.pooling import TrackPool, stored_columns

@@ -16,9 +16,9 @@ from mfs.extractors.base import Extractor, ExtractorConfig
 
 # name -> "module:ClassName"
 EXTRACTORS: dict[str, str] = {
-    "fma518": "mfs.extractors.fma518:Fma518",
-    "musicnn-mtt": "mfs.extractors.musicnn:MusicnnMTT",
-    "musicnn-msd": "mfs.extractors.musicnn:MusicnnMSD",
+    "fma518": "mfs.extractors.fma518.extractor:Fma518",
+    "musicnn-mtt": "mfs.extractors.musicnn.extractor:MusicnnMTT",
+    "musicnn-msd": "mfs.extractors.musicnn.extractor:MusicnnMSD",
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from mfs.extractors.audio import AudioError, probe
+from mfs.audio.decode import AudioError, probe
 from mfs.libraries.base import LABEL_FIELDS, Candidate, LibraryKind
 from mfs.libraries.files import WalkProblem
 from mfs.libraries.fingerprint import fingerprint

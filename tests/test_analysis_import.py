@@ -17,7 +17,7 @@ from mfs.analysis.importing import import_features
 from mfs.analysis.selection import resolve
 from mfs.analysis.stats import feature_stats
 from mfs.analysis.training_table import load_training_table
-from mfs.extractors.fma518 import FEATURE_NAMES
+from mfs.extractors.fma518.extractor import FEATURE_NAMES
 from mfs.extractors.pooling import pool_by_id
 from mfs.store import Store
 from mfs.store.provenance import config_hash

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mfs.extractors import cqt
+from mfs.extractors.fma518 import cqt
 
 
 @pytest.mark.parametrize("length", [1, 2, 39, 4096, 4097, 10_001])

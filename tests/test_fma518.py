@@ -18,8 +18,15 @@ import soundfile as sf
 import soxr
 import torch
 
-from mfs.extractors import fma518, spectral
-from mfs.extractors.fma518 import FAMILIES, FEATURE_NAMES, STATISTICS, Fma518, Fma518Config
+from mfs.extractors.fma518 import features as fma518_features
+from mfs.extractors.fma518 import spectral
+from mfs.extractors.fma518.extractor import (
+    FAMILIES,
+    FEATURE_NAMES,
+    STATISTICS,
+    Fma518,
+    Fma518Config,
+)
 
 librosa = pytest.importorskip("librosa", reason="librosa (a test dependency) is not installed")
 import fma518_reference as reference  # noqa: E402  (needs librosa, checked just above)
@@ -229,7 +236,7 @@ def test_frame_chunks_do_not_change_features(extractor: Fma518,
                        for genre in ("disco", "reggae")])
     with torch.inference_mode():
         whole = extractor.embed(torch.from_numpy(tracks), 22050)["features"].numpy()
-        monkeypatch.setattr(fma518, "FRAME_CHUNK", 100)
+        monkeypatch.setattr(fma518_features, "FRAME_CHUNK", 100)
         chunked = extractor.embed(torch.from_numpy(tracks), 22050)["features"].numpy()
     assert len(spectral.stft_frames(torch.from_numpy(tracks), 2048, 512)[0]) > 5 * 100
     np.testing.assert_array_equal(chunked, whole)
@@ -264,8 +271,8 @@ def test_streamed_track_equals_whole_track(extractor: Fma518, monkeypatch: pytes
         x = soxr.resample(x, native_rate, rate, quality="HQ").astype(np.float32)
     rate = rate or native_rate
     whole = ours(extractor, x, rate)
-    monkeypatch.setattr(fma518, "WHOLE_FRAMES", 0)
-    monkeypatch.setattr(fma518, "SEGMENT_FRAMES", spectral.n_frames(len(x), 512) // 5 + 1)
+    monkeypatch.setattr(fma518_features, "WHOLE_FRAMES", 0)
+    monkeypatch.setattr(fma518_features, "SEGMENT_FRAMES", spectral.n_frames(len(x), 512) // 5 + 1)
     np.testing.assert_allclose(streamed(extractor, x, rate, 23), whole, rtol=1e-5, atol=1e-6)
     assert np.isnan(whole).any() == (rate == 8000)
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from mfs.extractors import frame_stats, spectral
+from mfs.extractors.fma518 import frame_stats, spectral
+from mfs.extractors.mel import fft_frequencies
 
 RATE = 22050
 N_FFT = 2048
@@ -47,7 +48,7 @@ def reference_magnitude(frames: torch.Tensor) -> np.ndarray:
 def computed() -> tuple[frame_stats.SpectrumStats, np.ndarray, np.ndarray]:
     signal = torch.from_numpy(np.stack([make_signal(), make_signal()[::-1].copy()]))
     frames = spectral.stft_frames(signal, N_FFT, HOP)
-    freqs = spectral.fft_frequencies(RATE, N_FFT).astype(np.float32)
+    freqs = fft_frequencies(RATE, N_FFT).astype(np.float32)
     stats = frame_stats.spectrum_stats(frames, torch.hann_window(N_FFT, periodic=True),
                                          freqs, BANDS, PEAK_BINS)
     return stats, reference_magnitude(frames), freqs

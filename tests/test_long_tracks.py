@@ -17,11 +17,13 @@ import soxr
 import torch
 from energy_extractor import EnergyConfig, EnergyExtractor
 
-from mfs.extractors import fma518, pipeline
-from mfs.extractors.audio import open_audio
+from mfs.audio.decode import open_audio
+from mfs.extractors import pipeline
 from mfs.extractors.base import Windowing
+from mfs.extractors.fma518 import features as fma518_features
+from mfs.extractors.fma518.extractor import Fma518
+from mfs.extractors.fma518.segments import segments
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows, load_mono
-from mfs.extractors.segments import segments
 from mfs.extractors.windowing import WindowStream, cut_windows
 
 TESTS = Path(__file__).resolve().parent
@@ -236,8 +238,8 @@ def test_track_read_in_passes_equals_the_whole_track(tmp_path, monkeypatch):
     extractor on the track decoded whole, seconds included; a NaN part-way through a track
     read in passes is that track's failure only."""
     monkeypatch.setattr(pipeline, "HELD_SAMPLES", 50_000)
-    monkeypatch.setattr(fma518, "WHOLE_FRAMES", 100)
-    monkeypatch.setattr(fma518, "SEGMENT_FRAMES", 250)
+    monkeypatch.setattr(fma518_features, "WHOLE_FRAMES", 100)
+    monkeypatch.setattr(fma518_features, "SEGMENT_FRAMES", 250)
     rate = 22050
     paths = {"long": tmp_path / "long.flac", "held": tmp_path / "held.wav",
              "bad": tmp_path / "bad.wav"}
@@ -246,7 +248,7 @@ def test_track_read_in_passes_equals_the_whole_track(tmp_path, monkeypatch):
     bad = tone_and_noise(8.0, rate, seed=10)
     bad[-rate:] = np.nan
     sf.write(paths["bad"], bad, rate, subtype="FLOAT")
-    extractor = fma518.Fma518()
+    extractor = Fma518()
     extractor.load(torch.device("cpu"))
     rows = run(extractor, paths, batch_size=1)
     assert isinstance(rows["bad"], TrackFailure) and "NaN" in rows["bad"].reason
@@ -262,7 +264,7 @@ def test_track_read_in_passes_equals_the_whole_track(tmp_path, monkeypatch):
 FMA518_LONG_RUN = textwrap.dedent("""
     import json
     import torch
-    from mfs.extractors.fma518 import Fma518
+    from mfs.extractors.fma518.extractor import Fma518
     from mfs.extractors.pipeline import RowBuilder, extract_rows
 
     def status(key):

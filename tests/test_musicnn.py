@@ -10,18 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from mfs.extractors import musicnn
 from mfs.extractors.base import ExtractorUnavailable
-from mfs.extractors.musicnn import (
-    LogMel,
-    MusicnnMSD,
-    MusicnnMTT,
-    MusicnnNet,
-    tf_state_dict,
-)
+from mfs.extractors.mel import mel_filterbank
+from mfs.extractors.musicnn import extractor as musicnn
+from mfs.extractors.musicnn.extractor import MusicnnMSD, MusicnnMTT
+from mfs.extractors.musicnn.network import LogMel, MusicnnNet, tf_state_dict
+from mfs.extractors.musicnn.tf_checkpoint import CheckpointError
 from mfs.extractors.registry import create
-from mfs.extractors.spectral import mel_filterbank
-from mfs.extractors.tf_checkpoint import CheckpointError
 from mfs.extractors.windowing import cut_windows
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "musicnn-reference"

@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mfs.extractors.tf_checkpoint import CheckpointError, crc32c, masked_crc32c, read_checkpoint
+from mfs.extractors.musicnn.tf_checkpoint import (
+    CheckpointError,
+    crc32c,
+    masked_crc32c,
+    read_checkpoint,
+)
 
 DATA_FILE = ".data-00000-of-00001"
 

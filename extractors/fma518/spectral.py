@@ -24,7 +24,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from mfs.extractors import native
+from mfs.extractors.fma518 import native
+from mfs.extractors.mel import fft_frequencies
 
 A440 = 440.0
 TUNING_RESOLUTION = 0.01  # librosa.estimate_tuning's default histogram resolution
@@ -64,8 +65,6 @@ def stft_frames(x: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
 
 
 # --- librosa-style helpers -------------------------------------------------------------
-def fft_frequencies(sample_rate: float, n_fft: int) -> np.ndarray:
-    return np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
 
 
 def normalize(x: torch.Tensor, norm: float, dim: int = -1) -> torch.Tensor:
@@ -106,39 +105,6 @@ def hz_to_octs(freqs: np.ndarray, tuning: float = 0.0, bins_per_octave: int = 12
 
 
 # --- filterbanks (numpy, cached) ---------------------------------------------------------
-_MEL_F_SP = 200.0 / 3  # Hz per mel below 1 kHz (Slaney)
-_MEL_MIN_LOG_HZ = 1000.0
-_MEL_MIN_LOG_MEL = _MEL_MIN_LOG_HZ / _MEL_F_SP
-_MEL_LOGSTEP = np.log(6.4) / 27.0
-
-
-def _hz_to_mel(freqs: np.ndarray | float) -> np.ndarray:
-    """Slaney mel scale: linear below 1 kHz, logarithmic above."""
-    freqs = np.asarray(freqs, dtype=np.float64)
-    log_part = _MEL_MIN_LOG_MEL + np.log(np.maximum(freqs, _MEL_MIN_LOG_HZ)
-                                         / _MEL_MIN_LOG_HZ) / _MEL_LOGSTEP
-    return np.where(freqs >= _MEL_MIN_LOG_HZ, log_part, freqs / _MEL_F_SP)
-
-
-def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
-    log_part = _MEL_MIN_LOG_HZ * np.exp(_MEL_LOGSTEP * (mels - _MEL_MIN_LOG_MEL))
-    return np.where(mels >= _MEL_MIN_LOG_MEL, log_part, _MEL_F_SP * mels)
-
-
-@lru_cache(maxsize=16)
-def mel_filterbank(sample_rate: float, n_fft: int, n_mels: int = 128) -> np.ndarray:
-    """Slaney-normalised triangular mel filters (n_mels, bins), 0 Hz to Nyquist."""
-    fft_freqs = fft_frequencies(sample_rate, n_fft)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = np.subtract.outer(mel_f, fft_freqs)
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
-    return weights.astype(np.float32)
-
-
 def mel_blocks(weights: np.ndarray, group: int = MEL_GROUP
                ) -> list[tuple[int, int, np.ndarray]]:
     """Split a mel filterbank into dense (first bin, end bin, (bins, filters)) blocks.

@@ -43,54 +43,36 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mfs.extractors import cqt, frame_stats, native, spectral
-from mfs.extractors.base import Extractor, ExtractorConfig, OutputSpec, TrackBlocks, Windowing
-from mfs.extractors.cqt import PlanTensors, cqt_chroma, cqt_plan
-from mfs.extractors.segments import segments
-
-# features.py's families and sizes, in the order it computes them.
-FAMILIES: tuple[tuple[str, int], ...] = (
-    ("chroma_stft", 12), ("chroma_cqt", 12), ("chroma_cens", 12), ("tonnetz", 6),
-    ("mfcc", 20), ("rmse", 1), ("zcr", 1), ("spectral_centroid", 1),
-    ("spectral_bandwidth", 1), ("spectral_contrast", 7), ("spectral_rolloff", 1),
+from mfs.extractors.base import TrackBlocks
+from mfs.extractors.fma518 import cqt, frame_stats, native, spectral
+from mfs.extractors.fma518.cqt import PlanTensors, cqt_chroma, cqt_plan
+from mfs.extractors.fma518.extractor import (
+    COLUMN_ORDER,
+    CQT_OCTAVES,
+    FAMILIES,
+    N_FRAME_FEATURES,
+    Fma518Config,
 )
-STATISTICS: tuple[str, ...] = ("mean", "std", "skew", "kurtosis", "median", "min", "max")
+from mfs.extractors.fma518.segments import segments
+from mfs.extractors.mel import fft_frequencies, mel_filterbank
+
 N_CHROMA = 12
-CHROMA_COLUMNS = 16  # chroma filters padded with zero columns (`Fma518._chroma_stft`)
-CQT_OCTAVES = 7
+CHROMA_COLUMNS = 16  # chroma filters padded with zero columns (`Fma518Features._chroma_stft`)
 CENS_SMOOTHING = 41  # librosa chroma_cens win_len_smooth
 CENS_STEPS = torch.tensor([0.05, 0.1, 0.2, 0.4])  # librosa chroma_cens quantisation steps
 N_MELS = 128
 N_MFCC = 20
 FEATURES_PY_RATE = 22050  # librosa's default sr, which features.py leaves in place (above)
-N_FRAME_FEATURES = sum(size for _, size in FAMILIES)
-FRAME_CHUNK = 1024  # STFT frames made and read at a time (`Fma518._spectra`)
+FRAME_CHUNK = 1024  # STFT frames made and read at a time (`Fma518Features._spectra`)
 # A track of at most WHOLE_FRAMES frames (95 s at 22.05 kHz, 47 s at 44.1 kHz: every clip
 # of FMA and GTZAN) is computed whole, in one pass; a longer one in two passes of segments
-# of SEGMENT_FRAMES frames (`Fma518.stream_frame_features`), whose spectra and CQT take
+# of SEGMENT_FRAMES frames (`Fma518Features.stream_frame_features`), whose spectra and CQT take
 # ~30 MB whatever the rate (bench/RESULTS.md, "fma518 memory").
 WHOLE_FRAMES = 4096
 SEGMENT_FRAMES = 2048
 DB_REFERENCED = ("mel", "peak", "valley")  # spectra whose dB floor is the track's maximum
-# Families that the spectra's statistics give final (`Fma518._spectra`).
+# Families that the spectra's statistics give final (`Fma518Features._spectra`).
 PASS_ONE_FAMILIES = ("spectral_rolloff", "spectral_centroid", "spectral_bandwidth", "rmse")
-
-
-def _columns() -> tuple[tuple[str, ...], np.ndarray]:
-    """features.csv's sorted "feature/statistic/number" names, and for each its position in
-    the flattened (statistic, frame feature) layout of `summarise`."""
-    names, positions, first = [], [], 0
-    for name, size in FAMILIES:
-        for s, stat in enumerate(STATISTICS):
-            for i in range(size):
-                names.append((name, stat, f"{i + 1:02d}"))
-                positions.append(s * N_FRAME_FEATURES + first + i)
-        first += size
-    order = sorted(range(len(names)), key=names.__getitem__)
-    return tuple("/".join(names[i]) for i in order), np.asarray(positions)[order]
-
-
-FEATURE_NAMES, _COLUMN_ORDER = _columns()
 
 
 def _family_rows() -> dict[str, slice]:
@@ -125,19 +107,6 @@ class Scan:
     tops: dict[str, torch.Tensor]
 
 
-@dataclass(frozen=True)
-class Fma518Config(ExtractorConfig):
-    """Frame parameters of features.py. The CQT needs `hop_length` divisible by 2^6."""
-
-    n_fft: int = 2048
-    hop_length: int = 512
-
-    def __post_init__(self) -> None:
-        if self.hop_length % 2 ** (CQT_OCTAVES - 1):
-            raise ValueError(f"fma518: hop_length={self.hop_length} must be a multiple of "
-                             f"{2 ** (CQT_OCTAVES - 1)} for the {CQT_OCTAVES}-octave CQT")
-
-
 class Constants:
     """Everything that depends only on (sample rate, n_fft, device), as tensors."""
 
@@ -146,44 +115,25 @@ class Constants:
             return torch.as_tensor(array, dtype=dtype, device=device)
 
         self.window = torch.hann_window(n_fft, periodic=True, device=device)
-        self.freq_labels = spectral.fft_frequencies(FEATURES_PY_RATE, n_fft).astype(np.float32)
+        self.freq_labels = fft_frequencies(FEATURES_PY_RATE, n_fft).astype(np.float32)
         self.contrast_bands = spectral.contrast_bands(float(FEATURES_PY_RATE), n_fft)
-        mel = spectral.mel_filterbank(float(sample_rate), n_fft, N_MELS)
+        mel = mel_filterbank(float(sample_rate), n_fft, N_MELS)
         self.mel_blocks = [(a, b, tensor(w)) for a, b, w in spectral.mel_blocks(mel)]
         self.dct = tensor(spectral.dct_matrix(N_MFCC, N_MELS))
         self.cens_window = tensor(_cens_window())
         self.tonnetz = tensor(_tonnetz_basis())
 
 
-class Fma518(Extractor):
-    """FMA features.csv (518 values per track) from the whole track at its native rate."""
+class Fma518Features:
+    """fma518's computation for one config: frame features and their statistics, with
+    caches per sample rate and device (constants, CQT plans, chroma filters). Built by
+    `Fma518Features.load`, so that naming, hashing and planning fma518 never import torch."""
 
-    name = "fma518"
-    config_class = Fma518Config
-    config: Fma518Config
-    # A second torch thread wins ~5% wall time for twice the CPU, and loses 5-10x when the
-    # other core is busy: many small ops, each waiting on the other thread (bench/RESULTS.md).
-    cpu_threads = 1
-    reads_blocks = True  # `embed_track`: long tracks in segments, in bounded memory
-
-    def __init__(self, config: Fma518Config | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: Fma518Config) -> None:
+        self.config = config
         self._constants: dict[tuple, Constants] = {}
         self._plans: dict[tuple, PlanTensors | None] = {}
         self._chroma: dict[tuple, torch.Tensor] = {}
-
-    @property
-    def sample_rate(self) -> int | None:
-        return None
-
-    @property
-    def windowing(self) -> Windowing:
-        return Windowing(seconds=None)
-
-    @property
-    def outputs(self) -> tuple[OutputSpec, ...]:
-        return (OutputSpec(name="features", dim=len(FEATURE_NAMES), pooling=(),
-                           feature_names=FEATURE_NAMES),)
 
     def embed(self, windows: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
         """Tracks (batch, samples) of equal length -> {"features": (batch, 518)}."""
@@ -193,12 +143,13 @@ class Fma518(Extractor):
         frames = self.frame_features(windows.float(), sample_rate)
         return _output(summarise(torch.cat(list(frames.values()), dim=-1)), windows.device)
 
-    def embed_track(self, blocks: TrackBlocks, sample_rate: int) -> dict[str, torch.Tensor]:
+    def embed_track(self, blocks: TrackBlocks, sample_rate: int,
+                    device: torch.device | None = None) -> dict[str, torch.Tensor]:
         """One track read as blocks (`base.py`): whole when it has at most
         `WHOLE_FRAMES` frames, as `embed` does; longer, in two passes of segments, so
         that memory holds a segment's spectra and the track's frame features, not the
         track (`stream_frame_features`)."""
-        device = getattr(self, "device", torch.device("cpu"))
+        device = device or torch.device("cpu")
         whole = _whole_track(blocks(), WHOLE_FRAMES * self.config.hop_length)
         if whole is not None:
             return self.embed(torch.from_numpy(whole)[None].to(device), sample_rate)
@@ -472,7 +423,7 @@ class Fma518(Extractor):
 
 def _output(stats: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
     """`summarise`'s (batch, 7, 74) statistics as the stored row: features.csv's order."""
-    features = stats.reshape(len(stats), -1)[:, _COLUMN_ORDER].astype(np.float32)
+    features = stats.reshape(len(stats), -1)[:, COLUMN_ORDER].astype(np.float32)
     return {"features": torch.from_numpy(features).to(device)}
 
 

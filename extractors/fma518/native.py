@@ -13,7 +13,7 @@ import ctypes
 import numpy as np
 import torch
 
-from mfs.extractors import _native
+from mfs.extractors.fma518 import _native
 
 _POINTER = ctypes.c_void_p
 _INT = ctypes.c_int64

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mfs.extractors.native import LIB, address
-from mfs.extractors.spectral import LIFT, Peaks
+from mfs.extractors.fma518.native import LIB, address
+from mfs.extractors.fma518.spectral import LIFT, Peaks
 
 FFT_CHUNK = 128  # frames per FFT: its input and output stay in the cache
 PEAK_THRESHOLD = 0.1  # librosa.piptrack's threshold, relative to the frame's maximum

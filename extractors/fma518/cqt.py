@@ -24,8 +24,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from mfs.extractors import native
-from mfs.extractors.spectral import LIFT, TUNING_EDGES
+from mfs.extractors.fma518 import native
+from mfs.extractors.fma518.spectral import LIFT, TUNING_EDGES
 
 C1_HZ = 440.0 * 2.0 ** ((24 - 69) / 12.0)  # librosa.note_to_hz("C1")
 HANN_BANDWIDTH = 1.50018310546875  # librosa.filters.window_bandwidth("hann")
