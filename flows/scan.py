@@ -52,7 +52,7 @@ def run_scan(store: Store, name: str, kind: str | None = None, root: Path | None
                       _reported_failures(store, name))
         writer.save_library_config(name, config)
         writer.replace_tracks(name, result.tracks)
-        writer.append_failures(result.failures)
+        writer.append_failures([failure.row() for failure in result.failures])
         run.counts.update(result.counts, tracks=result.tracks.num_rows)
     return {"library": name, "run_id": run.run_id, **run.counts}
 
