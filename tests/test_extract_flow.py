@@ -16,7 +16,7 @@ import soundfile as sf
 
 from mfs.extractors import registry
 from mfs.extractors.base import ExtractorUnavailable
-from mfs.flows.extract import run_extract
+from mfs.flows.extract import ExtractSettings, run_extract
 from mfs.flows.scan import run_scan
 from mfs.store import Store
 
@@ -104,7 +104,8 @@ def test_unavailable_extractor_says_how_to_fix(tmp_path, monkeypatch):
 
 def test_failed_track_is_retried_up_to_the_limit(tmp_path):
     store = scanned_store(tmp_path, corrupt=1)
-    results = [run_extract(store, "lib", ["energy"], max_attempts=2)["extractors"]["energy"]
+    settings = ExtractSettings(max_attempts=2)
+    results = [run_extract(store, "lib", ["energy"], settings)["extractors"]["energy"]
                for _ in range(3)]
     assert [r["failed"] for r in results] == [1, 1, 0]
     assert [r["skipped"] for r in results] == [0, 0, 1]
@@ -119,7 +120,7 @@ KILLABLE = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
     from mfs.extractors import registry, pipeline
-    from mfs.flows.extract import run_extract
+    from mfs.flows.extract import ExtractSettings, run_extract
     from mfs.store import Store
     registry.EXTRACTORS["energy"] = "energy_extractor:EnergyExtractor"
     real = pipeline.open_audio
@@ -127,7 +128,8 @@ KILLABLE = textwrap.dedent("""
         time.sleep(0.3)
         return real(path)
     pipeline.open_audio = slow
-    run_extract(Store({store!r}), "lib", ["energy"], batch_size=1, tracks_per_part=1)
+    settings = ExtractSettings(batch_size=1, tracks_per_part=1)
+    run_extract(Store({store!r}), "lib", ["energy"], settings)
 """)
 
 

@@ -105,8 +105,20 @@ def test_extract_with_a_prefect_server(tmp_path, env, prefect_server):
     assert result.returncode == 0, result.stderr
     assert "energy: 6 extracted" in result.stdout
     assert "Starting temporary server" not in result.stdout + result.stderr
-    with urllib.request.urlopen(urllib.request.Request(
-            f"{prefect_server}/flow_runs/filter", data=b"{}", method="POST",
-            headers={"Content-Type": "application/json"})) as response:
-        runs = json.load(response)
+    runs = api_post(prefect_server, "flow_runs/filter")
     assert any(r["state_type"] == "COMPLETED" for r in runs)
+    # The flow reads as its recipe: a plan task per extractor, then one task per batch
+    # (the server records task runs from events, a moment after the flow ends).
+    expected = {"plan energy", "extract energy batch 1/1"}
+    deadline = time.monotonic() + 30
+    while not expected <= (names := {r["name"] for r in
+                                     api_post(prefect_server, "task_runs/filter")}):
+        assert time.monotonic() < deadline, names
+        time.sleep(0.5)
+
+
+def api_post(url: str, path: str) -> list[dict]:
+    request = urllib.request.Request(f"{url}/{path}", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
