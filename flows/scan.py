@@ -1,7 +1,7 @@
 """Scanning a library into the store's `tracks` table.
 
 Plain functions, no Prefect import: `mfs scan` and the rescan before an extract stay
-fast. The flow `scan-library` that runs `run_scan` lives with the others in `flows/extract.py`.
+fast. Inside the flow `extract-library`, `run_scan` is its first task (`scan LIBRARY`).
 """
 
 from __future__ import annotations
