@@ -24,6 +24,7 @@ from mfs.cli_options import (
     set_debug,
 )
 from mfs.console import bar_progress, console, counting_progress, print_rows
+from mfs.libraries.registry import KINDS as LIBRARY_KINDS
 from mfs.store import Store
 from mfs.store_commands import register as register_store_commands
 
@@ -47,7 +48,8 @@ def main_options(
 @one_line_errors
 def scan_command(
     path: Annotated[Path | None, typer.Argument(help="Library folder; omit to rescan.")] = None,
-    kind: Annotated[str | None, typer.Option(help="gtzan, fma or folder")] = None,
+    kind: Annotated[str | None, typer.Option(
+        help=f"Library kind: {', '.join(LIBRARY_KINDS)}.")] = None,
     name: Annotated[str, typer.Option(help="Library name in the store.")] = ...,
     metadata: Annotated[Path | None, typer.Option(help="FMA: folder with tracks.csv.")] = None,
     split_dir: Annotated[Path | None, typer.Option(help="GTZAN: folder with split lists.")] = None,
