@@ -77,7 +77,13 @@ class ExtractorJob:
         self.spec, self.extractor, self.writer = spec, extractor, writer
         self.run_id, self.batch_size = run_id, batch_size
         self.config_hash = extractor.config_hash()
-        self.builder = RowBuilder(extractor, run_id)
+        self.builder: RowBuilder | None = None
+
+    def load(self, device: str) -> None:
+        """Load the model, then its row builder (which hashes the model's files): only a
+        run with something missing pays for either."""
+        self.extractor.load(pick_device(device))
+        self.builder = RowBuilder(self.extractor, self.run_id)
 
     def failure(self, failure: TrackFailure, path: Path, attempts: int) -> Failure:
         return Failure(library=failure.track_id.split(":", 1)[0], path=str(path),
@@ -97,8 +103,8 @@ class ExtractorJob:
 
 def extract_batch(job: ExtractorJob, batch: Batch,
                   on_track: Callable[[], None] | None = None) -> dict[str, int]:
-    """Extract and store one batch; returns {"ok": n, "failed": n}. `on_track` is called
-    as each track finishes (progress)."""
+    """Extract and store one batch (`job` loaded); returns {"ok": n, "failed": n}.
+    `on_track` is called as each track finishes (progress)."""
     location = {track_id: (path, attempts) for track_id, path, attempts in batch.tracks}
     counts = {"ok": 0, "failed": 0}
     rows: list[dict] = []
@@ -160,7 +166,7 @@ def extract_plan(job: ExtractorJob, plan: Plan, settings: ExtractSettings,
               "config_hash": job.config_hash}
     if not plan.todo:
         return counts  # nothing missing: no model load, no decoding
-    job.extractor.load(pick_device(settings.device))
+    job.load(settings.device)
     started = time.monotonic()
     with progress(job.extractor.name, len(plan.todo)) as update:
         done = 0
