@@ -52,7 +52,7 @@ from mfs.extractors.device import torch_threads
 from mfs.extractors.pipeline import RowBuilder, keep_freed_memory, load_mono
 from mfs.extractors.pooling import TrackPool
 from mfs.extractors.windowing import cut_windows
-from mfs.flows.extract import TRACKS_PER_PART, run_extract
+from mfs.flows.extract import TRACKS_PER_PART, ExtractSettings, run_extract
 from mfs.store import Store, schema
 from mfs.store.store import StoreWriter
 
@@ -119,7 +119,7 @@ def time_pipeline(clips: list[Path], name: str, batch_size: int) -> tuple[Timing
         with store.writing("bench tracks") as writer:
             writer.replace_tracks(LIBRARY, tracks_table(GTZAN, paths, infos))
         with timed() as timing:
-            result = run_extract(store, LIBRARY, [name], batch_size=batch_size, device="cpu")
+            result = run_extract(store, LIBRARY, [name], ExtractSettings(batch_size, "cpu"))
     counts = result["extractors"][name]
     if counts["ok"] != len(clips):
         raise SystemExit(f"pipeline extracted {counts['ok']} of {len(clips)} clips: {counts}")
@@ -290,7 +290,8 @@ def noop_rerun(args: argparse.Namespace) -> None:
         times = []
         for _ in range(3):
             with timed() as timing:
-                result = run_extract(store, LIBRARY, [args.extractor], device="cpu")
+                result = run_extract(store, LIBRARY, [args.extractor],
+                                     ExtractSettings(device="cpu"))
             times.extend(timing)
         counts = result["extractors"][args.extractor]
     if counts["planned"] != 0:

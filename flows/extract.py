@@ -1,139 +1,222 @@
 """Incremental extraction (flows `extract-library` and `backfill-model`).
 
-A run plans the missing (track, extractor, config) pairs with one anti-join, extracts
-them in batches and writes a part (atomic Parquet file) every TRACKS_PER_PART tracks or
-SECONDS_PER_PART seconds, whichever comes first, so a run killed at any point loses at
-most a minute of work and a re-run redoes only what is missing.
+The recipe: scan the library, plan the missing (track, extractor, config) pairs with one
+anti-join, extract them batch by batch, and record the run. Each step is a plain function
+here or in `plan.py`/`scan.py`; `run_extract` calls them directly (tests, benchmarks) and
+the flows call the same functions as Prefect tasks (`IN_TASKS`), so a flow run shows
+`scan gtzan`, `plan fma518`, `extract fma518 batch 3/12`, …
+
+A batch is `ExtractSettings.tracks_per_part` tracks (TRACKS_PER_PART) and is stored as
+one part (atomic Parquet file), or as several when a slow model takes longer than
+SECONDS_PER_PART, so a run killed at any point loses at most a minute of work and a
+re-run redoes only what is missing. Batches run one after another in one process: the
+model is loaded once per extractor, the writer lock is held for the whole run, and only
+counts cross a task boundary, never feature arrays.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-from mfs.console import bar_progress
 from mfs.extractors.base import Extractor
 from mfs.extractors.device import pick_device
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows
-from mfs.flows.plan import MAX_ATTEMPTS, Plan, plan_missing
+from mfs.flows.plan import Plan, plan_missing
 from mfs.flows.prepare import DEFAULT_EXTRACTORS, create_extractors
 from mfs.flows.scan import run_scan
+from mfs.flows.settings import TRACKS_PER_PART, ExtractSettings
 from mfs.store import Store
+from mfs.store.failures import Failure
 from mfs.store.runs import Run, recorded
 from mfs.store.store import StoreWriter
 
-TRACKS_PER_PART = 64
 # A part is also written once this many seconds have passed since the last one, so a slow
 # model killed mid-run keeps what it computed (tests lower it).
 SECONDS_PER_PART = 60.0
 
+# `progress(label, total)` opens a progress display and yields `update(done, elapsed_s)`;
+# the CLI passes its console's bar, so this package never imports the terminal.
+Progress = Callable[[str, int], AbstractContextManager[Callable[[int, float], None]]]
 
-def run_extract(store: Store, library: str | None, extractor_names: list[str],
-                batch_size: int = 16, device: str | None = None,
-                max_attempts: int = MAX_ATTEMPTS, show_progress: bool = False,
-                tracks_per_part: int = TRACKS_PER_PART) -> dict:
+
+@contextmanager
+def no_progress(_label: str, _total: int) -> Iterator[Callable[[int, float], None]]:
+    """The default `Progress`: shows nothing."""
+    yield lambda _done, _elapsed: None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Tracks (id, path, earlier failed attempts) that one task extracts, and its place."""
+
+    number: int
+    total: int
+    tracks: list[tuple[str, Path, int]]
+
+
+def batches(todo: list[tuple[str, Path, int]], size: int) -> list[Batch]:
+    """`todo` cut into batches of `size` tracks, numbered from 1."""
+    starts = range(0, len(todo), size)
+    return [Batch(n, len(starts), todo[start:start + size]) for n, start in enumerate(starts, 1)]
+
+
+class ExtractorJob:
+    """One extractor's share of a run: its loaded model, where its rows go, and how a
+    failure or a part is written. A plain class (not a dataclass): Prefect walks dataclass
+    task arguments field by field, and this one holds a model and the store's writer."""
+
+    def __init__(self, spec: str, extractor: Extractor, writer: StoreWriter, run_id: str,
+                 batch_size: int) -> None:
+        self.spec, self.extractor, self.writer = spec, extractor, writer
+        self.run_id, self.batch_size = run_id, batch_size
+        self.config_hash = extractor.config_hash()
+        self.builder: RowBuilder | None = None
+
+    def load(self, device: str) -> None:
+        """Load the model, then its row builder (which hashes the model's files): only a
+        run with something missing pays for either."""
+        self.extractor.load(pick_device(device))
+        self.builder = RowBuilder(self.extractor, self.run_id)
+
+    def failure(self, failure: TrackFailure, path: Path, attempts: int) -> Failure:
+        return Failure(library=failure.track_id.split(":", 1)[0], path=str(path),
+                       stage=self.extractor.name, error_class=failure.error_class,
+                       reason=failure.reason, run_id=self.run_id, track_id=failure.track_id,
+                       config_hash=self.config_hash, attempts=attempts + 1)
+
+    def write(self, rows: list[dict], failures: list[Failure]) -> None:
+        """Store `rows` as one part and `failures` beside it, then empty both lists."""
+        if rows:
+            self.writer.append_features(self.extractor.name, self.config_hash,
+                                        self.builder.table(rows))
+        self.writer.append_failures([failure.row() for failure in failures])
+        rows.clear()
+        failures.clear()
+
+
+def extract_batch(job: ExtractorJob, batch: Batch,
+                  on_track: Callable[[], None] | None = None) -> dict[str, int]:
+    """Extract and store one batch (`job` loaded); returns {"ok": n, "failed": n}.
+    `on_track` is called as each track finishes (progress)."""
+    location = {track_id: (path, attempts) for track_id, path, attempts in batch.tracks}
+    counts = {"ok": 0, "failed": 0}
+    rows: list[dict] = []
+    failures: list[Failure] = []
+    last_write = time.monotonic()
+    tracks = ((track_id, path) for track_id, path, _ in batch.tracks)
+    for item in extract_rows(job.builder, tracks, job.batch_size):
+        if isinstance(item, TrackFailure):
+            counts["failed"] += 1
+            failures.append(job.failure(item, *location[item.track_id]))
+        else:
+            counts["ok"] += 1
+            rows.append(item)
+        if time.monotonic() - last_write >= SECONDS_PER_PART:
+            job.write(rows, failures)
+            last_write = time.monotonic()
+        if on_track is not None:
+            on_track()
+    job.write(rows, failures)
+    return counts
+
+
+@dataclass(frozen=True)
+class Steps:
+    """How a run calls its steps: directly (`DIRECT`), or as Prefect tasks (`IN_TASKS`)."""
+
+    plan: Callable[[Store, str | None, Extractor, int], Plan] = plan_missing
+    batch: Callable[..., dict[str, int]] = extract_batch
+
+
+DIRECT = Steps()
+
+
+def run_extract(store: Store, library: str | None, specs: list[str],
+                settings: ExtractSettings | None = None, progress: Progress | None = None,
+                steps: Steps = DIRECT) -> dict:
     """Extract every missing pair for `library` (None: all libraries); returns counts.
 
-    `extractor_names` are registry names or specs with a config (`energy:window_seconds=2`).
+    `specs` are registry names or specs with a config (`energy:window_seconds=2`). The
+    store's writer lock is held, and the run recorded, from the first plan to the last part.
     """
-    extractors = create_extractors(extractor_names)
-    run = Run("extract", library, extractor_names)
+    settings = settings or ExtractSettings()
+    progress = progress or no_progress
+    extractors = create_extractors(specs)
+    run = Run("extract", library, specs)
     with store.writing(f"extract {library or 'all libraries'}") as writer, \
             recorded(writer, run):
-        for spec, extractor in zip(extractor_names, extractors, strict=True):
-            plan = plan_missing(store, library, extractor, max_attempts)
-            run.counts[spec] = _extract_plan(writer, extractor, plan, run.run_id, batch_size,
-                                             device, show_progress, tracks_per_part)
+        for spec, extractor in zip(specs, extractors, strict=True):
+            plan = steps.plan(store, library, extractor, settings.max_attempts)
+            job = ExtractorJob(spec, extractor, writer, run.run_id, settings.batch_size)
+            run.counts[spec] = extract_plan(job, plan, settings, progress, steps)
     return {"run_id": run.run_id, "library": library, "extractors": run.counts}
 
 
-def _extract_plan(writer: StoreWriter, extractor: Extractor, plan: Plan, run_id: str,
-                  batch_size: int, device: str | None, show_progress: bool,
-                  tracks_per_part: int) -> dict:
+def extract_plan(job: ExtractorJob, plan: Plan, settings: ExtractSettings,
+                 progress: Progress = no_progress, steps: Steps = DIRECT) -> dict:
+    """Load the model (only if anything is missing) and extract the plan batch by batch."""
     counts = {"planned": len(plan.todo), "ok": 0, "failed": 0, "skipped": plan.skipped,
-              "config_hash": extractor.config_hash()}
+              "config_hash": job.config_hash}
     if not plan.todo:
         return counts  # nothing missing: no model load, no decoding
-    extractor.load(pick_device(device))
-    builder = RowBuilder(extractor, run_id)
-    location = {tid: (path, attempts) for tid, path, attempts in plan.todo}
-    rows: list[dict] = []
-    failures: list[dict] = []
-    started = last_flush = time.monotonic()
+    job.load(settings.device)
+    started = time.monotonic()
+    with progress(job.extractor.name, len(plan.todo)) as update:
+        done = 0
 
-    def flush() -> None:
-        nonlocal last_flush
-        if rows:
-            writer.append_features(extractor.name, extractor.config_hash(), builder.table(rows))
-        writer.append_failures(failures)
-        rows.clear()
-        failures.clear()
-        last_flush = time.monotonic()
+        def on_track() -> None:
+            nonlocal done
+            done += 1
+            update(done, time.monotonic() - started)
 
-    with bar_progress(extractor.name, len(plan.todo), enabled=show_progress) as advance:
-        tracks = ((tid, path) for tid, path, _ in plan.todo)
-        for item in extract_rows(builder, tracks, batch_size):
-            if isinstance(item, TrackFailure):
-                counts["failed"] += 1
-                failures.append(_failure_row(item, extractor, location, run_id))
-            else:
-                counts["ok"] += 1
-                rows.append(item)
-            if (len(rows) >= tracks_per_part
-                    or time.monotonic() - last_flush >= SECONDS_PER_PART):
-                flush()
-            advance(counts["ok"] + counts["failed"], time.monotonic() - started)
-    flush()
+        for batch in batches(plan.todo, settings.tracks_per_part):
+            batch_counts = steps.batch(job, batch, on_track)
+            counts["ok"] += batch_counts["ok"]
+            counts["failed"] += batch_counts["failed"]
     counts["seconds"] = round(time.monotonic() - started, 3)
     return counts
 
 
-def _failure_row(failure: TrackFailure, extractor: Extractor, location: dict,
-                 run_id: str) -> dict:
-    path, attempts = location[failure.track_id]
-    library = failure.track_id.split(":", 1)[0]
-    return {"track_id": failure.track_id, "library": library, "path": str(path),
-            "stage": extractor.name, "config_hash": extractor.config_hash(),
-            "error_class": failure.error_class, "reason": failure.reason,
-            "attempts": attempts + 1, "failed_at": datetime.now(UTC), "run_id": run_id}
-
-
-@flow(name="scan-library")
-def scan_library(library: str, store_root: str | None = None) -> dict:
-    """Rescan a library registered in the store (as a scheduled deployment would)."""
-    return run_scan(Store(store_root), library)
-
-
-@task(name="scan")
-def scan_task(store_root: str | None, library: str) -> dict:
-    return run_scan(Store(store_root), library)
-
-
-@task(name="extract")
-def extract_task(store_root: str | None, library: str | None, extractors: list[str],
-                 batch_size: int, device: str | None, show_progress: bool) -> dict:
-    return run_extract(Store(store_root), library, extractors, batch_size, device,
-                       show_progress=show_progress)
+# The same steps as Prefect tasks. No caching: the store's anti-join is what says what
+# is done (a cache would not know a part was deleted or a model changed), and the
+# arguments (a loaded model, the writer) are neither hashable nor worth persisting.
+IN_TASKS = Steps(
+    plan=task(plan_missing, name="plan", task_run_name="plan {extractor.name}",
+              cache_policy=NO_CACHE),
+    batch=task(extract_batch, name="extract batch", cache_policy=NO_CACHE,
+               task_run_name="extract {job.spec} batch {batch.number}/{batch.total}"),
+)
+scan_task = task(run_scan, name="scan", task_run_name="scan {name}", cache_policy=NO_CACHE)
 
 
 @flow(name="extract-library")
 def extract_library(library: str, extractors: list[str] = list(DEFAULT_EXTRACTORS),  # noqa: B006
-                    batch_size: int = 16, device: str = "auto", store_root: str | None = None,
-                    rescan: bool = True, show_progress: bool = False) -> dict:
+                    settings: ExtractSettings | None = None, store_root: str | None = None,
+                    rescan: bool = True, progress: Progress | None = None) -> dict:
     """Rescan a library, then extract whatever features it is missing."""
-    scan = scan_task(store_root, library) if rescan else None
-    result = extract_task(store_root, library, extractors, batch_size, device, show_progress)
-    return {"scan": scan, **result}
+    store = Store(store_root)
+    scan = scan_task(store, library) if rescan else None
+    return {"scan": scan, **run_extract(store, library, extractors, settings, progress,
+                                        IN_TASKS)}
 
 
 @flow(name="backfill-model")
 def backfill_model(extractor: str | list[str], library: str | None = None,
-                   batch_size: int = 16, device: str = "auto", store_root: str | None = None,
-                   show_progress: bool = False) -> dict:
+                   settings: ExtractSettings | None = None, store_root: str | None = None,
+                   progress: Progress | None = None) -> dict:
     """Run (newly added) extractors over every known track of every library (or one).
 
     `extractor` is one spec or a list of them (what `mfs backfill` passes)."""
     specs = [extractor] if isinstance(extractor, str) else extractor
-    return extract_task(store_root, library, specs, batch_size, device, show_progress)
+    return run_extract(Store(store_root), library, specs, settings, progress, IN_TASKS)
+
+
+__all__ = ["TRACKS_PER_PART", "ExtractSettings", "backfill_model", "extract_library",
+           "run_extract"]

@@ -1,7 +1,7 @@
 """Scanning a library into the store's `tracks` table.
 
 Plain functions, no Prefect import: `mfs scan` and the rescan before an extract stay
-fast. The flow `scan-library` that runs `run_scan` lives with the others in `flows/extract.py`.
+fast. Inside the flow `extract-library`, `run_scan` is its first task (`scan LIBRARY`).
 """
 
 from __future__ import annotations
@@ -9,30 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mfs.libraries.base import LibraryKind
-from mfs.libraries.fma import FmaLibrary
-from mfs.libraries.folder import FolderLibrary
-from mfs.libraries.gtzan import GtzanLibrary
+from mfs.libraries import registry
 from mfs.libraries.scan import scan
 from mfs.store import Store
 from mfs.store.runs import Run, recorded
 from mfs.store.store import check_name
-
-KINDS = ("gtzan", "fma", "folder")
-
-
-def make_library(kind: str, root: Path, metadata: Path | None = None,
-                 split_dir: Path | None = None) -> LibraryKind:
-    """The scanner for `kind`; a one-line error for a bad kind or folder."""
-    if kind not in KINDS:
-        raise ValueError(f"--kind {kind!r} is not one of {', '.join(KINDS)}")
-    if not root.is_dir():
-        raise FileNotFoundError(f"library folder {root} does not exist or is not a folder")
-    if kind == "gtzan":
-        return GtzanLibrary(root, split_dir)
-    if kind == "fma":
-        return FmaLibrary(root, metadata)
-    return FolderLibrary(root)
 
 
 def run_scan(store: Store, name: str, kind: str | None = None, root: Path | None = None,
@@ -44,15 +25,16 @@ def run_scan(store: Store, name: str, kind: str | None = None, root: Path | None
     """
     check_name("library", name)  # before the library is opened and the lock taken
     config = _library_config(store, name, kind, root, metadata, split_dir)
-    library = make_library(config["kind"], Path(config["root"]),
-                           _opt_path(config["metadata"]), _opt_path(config["split_dir"]))
+    library = registry.create(config["kind"], Path(config["root"]),
+                              metadata=_opt_path(config["metadata"]),
+                              split_dir=_opt_path(config["split_dir"]))
     run = Run("scan", name)
     with store.writing(f"scan {name}") as writer, recorded(writer, run):
         result = scan(library, name, store.read_tracks(name), run.run_id, progress,
                       _reported_failures(store, name))
         writer.save_library_config(name, config)
         writer.replace_tracks(name, result.tracks)
-        writer.append_failures(result.failures)
+        writer.append_failures([failure.row() for failure in result.failures])
         run.counts.update(result.counts, tracks=result.tracks.num_rows)
     return {"library": name, "run_id": run.run_id, **run.counts}
 

@@ -21,12 +21,13 @@ from mfs.libraries.base import LABEL_FIELDS, Candidate, LibraryKind
 from mfs.libraries.files import WalkProblem
 from mfs.libraries.fingerprint import fingerprint
 from mfs.store import schema
+from mfs.store.failures import Failure
 
 
 @dataclass
 class ScanResult:
     tracks: pa.Table
-    failures: list[dict]
+    failures: list[Failure]
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -44,7 +45,7 @@ def scan(library: LibraryKind, name: str, previous: pa.Table, run_id: str,
     now = datetime.now(UTC)
     old_by_path = {row["path"]: row for row in _rows_of(previous)}
     rows: dict[str, dict] = {}
-    failures: list[dict] = []
+    failures: list[Failure] = []
     counts = dict.fromkeys(
         ("new", "changed", "unchanged", "missing", "unreadable", "duplicate", "problems"), 0)
     base = {"library": name, "library_kind": library.kind,
@@ -53,9 +54,9 @@ def scan(library: LibraryKind, name: str, previous: pa.Table, run_id: str,
     def fail(rel: str, error_class: str, reason: str, track_id: str | None = None) -> None:
         if reported.get(rel) == (error_class, track_id, reason):
             return
-        failures.append({"track_id": track_id, "library": name, "path": rel, "stage": "scan",
-                         "config_hash": None, "error_class": error_class, "reason": reason,
-                         "attempts": 1, "failed_at": now, "run_id": run_id})
+        failures.append(Failure(library=name, path=rel, stage="scan", error_class=error_class,
+                                reason=reason, run_id=run_id, track_id=track_id,
+                                failed_at=now))
 
     seen_paths: set[str] = set()
     for item in library.candidates():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,9 +23,13 @@ from mfs.cli_options import (
     one_line_errors,
     set_debug,
 )
-from mfs.console import console, counting_progress, print_rows
+from mfs.console import bar_progress, console, counting_progress, print_rows
+from mfs.libraries.registry import KINDS as LIBRARY_KINDS
 from mfs.store import Store
 from mfs.store_commands import register as register_store_commands
+
+if TYPE_CHECKING:
+    from mfs.flows.settings import ExtractSettings
 
 app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True,
                   help="Music feature store: scan libraries, extract features, query with SQL.")
@@ -44,7 +48,8 @@ def main_options(
 @one_line_errors
 def scan_command(
     path: Annotated[Path | None, typer.Argument(help="Library folder; omit to rescan.")] = None,
-    kind: Annotated[str | None, typer.Option(help="gtzan, fma or folder")] = None,
+    kind: Annotated[str | None, typer.Option(
+        help=f"Library kind: {', '.join(LIBRARY_KINDS)}.")] = None,
     name: Annotated[str, typer.Option(help="Library name in the store.")] = ...,
     metadata: Annotated[Path | None, typer.Option(help="FMA: folder with tracks.csv.")] = None,
     split_dir: Annotated[Path | None, typer.Option(help="GTZAN: folder with split lists.")] = None,
@@ -173,9 +178,11 @@ def extract_command(
     Example: mfs extract gtzan --extractor fma518 --extractor musicnn-msd
     """
     from mfs.flows.prepare import DEFAULT_EXTRACTORS
+    from mfs.flows.settings import ExtractSettings
 
     specs = extractor_specs(extractor or list(DEFAULT_EXTRACTORS))
-    run_extraction("extract-library", Store(store), library, specs, batch_size, device, rescan)
+    run_extraction("extract-library", Store(store), library, specs,
+                   ExtractSettings(batch_size, device), rescan)
 
 
 @app.command("backfill")
@@ -192,10 +199,12 @@ def backfill_command(
 
     Example: mfs backfill --extractor musicnn-msd
     """
+    from mfs.flows.settings import ExtractSettings
+
     if not extractor:
         raise ValueError("backfill needs --extractor NAME (see `mfs extractors`)")
     run_extraction("backfill-model", Store(store), library, extractor_specs(extractor),
-                   batch_size, device, rescan=False)
+                   ExtractSettings(batch_size, device), rescan=False)
 
 
 def extractor_specs(values: list[str]) -> list[str]:
@@ -206,7 +215,7 @@ def extractor_specs(values: list[str]) -> list[str]:
 
 
 def run_extraction(flow_name: str, store: Store, library: str | None, specs: list[str],
-                   batch_size: int, device: str, rescan: bool) -> None:
+                   settings: ExtractSettings, rescan: bool) -> None:
     """Check and plan first (no Prefect); start Prefect's flow only when work is missing.
 
     The flow plans again itself (a deployment calls it directly), which costs one
@@ -214,7 +223,7 @@ def run_extraction(flow_name: str, store: Store, library: str | None, specs: lis
     """
     from mfs.flows.prepare import prepare_extract
 
-    prepared = prepare_extract(store, library, specs, rescan)
+    prepared = prepare_extract(store, library, specs, rescan, settings.max_attempts)
     if not prepared.missing:
         print_extract_summary(prepared.nothing_done())
         return
@@ -225,11 +234,10 @@ def run_extraction(flow_name: str, store: Store, library: str | None, specs: lis
     with quiet_console(enabled=not debug_enabled()):
         start_temporary_server()
         if flow_name == "extract-library":
-            result = flows.extract_library(library, specs, batch_size, device, root,
-                                           rescan=False, show_progress=True)
+            result = flows.extract_library(library, specs, settings, root, rescan=False,
+                                           progress=bar_progress)
         else:
-            result = flows.backfill_model(specs, library, batch_size, device, root,
-                                          show_progress=True)
+            result = flows.backfill_model(specs, library, settings, root, progress=bar_progress)
     print_extract_summary(result)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from mfs.console import console
+from mfs.console import bar_progress, console
 from mfs.store import Store
 
 SAMPLE_RATE = 22050
@@ -85,6 +85,6 @@ def run_demo(store: Store, folder: Path) -> None:
     console.print(f"demo: scanned {summary['tracks']} tracks into {store.root}")
     console.print(f"demo: extracting {', '.join(DEMO_EXTRACTORS)} (Prefect flow extract-library)")
     result = extract_library("demo", DEMO_EXTRACTORS, store_root=str(store.root), rescan=False,
-                             show_progress=True)
+                             progress=bar_progress)
     for name, counts in result["extractors"].items():
         console.print(f"demo: {name}: {counts['ok']} tracks extracted, {counts['failed']} failed")

@@ -55,8 +55,8 @@ for _ in sys.stdin:
     pid = os.fork()
     if pid == 0:
         try:
-            extract.run_extract(Store({store!r}), {library!r}, specs, batch_size=2,
-                                tracks_per_part=4, device="cpu")
+            settings = extract.ExtractSettings(batch_size=2, tracks_per_part=4, device="cpu")
+            extract.run_extract(Store({store!r}), {library!r}, specs, settings)
         except BaseException:
             import traceback
             traceback.print_exc()

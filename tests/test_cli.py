@@ -77,6 +77,10 @@ def test_store_from_environment(library: Path, tmp_path: Path) -> None:
     (["scan", "--name", "never-scanned"], ["unknown library", "never-scanned"]),
     (["scan", "{lib}", "--name", "x"], ["--kind"]),
     (["scan", "{lib}", "--kind", "folder", "--name", "../bad name"], ["invalid library"]),
+    (["scan", "{lib}", "--kind", "folder", "--name", "x", "--metadata", "{tmp}"],
+     ["--metadata does not apply to --kind folder (it takes no options)"]),
+    (["scan", "{lib}", "--kind", "fma", "--name", "x", "--split-dir", "{tmp}"],
+     ["--split-dir does not apply to --kind fma (it takes --metadata)"]),
     (["sql", "SELECT * FROM no_such_table"], ["SQL failed", "no_such_table"]),
     (["sql", "SELEC oops"], ["SQL failed"]),
 ])
@@ -90,6 +94,13 @@ def test_errors_are_one_line_on_stderr(library: Path, tmp_path: Path, args: list
     for word in words:
         assert word in lines[0]
     assert out == ""
+
+
+def test_scan_help_lists_the_library_kinds_of_the_registry() -> None:
+    from mfs.libraries.registry import KINDS
+
+    code, out, _ = invoke("scan", "--help")
+    assert code == 0 and f"Library kind: {', '.join(KINDS)}." in " ".join(out.split())
 
 
 def test_long_error_stays_one_line_from_the_real_command(tmp_path: Path) -> None:

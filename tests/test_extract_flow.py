@@ -8,17 +8,21 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
 from mfs.extractors import registry
 from mfs.extractors.base import ExtractorUnavailable
-from mfs.flows.extract import run_extract
+from mfs.flows.extract import ExtractSettings, batches, run_extract
 from mfs.flows.scan import run_scan
-from mfs.store import Store
+from mfs.store import Store, schema
+from mfs.store.failures import Failure
 
 TESTS = Path(__file__).resolve().parent
 
@@ -104,7 +108,8 @@ def test_unavailable_extractor_says_how_to_fix(tmp_path, monkeypatch):
 
 def test_failed_track_is_retried_up_to_the_limit(tmp_path):
     store = scanned_store(tmp_path, corrupt=1)
-    results = [run_extract(store, "lib", ["energy"], max_attempts=2)["extractors"]["energy"]
+    settings = ExtractSettings(max_attempts=2)
+    results = [run_extract(store, "lib", ["energy"], settings)["extractors"]["energy"]
                for _ in range(3)]
     assert [r["failed"] for r in results] == [1, 1, 0]
     assert [r["skipped"] for r in results] == [0, 0, 1]
@@ -115,11 +120,48 @@ def test_failed_track_is_retried_up_to_the_limit(tmp_path):
     assert len(latest) == 1 and latest[0][1] == 2 and "alpha.00090.wav" in latest[0][0]
 
 
+def test_batches_cover_the_plan_in_order() -> None:
+    todo = [(f"lib:{i}", Path(f"{i}.wav"), 0) for i in range(5)]
+    cut = batches(todo, 2)
+    assert [(b.number, b.total, len(b.tracks)) for b in cut] == [(1, 3, 2), (2, 3, 2), (3, 3, 1)]
+    assert [t for b in cut for t in b.tracks] == todo
+    assert batches([], 2) == []
+
+
+def test_batches_are_parts_and_progress_sees_every_track(tmp_path: Path) -> None:
+    store = scanned_store(tmp_path)
+    updates: list[tuple[str, int, int]] = []
+
+    @contextmanager
+    def progress(label: str, total: int):
+        yield lambda done, elapsed: updates.append((label, total, done))
+
+    result = run_extract(store, "lib", ["energy"], ExtractSettings(tracks_per_part=4), progress)
+    assert result["extractors"]["energy"]["ok"] == 6
+    assert updates == [("energy", 6, done) for done in range(1, 7)]
+    parts = sorted(store.features_dir.glob("energy/*/*.parquet"))
+    assert sorted(pq.read_metadata(part).num_rows for part in parts) == [2, 4]
+
+
+def test_failure_record_is_a_failures_row() -> None:
+    row = Failure(library="lib", path="a.wav", stage="energy", error_class="AudioError",
+                  reason="bad", run_id="r", track_id="lib:a", config_hash="h").row()
+    table = pa.Table.from_pylist([row], schema=schema.FAILURES)
+    assert set(row) == set(schema.FAILURES.names) and table.num_rows == 1
+    assert row["attempts"] == 1 and row["failed_at"].tzinfo is not None
+
+
+def test_flows_do_not_import_the_console() -> None:
+    """Progress reaches the terminal through the callback the CLI passes in."""
+    code = "import sys, mfs.flows.extract; sys.exit('mfs.console' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
 KILLABLE = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
     from mfs.extractors import registry, pipeline
-    from mfs.flows.extract import run_extract
+    from mfs.flows.extract import ExtractSettings, run_extract
     from mfs.store import Store
     registry.EXTRACTORS["energy"] = "energy_extractor:EnergyExtractor"
     real = pipeline.open_audio
@@ -127,7 +169,8 @@ KILLABLE = textwrap.dedent("""
         time.sleep(0.3)
         return real(path)
     pipeline.open_audio = slow
-    run_extract(Store({store!r}), "lib", ["energy"], batch_size=1, tracks_per_part=1)
+    settings = ExtractSettings(batch_size=1, tracks_per_part=1)
+    run_extract(Store({store!r}), "lib", ["energy"], settings)
 """)
 
 

@@ -98,12 +98,24 @@ def test_rows_carry_provenance(tmp_path):
     assert row["n_windows"] == 2 and row["run_id"] == "test-run"
 
 
-def test_device_choice():
-    assert pick_device("cpu").type == "cpu"
-    assert pick_device("auto").type in {"cpu", "cuda", "mps"}
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            pick_device("cuda")
+@pytest.mark.parametrize(("cuda", "mps", "expected"), [
+    (True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_device_choice(monkeypatch, cuda: bool, mps: bool, expected: str) -> None:
+    """`auto` takes CUDA, then MPS, then the CPU; a named device is checked, not assumed."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert pick_device("auto") == pick_device(None) == torch.device(expected)
+    assert pick_device("cpu") == torch.device("cpu")
+    if cuda:
+        assert pick_device("cuda:1") == torch.device("cuda", 1)
+    else:
+        with pytest.raises(ValueError, match="--device cuda:1: CUDA is not available"):
+            pick_device("cuda:1")
+    if mps:
+        assert pick_device("mps") == torch.device("mps")
+    else:
+        with pytest.raises(ValueError, match="--device mps: MPS is not available"):
+            pick_device("mps")
 
 
 @pytest.mark.skipif(not (SHARED / "cc-music").is_dir(), reason="../shared/data/cc-music absent")

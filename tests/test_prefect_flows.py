@@ -97,6 +97,14 @@ def prefect_server(env):
         os.killpg(server.pid, signal.SIGKILL)
 
 
+FLOW_CALL = """
+import sys
+from mfs.flows.extract import ExtractSettings, extract_library
+print(extract_library("a", ["energy:window_seconds=0.5"], ExtractSettings(tracks_per_part=4),
+                      sys.argv[1]))
+"""
+
+
 def test_extract_with_a_prefect_server(tmp_path, env, prefect_server):
     env["PREFECT_API_URL"] = prefect_server
     assert mfs(env, "scan", str(make_gtzan(tmp_path / "a")), "--kind", "gtzan",
@@ -105,8 +113,25 @@ def test_extract_with_a_prefect_server(tmp_path, env, prefect_server):
     assert result.returncode == 0, result.stderr
     assert "energy: 6 extracted" in result.stdout
     assert "Starting temporary server" not in result.stdout + result.stderr
-    with urllib.request.urlopen(urllib.request.Request(
-            f"{prefect_server}/flow_runs/filter", data=b"{}", method="POST",
-            headers={"Content-Type": "application/json"})) as response:
-        runs = json.load(response)
+    runs = api_post(prefect_server, "flow_runs/filter")
     assert any(r["state_type"] == "COMPLETED" for r in runs)
+    # The flow as a deployment would call it: it rescans, and settings are one parameter.
+    flow = subprocess.run([sys.executable, "-c", FLOW_CALL, str(tmp_path / "store")], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert flow.returncode == 0 and "'ok': 6" in flow.stdout, flow.stderr
+    # The flow reads as its recipe: scan, a plan task per extractor, one task per batch
+    # (the server records task runs from events, a moment after the flow ends).
+    expected = {"plan energy", "extract energy batch 1/1", "scan a",
+                "extract energy:window_seconds=0.5 batch 2/2"}
+    deadline = time.monotonic() + 30
+    while not expected <= (names := {r["name"] for r in
+                                     api_post(prefect_server, "task_runs/filter")}):
+        assert time.monotonic() < deadline, names
+        time.sleep(0.5)
+
+
+def api_post(url: str, path: str) -> list[dict]:
+    request = urllib.request.Request(f"{url}/{path}", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)

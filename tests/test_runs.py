@@ -32,7 +32,7 @@ def slow(path):
     return real(path)
 pipeline.open_audio = slow
 extract.SECONDS_PER_PART = 0.5
-extract.run_extract(Store({store!r}), "lib", ["energy"], batch_size=1)
+extract.run_extract(Store({store!r}), "lib", ["energy"], extract.ExtractSettings(batch_size=1))
 """
 
 

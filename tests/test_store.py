@@ -18,6 +18,7 @@ import pytest
 from conftest import rows
 
 from mfs.store import Store, StoreLocked, schema
+from mfs.store.lock import raise_if_locked
 from mfs.store.status import store_status
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -210,8 +211,13 @@ def test_stale_lock_file_of_a_dead_pid_is_taken_over(store: Store) -> None:
 def test_lock_left_half_written_by_a_dead_writer_is_taken_over(store: Store) -> None:
     store.root.mkdir(parents=True)
     (store.root / ".lock").write_text('{"pid": ')
+    raise_if_locked(store.root)  # a file nobody holds: not a live writer
     with store.writing("new writer"):
-        pass
+        holder = json.loads((store.root / ".lock").read_text())
+        assert (holder["pid"], holder["purpose"]) == (os.getpid(), "new writer")
+        with pytest.raises(StoreLocked, match="new writer"):
+            raise_if_locked(store.root)
+    assert not (store.root / ".lock").exists()
 
 
 CONTEND = """
