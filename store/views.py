@@ -132,5 +132,27 @@ def _read_parts(root: Path, files: list[Path], folder: Path
 
 
 def _empty_view(con: duckdb.DuckDBPyConnection, name: str, table_schema: pa.Schema) -> None:
-    con.register(f"_empty_{name}", table_schema.empty_table())
-    con.execute(f"CREATE OR REPLACE VIEW {ident(name)} AS SELECT * FROM {ident('_empty_' + name)}")
+    """A view with the table's columns and no rows, written as SQL: registering an empty
+    Arrow table instead makes pyarrow import pandas, 0.4 s of `mfs extract` with nothing
+    to do (issue 14's 2 s target)."""
+    columns = ", ".join(f"NULL::{_duckdb_type(field.type)} AS {ident(field.name)}"
+                        for field in table_schema)
+    con.execute(f"CREATE OR REPLACE VIEW {ident(name)} AS SELECT {columns} WHERE false")
+
+
+_SCALAR_TYPES = {
+    pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
+    pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+}
+
+
+def _duckdb_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB type a Parquet column of `arrow_type` reads as (the store's types only)."""
+    if pa.types.is_fixed_size_list(arrow_type):
+        return f"{_duckdb_type(arrow_type.value_type)}[{arrow_type.list_size}]"
+    if pa.types.is_list(arrow_type):
+        return f"{_duckdb_type(arrow_type.value_type)}[]"
+    if arrow_type not in _SCALAR_TYPES:
+        raise TypeError(f"store schema type {arrow_type} has no DuckDB type here")
+    return _SCALAR_TYPES[arrow_type]

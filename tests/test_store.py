@@ -281,3 +281,19 @@ def test_quotes_in_paths_and_column_names_reach_sql_quoted(tmp_path: Path) -> No
     assert outputs == [{"output": "emb_max"}, {"output": """it's "odd\""""}]
     coverage = store_status(store)["coverage"]
     assert [(r["extractor"], r["tracks_with_features"]) for r in coverage] == [("toy-model", 1)]
+
+
+@pytest.mark.parametrize("table", ["TRACKS", "FAILURES", "RUNS", "LEADERBOARD"])
+def test_empty_views_have_the_tables_column_types(table: str) -> None:
+    """A table with no parts yet reads as an empty view written in SQL (no Arrow table, so
+    no pandas import): its columns and types equal what the Parquet parts read as."""
+    import duckdb
+
+    from mfs.store.views import _empty_view
+
+    table_schema = getattr(schema, table)
+    con = duckdb.connect()
+    _empty_view(con, "empty", table_schema)
+    con.register("arrow", table_schema.empty_table())
+    described = [con.execute(f"DESCRIBE {name}").fetchall() for name in ("empty", "arrow")]
+    assert [row[:2] for row in described[0]] == [row[:2] for row in described[1]]
