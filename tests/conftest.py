@@ -96,6 +96,28 @@ def failures(store: Store, library: str | None = None) -> list[dict]:
     return rows(store, sql + " ORDER BY path", [library] if library else [])
 
 
+def slow_energy_script(store: Store, settings: str, seconds_per_part: float | None = None
+                       ) -> str:
+    """Python source of a process that runs `run_extract` of the test `energy` extractor
+    over library `lib`, 0.3 s per track (decoding is slowed), for tests that kill it or
+    watch its parts appear. `settings` is the `ExtractSettings(...)` arguments."""
+    flush = f"extract.SECONDS_PER_PART = {seconds_per_part!r}\n" if seconds_per_part else ""
+    return f"""import sys, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from mfs.extractors import registry, pipeline
+from mfs.flows import extract
+from mfs.store import Store
+registry.EXTRACTORS["energy"] = "energy_extractor:EnergyExtractor"
+real = pipeline.open_audio
+def slow(path):
+    time.sleep(0.3)
+    return real(path)
+pipeline.open_audio = slow
+{flush}extract.run_extract(Store({str(store.root)!r}), "lib", ["energy"],
+                    extract.ExtractSettings({settings}))
+"""
+
+
 def run_mfs(*args: str, cwd: Path | None = None, timeout: float = 120,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the installed `mfs` command as a user would (`env` adds variables)."""

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+from conftest import slow_energy_script
 
 from mfs.extractors import registry
 from mfs.extractors.base import ExtractorUnavailable
@@ -157,26 +157,11 @@ def test_flows_do_not_import_the_console() -> None:
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
-KILLABLE = textwrap.dedent("""
-    import sys, time
-    sys.path.insert(0, {tests!r})
-    from mfs.extractors import registry, pipeline
-    from mfs.flows.extract import ExtractSettings, run_extract
-    from mfs.store import Store
-    registry.EXTRACTORS["energy"] = "energy_extractor:EnergyExtractor"
-    real = pipeline.open_audio
-    def slow(path):
-        time.sleep(0.3)
-        return real(path)
-    pipeline.open_audio = slow
-    settings = ExtractSettings(batch_size=1, tracks_per_part=1)
-    run_extract(Store({store!r}), "lib", ["energy"], settings)
-""")
 
 
 def test_killed_run_resumes_without_duplicates_or_loss(tmp_path):
     store = scanned_store(tmp_path, per_genre=6)
-    script = KILLABLE.format(tests=str(TESTS), store=str(store.root))
+    script = slow_energy_script(store, "batch_size=1, tracks_per_part=1")
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     part_dir = store.features_dir / "energy"
     deadline = time.monotonic() + 60

@@ -12,28 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import invoke, rows
-from test_extract_flow import TESTS, energy_registered, scanned_store, stored  # noqa: F401
+from conftest import invoke, rows, slow_energy_script
+from test_extract_flow import energy_registered, scanned_store, stored  # noqa: F401
 
 from mfs.flows.extract import run_extract
 from mfs.store import Store
-
-# A slow extraction (0.3 s per track) whose parts are flushed by time, not by count.
-SLOW_EXTRACT = """
-import sys, time
-sys.path.insert(0, {tests!r})
-from mfs.extractors import registry, pipeline
-from mfs.flows import extract
-from mfs.store import Store
-registry.EXTRACTORS["energy"] = "energy_extractor:EnergyExtractor"
-real = pipeline.open_audio
-def slow(path):
-    time.sleep(0.3)
-    return real(path)
-pipeline.open_audio = slow
-extract.SECONDS_PER_PART = 0.5
-extract.run_extract(Store({store!r}), "lib", ["energy"], extract.ExtractSettings(batch_size=1))
-"""
 
 
 def status_runs(store: Store) -> list[dict]:
@@ -94,7 +77,7 @@ def test_parts_are_flushed_by_time_as_well_as_by_count(tmp_path, monkeypatch) ->
 
 def test_killed_run_keeps_its_parts_and_shows_as_interrupted(tmp_path: Path) -> None:
     store = scanned_store(tmp_path, per_genre=6)
-    script = SLOW_EXTRACT.format(tests=str(TESTS), store=str(store.root))
+    script = slow_energy_script(store, "batch_size=1", seconds_per_part=0.5)
     proc = subprocess.Popen([sys.executable, "-c", script])
     try:
         wait_for(lambda: any((store.features_dir / "energy").rglob("*.parquet")))
