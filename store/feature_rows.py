@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from mfs.store.provenance import config_hash, library_versions
+from mfs.store.provenance import FIRST_VERSION, config_hash, library_versions
 from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, FEATURE_NAMES_KEY, embedding_type
 
 
@@ -34,15 +34,17 @@ class FeatureRows:
     """Feature batches of one output (extractor + config) written by one run.
 
     `dims` names the stored columns, in stored order, with their sizes; `feature_names`
-    maps some of them to one name per dimension.
+    maps some of them to one name per dimension; `code` is the extractor's code version
+    (`Extractor.code_version`), part of the config hash.
     """
 
     def __init__(self, extractor: str, config: dict, dims: dict[str, int], *,
                  model_hash: str, run_id: str,
-                 feature_names: dict[str, list[str]] | None = None) -> None:
+                 feature_names: dict[str, list[str]] | None = None,
+                 code: int | str = FIRST_VERSION) -> None:
         self.constant = {
             "extractor": extractor,
-            "config_hash": config_hash(extractor, config),
+            "config_hash": config_hash(extractor, config, code),
             "config": json.dumps(config, sort_keys=True),
             "model_hash": model_hash,
             "versions": library_versions(),

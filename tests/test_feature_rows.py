@@ -65,3 +65,13 @@ def test_file_hashes_keep_their_stored_values(tmp_path):
         handle.seek(7)  # an open handle is hashed from its start
         digest = feed_file(hashlib.blake2b(digest_size=16), handle)
     assert digest.hexdigest() == hashlib.blake2b(big.read_bytes(), digest_size=16).hexdigest()
+
+
+def test_code_version_one_hashes_as_before_versions_existed() -> None:
+    """Stores extracted before versions existed keep their hashes; other code is new."""
+    before = hashlib.sha256(json.dumps({"a": 1, "extractor": "x"}).encode()).hexdigest()[:12]
+    assert config_hash("x", {"a": 1}) == config_hash("x", {"a": 1}, 1) == before
+    others = {config_hash("x", {"a": 1}, code) for code in (2, "source:0123456789ab")}
+    assert len(others) == 2 and before not in others
+    rows = FeatureRows("x", {"a": 1}, {"e": 1}, model_hash="m", run_id="r", code=2)
+    assert rows.constant["config_hash"] == config_hash("x", {"a": 1}, 2)
