@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mfs.extractors.pooling import POOLING_STATS, pool_by_id
+from mfs.store.columns import column_name
 from mfs.store.store import check_name
 
 ID_COLUMNS = ("track_id", "filename", "file", "path", "id", "IDS", "ids")
@@ -123,7 +124,7 @@ def _read_windows(path: Path, id_key: str | None, output: str,
     unique, pooled, counts = pool_by_id(ids.astype(str), windows, pooling)
     settings = {"importer": "npz", "id_column": id_key, "window_key": x_key,
                 "output": output, "pooling": list(pooling), "dims": int(windows.shape[1])}
-    return Imported(path, unique, {f"{output}_{s}": m for s, m in pooled.items()}, counts,
+    return Imported(path, unique, {column_name(output, s): m for s, m in pooled.items()}, counts,
                     None, settings)
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mfs.analysis.sqlfiles import sql_text
+from mfs.store.columns import parse_column
 from mfs.store.health import split_damaged, warn_left_out
 from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, FEATURE_NAMES_KEY
 from mfs.store.sql import ident
@@ -179,7 +179,7 @@ def _matches(column: str, pattern: str | None) -> bool:
         number = pattern.removeprefix("layer=")
         if not number.isdigit():
             raise ValueError(f"layer must be a number, got {pattern!r}")
-        return re.search(rf"_l0*{int(number)}(_|$)", column) is not None
+        return parse_column(column).layer == int(number)
     return fnmatch.fnmatchcase(column, pattern)
 
 

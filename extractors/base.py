@@ -15,6 +15,7 @@ code beside it is imported in `load`/`embed`.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from mfs.store.provenance import config_hash
+from mfs.store.provenance import config_hash, source_version
 
 if TYPE_CHECKING:
     # Only in annotations (postponed): resolving a spec and its config hash must not
@@ -93,6 +94,11 @@ class Extractor(ABC):
     # as `TrackBlocks` and never holds it decoded whole, so an hour costs no more memory
     # than the extractor itself keeps.
     reads_blocks: ClassVar[bool] = False
+    # The version of the code that computes the outputs, part of the config hash so that
+    # changed code is a new output, not stale rows that look current. Built-in extractors
+    # bump it whenever their output changes (version 1 hashes as before versions existed);
+    # None, a plug-in that declares none, is identified by its source file's hash.
+    version: ClassVar[int | None] = None
 
     def __init__(self, config: ExtractorConfig | None = None) -> None:
         self.config = config if config is not None else self.default_config()
@@ -147,6 +153,20 @@ class Extractor(ABC):
         raise NotImplementedError(f"{self.name}: reads_blocks is set without embed_track")
 
     # --- identity ---------------------------------------------------------------------
+    @classmethod
+    def code_version(cls) -> int | str:
+        """`version`, or for a plug-in without one the hash of its class's source file."""
+        if cls.version is not None:
+            return cls.version
+        return source_version(Path(inspect.getsourcefile(cls) or inspect.getfile(cls)))
+
+    @classmethod
+    def hash_config(cls, config: dict) -> str:
+        """The hash a config (as `ExtractorConfig.to_dict` or its stored JSON) gets from
+        this code: `mfs status` compares it with stored hashes to find stale outputs."""
+        return config_hash(cls.name, config, cls.code_version())
+
     def config_hash(self) -> str:
-        """Short stable hash of name + config: a new config is a new output, never an overwrite."""
-        return config_hash(self.name, self.config.to_dict())
+        """Short stable hash of name + config + code version: a new config or new code is a
+        new output, never an overwrite."""
+        return self.hash_config(self.config.to_dict())

@@ -405,7 +405,7 @@ class RowBuilder:
         self.extractor = extractor
         self.rows = FeatureRows(extractor.name, extractor.config.to_dict(), dims,
                                 model_hash=model_hash(extractor), run_id=run_id,
-                                feature_names=names)
+                                feature_names=names, code=extractor.code_version())
 
     def row(self, track_id: str, seconds: float, pool: TrackPool) -> dict:
         """The finished track's row from its pooled outputs."""

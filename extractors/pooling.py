@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mfs.store.columns import POOLING_STATS, column_name
+
 if TYPE_CHECKING:  # at run time this module needs NumPy only, so analysis/ can pool too
     from mfs.extractors.base import OutputSpec
-
-POOLING_STATS = ("mean", "std", "max", "min")
-
 
 def stored_columns(spec: OutputSpec) -> list[tuple[str, str | None, int | None]]:
     """(column, statistic, layer) of each column `spec` is stored as, in stored order.
@@ -24,15 +23,14 @@ def stored_columns(spec: OutputSpec) -> list[tuple[str, str | None, int | None]]
     None for outputs without layers.
     """
     if not spec.pooling:
-        return [(spec.name, None, None)]
+        return [(column_name(spec.name, None), None, None)]
     unknown = set(spec.pooling) - set(POOLING_STATS)
     if unknown:
         raise ValueError(f"output {spec.name!r}: unknown pooling {sorted(unknown)}; "
                          f"choose from {list(POOLING_STATS)}")
-    if not spec.layers:
-        return [(f"{spec.name}_{stat}", stat, None) for stat in spec.pooling]
-    return [(f"{spec.name}_l{layer:02d}_{stat}", stat, layer)
-            for stat in spec.pooling for layer in range(spec.layers)]
+    layers = range(spec.layers) if spec.layers else [None]
+    return [(column_name(spec.name, stat, layer), stat, layer)
+            for stat in spec.pooling for layer in layers]
 
 
 class RunningStats:

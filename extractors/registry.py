@@ -49,6 +49,16 @@ def extractor_class(name: str) -> type[Extractor]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def current_config_hash(name: str, config: dict) -> str | None:
+    """The hash a stored `config` of extractor `name` gets from the code installed now (a
+    stored hash that differs is a stale output); None when no extractor of that name can
+    be loaded here (imported features, a plug-in no longer on the path)."""
+    try:
+        return extractor_class(name).hash_config(config)
+    except (KeyError, ImportError, AttributeError):
+        return None
+
+
 def create(name: str, config: ExtractorConfig | None = None) -> Extractor:
     """A new, not yet loaded, extractor instance."""
     return extractor_class(name)(config)

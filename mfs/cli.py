@@ -86,16 +86,18 @@ def status_command(
 
     Example: mfs status --format json
     """
+    from mfs.extractors.registry import current_config_hash
     from mfs.store.status import store_status
 
-    status = store_status(Store(store))
+    status = store_status(Store(store), current_hash=current_config_hash)
     if fmt == "json":
         print(json.dumps(status, default=str, indent=1))
         return
     if fmt == "table":
         console.print(f"store: {status['store']}")
-        if status["damaged"]:
-            console.print(status["damaged"])
+        for note in ("damaged", "stale"):
+            if status[note]:
+                console.print(status[note])
     for section, title in (("tracks", "Tracks"), ("coverage", "Extractor coverage"),
                            ("runs", "Runs"), ("recent_failures", "Recent failures")):
         rows = status[section]

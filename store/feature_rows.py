@@ -15,34 +15,46 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from mfs.store.provenance import config_hash, library_versions
-from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, FEATURE_NAMES_KEY, embedding_type
+from mfs.store.columns import layer_counts
+from mfs.store.provenance import FIRST_VERSION, config_hash, library_versions
+from mfs.store.schema import (
+    FEATURE_KEY_AND_PROVENANCE,
+    FEATURE_NAMES_KEY,
+    LAYERS_KEY,
+    embedding_type,
+)
 
 
 def feature_schema(dims: dict[str, int],
                    feature_names: dict[str, list[str]] | None = None) -> pa.Schema:
     """Key and provenance columns, then one float32 list column per stored column in order;
-    the per-dimension names go into the schema metadata only when there are some."""
+    the per-dimension names and the layer counts of per-layer outputs go into the schema
+    metadata only when there are some, so readers need not parse column names."""
     fields = list(FEATURE_KEY_AND_PROVENANCE)
     fields += [pa.field(column, embedding_type(dim)) for column, dim in dims.items()]
-    metadata = ({FEATURE_NAMES_KEY: json.dumps(feature_names).encode()}
-                if feature_names else None)
-    return pa.schema(fields, metadata=metadata)
+    metadata = {}
+    if feature_names:
+        metadata[FEATURE_NAMES_KEY] = json.dumps(feature_names).encode()
+    if layers := layer_counts(list(dims)):
+        metadata[LAYERS_KEY] = json.dumps(layers).encode()
+    return pa.schema(fields, metadata=metadata or None)
 
 
 class FeatureRows:
     """Feature batches of one output (extractor + config) written by one run.
 
     `dims` names the stored columns, in stored order, with their sizes; `feature_names`
-    maps some of them to one name per dimension.
+    maps some of them to one name per dimension; `code` is the extractor's code version
+    (`Extractor.code_version`), part of the config hash.
     """
 
     def __init__(self, extractor: str, config: dict, dims: dict[str, int], *,
                  model_hash: str, run_id: str,
-                 feature_names: dict[str, list[str]] | None = None) -> None:
+                 feature_names: dict[str, list[str]] | None = None,
+                 code: int | str = FIRST_VERSION) -> None:
         self.constant = {
             "extractor": extractor,
-            "config_hash": config_hash(extractor, config),
+            "config_hash": config_hash(extractor, config, code),
             "config": json.dumps(config, sort_keys=True),
             "model_hash": model_hash,
             "versions": library_versions(),

@@ -15,11 +15,27 @@ TRACKED_PACKAGES = ("music-feature-store", "numpy", "torch", "soundfile", "soxr"
                     "pyarrow", "duckdb", "transformers", "scikit-learn", "xgboost-cpu")
 
 
-def config_hash(extractor: str, config: dict) -> str:
-    """sha256(extractor name + config JSON)[:12]: the store's identity of an output, so a
-    new config is a new folder beside the old one, never an overwrite."""
-    payload = json.dumps({"extractor": extractor, **config}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+# The code version that hashes as before versions existed (store/SCHEMA.md): the built-in
+# extractors' outputs stored until then are version 1, so no store re-extracts them.
+FIRST_VERSION = 1
+# The payload key of any other code version; no config field can be named so (a dot).
+CODE_KEY = "mfs.code"
+
+
+def config_hash(extractor: str, config: dict, code: int | str = FIRST_VERSION) -> str:
+    """sha256(extractor name + config JSON [+ code version])[:12]: the store's identity of
+    an output, so a new config, or new code, is a new folder beside the old one, never an
+    overwrite. `code` is the extractor's version, or its source's hash (`source_version`)."""
+    payload = {"extractor": extractor, **config}
+    if code != FIRST_VERSION:
+        payload[CODE_KEY] = code
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def source_version(path: Path) -> str:
+    """`source:<sha256[:12]>` of a source file: the code version of a plug-in extractor
+    that declares none, so any edit of its file is a new output."""
+    return f"source:{file_sha256(path)[:12]}"
 
 
 class Digest(Protocol):

@@ -130,6 +130,9 @@ LEADERBOARD = pa.schema([
 
 # Parquet schema-metadata key of a feature part: JSON {column: [name per dimension]}.
 FEATURE_NAMES_KEY = b"mfs.feature_names"
+# Parquet schema-metadata key of a feature part: JSON {output: number of layers}, for the
+# outputs stored per layer (`<output>_l<NN>_<stat>`, store/columns.py).
+LAYERS_KEY = b"mfs.layers"
 
 
 def embedding_type(dim: int) -> pa.DataType:

@@ -3,6 +3,9 @@ config), runs that are running or died and the most recent ones, recent failures
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 from mfs.store.health import damage_note
 from mfs.store.lock import read_holder
 from mfs.store.runs import INTERRUPTED, RUNNING, run_state
@@ -39,24 +42,46 @@ FROM failures_latest ORDER BY failed_at DESC, path LIMIT ?
 """
 
 
-def store_status(store: Store, recent: int = 10) -> dict:
+# (extractor, stored config) -> the hash the code installed now gives it, None if unknown.
+CurrentHash = Callable[[str, dict], str | None]
+
+
+def store_status(store: Store, recent: int = 10, current_hash: CurrentHash | None = None
+                 ) -> dict:
     """A JSON-ready summary of the store, as `mfs status` shows it. `damaged` is one line
     naming how many store files are damaged and the commands that list and repair them
-    (None when all read)."""
+    (None when all read). With `current_hash` (the store imports no extractor, so the
+    caller passes `registry.current_config_hash`), each coverage row says whether it is
+    `stale`: computed by code that has changed since, and `stale` is one line on how to
+    re-extract (None when nothing is)."""
     holder = read_holder(store.root)  # before the runs: a run ending meanwhile reads done
     con = store.connect()
     coverage = []
     for extractor in store.extractors():
         sql = COVERAGE.format(view=ident(view_name(extractor)))
         coverage += _records(con.execute(sql, {"extractor": extractor}))
+    if current_hash is not None:
+        for row in coverage:
+            now = current_hash(row["extractor"], json.loads(row["config"]))
+            row["stale"] = None if now is None else now != row["config_hash"]
     return {
         "store": str(store.root),
         "damaged": damage_note(store.root),
+        "stale": _stale_note(coverage),
         "tracks": _records(con.execute(TRACKS_BY_STATUS)),
         "coverage": coverage,
         "runs": _runs(_records(con.execute(RUNS, [recent])), holder, recent),
         "recent_failures": _records(con.execute(RECENT_FAILURES, [recent])),
     }
+
+
+def _stale_note(coverage: list[dict]) -> str | None:
+    """One line naming the outputs whose extractor's code has changed since, and the fix."""
+    stale = sorted({f"{r['extractor']}@{r['config_hash']}" for r in coverage if r.get("stale")})
+    if not stale:
+        return None
+    return (f"stale: {', '.join(stale)} computed by older extractor code; "
+            "`mfs extract LIB --extractor SPEC` re-extracts (old rows stay until removed)")
 
 
 def _runs(rows: list[dict], holder: dict, recent: int) -> list[dict]:

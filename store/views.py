@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from mfs.store import health, schema
+from mfs.store.columns import column_name, parse_column
 from mfs.store.sql import ident, literal
 
 if TYPE_CHECKING:
@@ -51,8 +52,12 @@ def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
             USING (track_id, config_hash, created_at)"""
         )
         for column in embedding_columns(con, name):
+            # The layer is a column of its own, so SQL never parses it out of a name.
+            output, layer, stat = parse_column(column)
             long_parts.append(
-                f"""SELECT track_id, extractor, config_hash, {literal(column)} AS output,
+                f"""SELECT track_id, extractor, config_hash,
+                {literal(column_name(output, stat))} AS output,
+                {"NULL" if layer is None else layer}::INTEGER AS layer,
                 {ident(column)}::FLOAT[] AS vector, created_at FROM {ident(name)}
                 WHERE {ident(column)} IS NOT NULL"""
             )
@@ -62,7 +67,8 @@ def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
         con.execute(
             """CREATE OR REPLACE VIEW features AS SELECT NULL::VARCHAR AS track_id,
             NULL::VARCHAR AS extractor, NULL::VARCHAR AS config_hash, NULL::VARCHAR AS output,
-            NULL::FLOAT[] AS vector, NULL::TIMESTAMPTZ AS created_at WHERE false"""
+            NULL::INTEGER AS layer, NULL::FLOAT[] AS vector,
+            NULL::TIMESTAMPTZ AS created_at WHERE false"""
         )
     health.warn_left_out(store.root, damaged)
 

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,44 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
     again = run_mfs("demo", cwd=tmp_path, env=env, timeout=600)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("0 tracks extracted") == 2
+
+
+def test_edited_plugin_extractor_is_a_new_output_and_status_says_stale(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plug-in without a `version` is identified by its source file: editing it changes
+    its config hash, and `mfs status` flags the rows the old code computed as stale."""
+    plugin = tmp_path / "plugins" / "energy_plugin.py"
+    plugin.parent.mkdir()
+    shutil.copy(Path(__file__).parent / "energy_extractor.py", plugin)
+    monkeypatch.syspath_prepend(str(plugin.parent))
+    env = {"MFS_EXTRACTORS": "energy=energy_plugin:EnergyExtractor"}
+    write_audio(tmp_path / "music" / "one.wav", seconds=1.0, freq=700)
+    store = str(tmp_path / "store")
+    assert invoke("scan", str(tmp_path / "music"), "--kind", "folder", "--name", "lib",
+                  "--store", store)[0] == 0
+
+    def extract_and_status() -> dict:
+        code, out, err = invoke("extract", "lib", "-e", "energy", "--store", store, env=env)
+        assert code == 0 and "energy: 1 extracted" in out, out + err
+        code, out, err = invoke("status", "--format", "json", "--store", store, env=env)
+        assert code == 0, err
+        return json.loads(out)
+
+    from energy_plugin import EnergyExtractor
+
+    first = EnergyExtractor().config_hash()
+    status = extract_and_status()
+    assert [(r["config_hash"], r["stale"]) for r in status["coverage"]] == [(first, False)]
+    assert status["stale"] is None
+
+    plugin.write_text(plugin.read_text() + "\n# the embedding changed\n")
+    second = EnergyExtractor().config_hash()
+    assert second != first
+    status = extract_and_status()
+    assert {(r["config_hash"], r["stale"]) for r in status["coverage"]} == {
+        (first, True), (second, False)}
+    assert status["stale"] == (
+        f"stale: energy@{first} computed by older extractor code; `mfs extract LIB "
+        "--extractor SPEC` re-extracts (old rows stay until removed)")
+    code, out, _ = invoke("status", "--store", store, env=env)
+    assert code == 0 and f"stale: energy@{first}" in out

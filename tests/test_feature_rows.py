@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from mfs.store.columns import column_name, parse_column
 from mfs.store.feature_rows import FeatureRows, feature_table
 from mfs.store.provenance import config_hash, feed_file, file_sha256, files_sha256
 from mfs.store.schema import FEATURE_KEY_AND_PROVENANCE, FEATURE_NAMES_KEY, embedding_type
@@ -20,7 +21,8 @@ def expected_schema(names: dict | None) -> pa.Schema:
     """The schema stored feature parts have always had (written out, not built)."""
     fields = [*FEATURE_KEY_AND_PROVENANCE, pa.field("tags_mean", pa.list_(pa.float32(), 3)),
               pa.field("emb_l01_max", embedding_type(2))]
-    metadata = {b"mfs.feature_names": json.dumps(names).encode()} if names else None
+    metadata = {b"mfs.feature_names": json.dumps(names).encode()} if names else {}
+    metadata[b"mfs.layers"] = b'{"emb": 2}'
     return pa.schema(fields, metadata=metadata)
 
 
@@ -65,3 +67,26 @@ def test_file_hashes_keep_their_stored_values(tmp_path):
         handle.seek(7)  # an open handle is hashed from its start
         digest = feed_file(hashlib.blake2b(digest_size=16), handle)
     assert digest.hexdigest() == hashlib.blake2b(big.read_bytes(), digest_size=16).hexdigest()
+
+
+def test_code_version_one_hashes_as_before_versions_existed() -> None:
+    """Stores extracted before versions existed keep their hashes; other code is new."""
+    before = hashlib.sha256(json.dumps({"a": 1, "extractor": "x"}).encode()).hexdigest()[:12]
+    assert config_hash("x", {"a": 1}) == config_hash("x", {"a": 1}, 1) == before
+    others = {config_hash("x", {"a": 1}, code) for code in (2, "source:0123456789ab")}
+    assert len(others) == 2 and before not in others
+    rows = FeatureRows("x", {"a": 1}, {"e": 1}, model_hash="m", run_id="r", code=2)
+    assert rows.constant["config_hash"] == config_hash("x", {"a": 1}, 2)
+
+
+@pytest.mark.parametrize(("name", "parsed"), [
+    ("features", ("features", None, None)),
+    ("tags_mean", ("tags", None, "mean")),
+    ("hidden_state_l07_std", ("hidden_state", 7, "std")),
+    ("my_l2_model_max", ("my_l2_model", None, "max")),
+    ("emb_l12", ("emb_l12", None, None)),  # no statistic: a whole-track value as named
+])
+def test_column_names_are_built_and_parsed_in_one_place(name, parsed):
+    assert parse_column(name) == parsed
+    output, layer, stat = parsed
+    assert column_name(output, stat, layer) == name

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 import torch
 from energy_extractor import EnergyConfig, EnergyExtractor
 
-from mfs.extractors.base import Windowing
+from mfs.extractors.base import OutputSpec, Windowing
 from mfs.extractors.device import pick_device
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows, load_mono
 from mfs.extractors.windowing import cut_windows, window_starts
+from mfs.store import Store
+from mfs.store.columns import parse_column
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -144,3 +148,44 @@ def test_model_runs_with_its_preferred_cpu_threads_then_restores(tmp_path):
     extract({"x": path}, OneThreadEnergy())
     assert OneThreadEnergy.seen and set(OneThreadEnergy.seen) == {1}
     assert torch.get_num_threads() == before
+
+
+class LayeredEnergy(EnergyExtractor):
+    """Energy as a 3-layer output (layer l is (l + 1) × energy), like a transformer's."""
+
+    name = "layered-energy"
+
+    @property
+    def outputs(self) -> tuple[OutputSpec, ...]:
+        return (OutputSpec("energy", 2, ("mean", "max"), layers=3),)
+
+    def embed(self, windows: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
+        energy = super().embed(windows, sample_rate)["energy"]
+        return {"energy": torch.stack([energy * (layer + 1) for layer in range(3)], dim=1)}
+
+
+def test_layers_are_columns_a_view_column_and_metadata(tmp_path):
+    """A per-layer output is stored one column per layer and statistic, read back by layer
+    from the long view and from the files' `mfs.layers` metadata, never from names."""
+    rate = 16000
+    audio = 0.3 * np.sin(2 * np.pi * 440 * np.arange(rate * 3) / rate)
+    extractor = LayeredEnergy()
+    row = extract({"lib:a": write(tmp_path / "a.wav", audio, rate)}, extractor)["lib:a"]
+    columns = [f"energy_l{layer:02d}_{stat}" for stat in ("mean", "max") for layer in range(3)]
+    assert [c for c in row if c.startswith("energy")] == columns
+    assert [parse_column(c) for c in columns[:3]] == [("energy", layer, "mean")
+                                                      for layer in range(3)]
+    np.testing.assert_allclose(row["energy_l02_mean"], 3 * row["energy_l00_mean"], rtol=1e-6)
+
+    store = Store(tmp_path / "store")
+    builder = RowBuilder(extractor, "test-run")
+    with store.writing("test") as writer:
+        part = writer.append_features(extractor.name, extractor.config_hash(),
+                                      builder.table([row]))
+    assert json.loads(pq.read_schema(part).metadata[b"mfs.layers"]) == {"energy": 3}
+    long = store.connect().execute(
+        "SELECT output, layer, vector FROM features ORDER BY output, layer").fetchall()
+    assert [(output, layer) for output, layer, _ in long] == [
+        ("energy_max", 0), ("energy_max", 1), ("energy_max", 2),
+        ("energy_mean", 0), ("energy_mean", 1), ("energy_mean", 2)]
+    np.testing.assert_allclose(long[4][2], row["energy_l01_mean"])

@@ -65,6 +65,7 @@ class Fma518(Extractor):
     name = "fma518"
     config_class = Fma518Config
     config: Fma518Config
+    version = 1  # bump when the features change (Extractor.version)
     # A second torch thread wins ~5% wall time for twice the CPU, and loses 5-10x when the
     # other core is busy: many small ops, each waiting on the other thread (bench/RESULTS.md).
     cpu_threads = 1

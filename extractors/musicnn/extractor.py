@@ -87,6 +87,7 @@ class Musicnn(Extractor):
     """
 
     config_class = MusicnnConfig
+    version = 1  # bump when the outputs change (Extractor.version)
     checkpoint: ClassVar[str]  # the published checkpoint this class runs, a key of TAGS
     config: MusicnnConfig
 
