@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -41,6 +41,36 @@ class ExtractorConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# What `NeuralConfig.precision` takes: a float type the model runs under, or `auto`.
+PRECISIONS = ("float32", "bfloat16", "float16", "auto")
+
+
+@dataclass(frozen=True)
+class NeuralConfig(ExtractorConfig):
+    """Base of the configs of extractors that run a torch model (`NeuralExtractor`).
+
+    `precision` is what the pipeline runs the model under: `float32`, `bfloat16`,
+    `float16` (CUDA only), or `auto` (bfloat16 where the hardware runs it natively,
+    float32 elsewhere; `mfs.extractors.precision`). It is keyword-only so that a
+    subclass's own fields may go without defaults. The requested value is a config field,
+    so it enters the config hash, except at its default: `to_dict` leaves `float32` out,
+    since every output stored before this field existed ran in float32 and keeps its hash.
+    """
+
+    precision: str = field(default="float32", kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r} unknown; choose one of "
+                             f"{', '.join(PRECISIONS)}")
+
+    def to_dict(self) -> dict:
+        config = asdict(self)
+        if config["precision"] == "float32":
+            del config["precision"]
+        return config
 
 
 @dataclass(frozen=True)
@@ -93,6 +123,9 @@ class Extractor(ABC):
     # as `TrackBlocks` and never holds it decoded whole, so an hour costs no more memory
     # than the extractor itself keeps.
     reads_blocks: ClassVar[bool] = False
+    # Set by extractors whose `embed` takes `lengths` (the real samples of each window):
+    # the pipeline passes it only to them, so extractors written before it keep working.
+    uses_lengths: ClassVar[bool] = False
 
     def __init__(self, config: ExtractorConfig | None = None) -> None:
         self.config = config if config is not None else self.default_config()
@@ -131,9 +164,20 @@ class Extractor(ABC):
         """Load weights onto `device`. Called once before the first `embed`."""
         self.device = device
 
+    @property
+    def precision(self) -> str:
+        """The float type the model runs under, recorded with each row (`none`: no model)."""
+        return "none"
+
     @abstractmethod
-    def embed(self, windows: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
+    def embed(self, windows: torch.Tensor, sample_rate: int,
+              lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Map windows (batch, samples), mono float32 on the loaded device, to embeddings.
+
+        An extractor that sets `uses_lengths` also gets `lengths` (batch,) int64: how many
+        leading samples of each window are real audio. The rest is the zero padding of a
+        track shorter than one window, which it should leave out (crop, or mask). Others
+        are called without it and may leave it out of their signature.
 
         Returns one tensor per `OutputSpec`: (batch, dim), or (batch, layers, dim).
         """
@@ -150,3 +194,30 @@ class Extractor(ABC):
     def config_hash(self) -> str:
         """Short stable hash of name + config: a new config is a new output, never an overwrite."""
         return config_hash(self.name, self.config.to_dict())
+
+
+class NeuralExtractor(Extractor):
+    """An extractor that runs a torch model. The subclass builds it (`build`, on the CPU);
+    the shared `load` moves it to the device and resolves the config's precision, which
+    the pipeline then runs `embed` under (autocast) and records with each row, so no model
+    module places or casts itself."""
+
+    config: NeuralConfig
+
+    @abstractmethod
+    def build(self) -> torch.nn.Module:
+        """The model with its weights, on the CPU; `ExtractorUnavailable` when it cannot be
+        built here. `load` keeps it as `self.model`."""
+
+    def load(self, device: torch.device) -> None:
+        from mfs.extractors.precision import resolve_precision
+
+        # Resolved first: a precision this device cannot run fails before weights load.
+        self._precision = resolve_precision(self.config.precision, device)
+        self.model = self.build().to(device).eval()
+        self.device = device
+
+    @property
+    def precision(self) -> str:
+        """The resolved precision (`auto` made concrete) once loaded, else the requested one."""
+        return getattr(self, "_precision", self.config.precision)

@@ -34,17 +34,20 @@ class FeatureRows:
     """Feature batches of one output (extractor + config) written by one run.
 
     `dims` names the stored columns, in stored order, with their sizes; `feature_names`
-    maps some of them to one name per dimension.
+    maps some of them to one name per dimension. `precision` is the float type the model
+    ran under (`none`: no model, or imported features).
     """
 
     def __init__(self, extractor: str, config: dict, dims: dict[str, int], *,
                  model_hash: str, run_id: str,
-                 feature_names: dict[str, list[str]] | None = None) -> None:
+                 feature_names: dict[str, list[str]] | None = None,
+                 precision: str = "none") -> None:
         self.constant = {
             "extractor": extractor,
             "config_hash": config_hash(extractor, config),
             "config": json.dumps(config, sort_keys=True),
             "model_hash": model_hash,
+            "precision": precision,
             "versions": library_versions(),
             "run_id": run_id,
         }
