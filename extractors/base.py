@@ -4,8 +4,9 @@ Borrowed from lhotse and the HEAR API (see ../shared/STYLE.md): an extractor is 
 frozen config dataclass whose hash identifies its output, the sample rate it wants, how it
 wants the track cut into windows, and one method from a batch of windows to embeddings
 (a whole-track extractor may instead read each track block by block, `embed_track`).
-Decoding, resampling, windowing, batching, device placement and pooling over windows live
-once, in `mfs.extractors.pipeline`, never in a model module.
+Decoding, resampling, windowing, batching, device placement, precision (autocast) and
+pooling over windows live once, in `mfs.extractors.pipeline` and `NeuralExtractor.load`,
+never in a model module.
 
 A model family is a subpackage (`fma518/`, `musicnn/`) whose `extractor.py` defines the
 subclass and imports no torch or network code: naming, hashing and planning an extractor
