@@ -3,7 +3,9 @@ the autocast context the pipeline runs `embed` in.
 
 `auto` picks bfloat16 only where the hardware computes it natively (CUDA compute
 capability 8.0 and up; x86 CPUs with AVX-512 BF16 or AMX), where it is faster at about the
-same tags; elsewhere bfloat16 is emulated and slower than float32, so `auto` keeps float32.
+same tags; elsewhere bfloat16 is emulated and slower than float32, so `auto` keeps float32
+(measured on an AVX2-only CPU, musicnn at batch 16 on one thread: 2.5 s in float32, 30.5 s
+in bfloat16, all of it in torch's fallback `_slow_conv2d_forward`).
 """
 
 from __future__ import annotations
