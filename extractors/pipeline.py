@@ -265,13 +265,12 @@ class _OpenTrack:
     failure: TrackFailure | None = None
 
 
-def _model_call(extractor: Extractor) -> contextlib.ExitStack:
+@contextlib.contextmanager
+def _model_call(extractor: Extractor) -> Iterator[None]:
     """What every model call runs in: inference mode, under the extractor's resolved
     precision (autocast; nothing for float32)."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.inference_mode())
-    stack.enter_context(autocast(extractor.device, extractor.precision))
-    return stack
+    with torch.inference_mode(), autocast(extractor.device, extractor.precision):
+        yield
 
 
 def _on_cpu(result: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

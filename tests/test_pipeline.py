@@ -150,7 +150,10 @@ class _LengthsSeen(EnergyExtractor):
     """The energy extractor, asking for the real lengths and recording them."""
 
     uses_lengths = True
-    seen: list[list[int]] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[list[int]] = []
 
     def embed(self, windows, sample_rate, lengths=None):
         self.seen.append(lengths.tolist())
