@@ -4,8 +4,9 @@ Borrowed from lhotse and the HEAR API (see ../shared/STYLE.md): an extractor is 
 frozen config dataclass whose hash identifies its output, the sample rate it wants, how it
 wants the track cut into windows, and one method from a batch of windows to embeddings
 (a whole-track extractor may instead read each track block by block, `embed_track`).
-Decoding, resampling, windowing, batching, device placement and pooling over windows live
-once, in `mfs.extractors.pipeline`, never in a model module.
+Decoding, resampling, windowing, batching, device placement, precision (autocast) and
+pooling over windows live once, in `mfs.extractors.pipeline` and `NeuralExtractor.load`,
+never in a model module.
 
 A model family is a subpackage (`fma518/`, `musicnn/`) whose `extractor.py` defines the
 subclass and imports no torch or network code: naming, hashing and planning an extractor
@@ -18,7 +19,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -42,6 +43,36 @@ class ExtractorConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# What `NeuralConfig.precision` takes: a float type the model runs under, or `auto`.
+PRECISIONS = ("float32", "bfloat16", "float16", "auto")
+
+
+@dataclass(frozen=True)
+class NeuralConfig(ExtractorConfig):
+    """Base of the configs of extractors that run a torch model (`NeuralExtractor`).
+
+    `precision` is what the pipeline runs the model under: `float32`, `bfloat16`,
+    `float16` (CUDA only), or `auto` (bfloat16 where the hardware runs it natively,
+    float32 elsewhere; `mfs.extractors.precision`). It is keyword-only so that a
+    subclass's own fields may go without defaults. The requested value is a config field,
+    so it enters the config hash, except at its default: `to_dict` leaves `float32` out,
+    since every output stored before this field existed ran in float32 and keeps its hash.
+    """
+
+    precision: str = field(default="float32", kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r} unknown; choose one of "
+                             f"{', '.join(PRECISIONS)}")
+
+    def to_dict(self) -> dict:
+        config = asdict(self)
+        if config["precision"] == "float32":
+            del config["precision"]
+        return config
 
 
 @dataclass(frozen=True)
@@ -99,6 +130,9 @@ class Extractor(ABC):
     # bump it whenever their output changes (version 1 hashes as before versions existed);
     # None, a plug-in that declares none, is identified by its source file's hash.
     version: ClassVar[int | None] = None
+    # Set by extractors whose `embed` takes `lengths` (the real samples of each window):
+    # the pipeline passes it only to them, so extractors written before it keep working.
+    uses_lengths: ClassVar[bool] = False
 
     def __init__(self, config: ExtractorConfig | None = None) -> None:
         self.config = config if config is not None else self.default_config()
@@ -137,9 +171,20 @@ class Extractor(ABC):
         """Load weights onto `device`. Called once before the first `embed`."""
         self.device = device
 
+    @property
+    def precision(self) -> str:
+        """The float type the model runs under, recorded with each row (`none`: no model)."""
+        return "none"
+
     @abstractmethod
-    def embed(self, windows: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
+    def embed(self, windows: torch.Tensor, sample_rate: int,
+              lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Map windows (batch, samples), mono float32 on the loaded device, to embeddings.
+
+        An extractor that sets `uses_lengths` also gets `lengths` (batch,) int64: how many
+        leading samples of each window are real audio. The rest is the zero padding of a
+        track shorter than one window, which it should leave out (crop, or mask). Others
+        are called without it and may leave it out of their signature.
 
         Returns one tensor per `OutputSpec`: (batch, dim), or (batch, layers, dim).
         """
@@ -170,3 +215,30 @@ class Extractor(ABC):
         """Short stable hash of name + config + code version: a new config or new code is a
         new output, never an overwrite."""
         return self.hash_config(self.config.to_dict())
+
+
+class NeuralExtractor(Extractor):
+    """An extractor that runs a torch model. The subclass builds it (`build`, on the CPU);
+    the shared `load` moves it to the device and resolves the config's precision, which
+    the pipeline then runs `embed` under (autocast) and records with each row, so no model
+    module places or casts itself."""
+
+    config: NeuralConfig
+
+    @abstractmethod
+    def build(self) -> torch.nn.Module:
+        """The model with its weights, on the CPU; `ExtractorUnavailable` when it cannot be
+        built here. `load` keeps it as `self.model`."""
+
+    def load(self, device: torch.device) -> None:
+        from mfs.extractors.precision import resolve_precision
+
+        # Resolved first: a precision this device cannot run fails before weights load.
+        self._precision = resolve_precision(self.config.precision, device)
+        self.model = self.build().to(device).eval()
+        self.device = device
+
+    @property
+    def precision(self) -> str:
+        """The resolved precision (`auto` made concrete) once loaded, else the requested one."""
+        return getattr(self, "_precision", self.config.precision)

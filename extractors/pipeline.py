@@ -17,6 +17,7 @@ as much as the model.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import platform
 import queue
@@ -34,6 +35,7 @@ from mfs.audio.decode import AudioError, AudioReader, open_audio
 from mfs.extractors.base import Extractor
 from mfs.extractors.device import torch_threads
 from mfs.extractors.pooling import TrackPool, stored_columns
+from mfs.extractors.precision import autocast
 from mfs.extractors.windowing import WindowStream, window_samples
 from mfs.store.feature_rows import FeatureRows
 from mfs.store.provenance import files_sha256
@@ -55,6 +57,7 @@ class TrackWindow:
     track_id: str
     samples: np.ndarray  # (window_samples,) float32, mono
     sample_rate: int
+    length: int  # leading samples that are real audio; the rest is a short track's padding
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ def stream_track(extractor: Extractor, track: int, track_id: str, path: Path
             return
         if extractor.windowing.seconds is None:
             mono, rate = load_mono(path, extractor.sample_rate)
-            yield TrackWindow(track, track_id, mono, rate)
+            yield TrackWindow(track, track_id, mono, rate, len(mono))
             seconds = len(mono) / rate
         else:
             with open_audio(path) as audio:
@@ -167,9 +170,12 @@ def stream_track(extractor: Extractor, track: int, track_id: str, path: Path
                 windows = WindowStream(*window_samples(extractor.windowing, rate))
                 for block in mono_blocks(audio, rate):
                     for window in windows.feed(block):
-                        yield TrackWindow(track, track_id, window, rate)
+                        yield TrackWindow(track, track_id, window, rate, len(window))
+                # The last windows are end-aligned (all real) or, for a track shorter than
+                # one window, its only window, zero-padded past the track's samples.
                 for window in windows.finish():
-                    yield TrackWindow(track, track_id, window, rate)
+                    yield TrackWindow(track, track_id, window, rate,
+                                      min(len(window), windows.n_samples))
             seconds = windows.n_samples / rate
     except AudioError as error:
         yield TrackEnd(track, track_id, 0.0, TrackFailure(track_id, "AudioError", str(error)))
@@ -259,13 +265,30 @@ class _OpenTrack:
     failure: TrackFailure | None = None
 
 
+@contextlib.contextmanager
+def _model_call(extractor: Extractor) -> Iterator[None]:
+    """What every model call runs in: inference mode, under the extractor's resolved
+    precision (autocast; nothing for float32)."""
+    with torch.inference_mode(), autocast(extractor.device, extractor.precision):
+        yield
+
+
+def _on_cpu(result: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Model outputs as float32 numpy arrays, whatever precision computed them."""
+    return {name: value.float().cpu().numpy() for name, value in result.items()}
+
+
 def _embed(extractor: Extractor, batch: list[TrackWindow]) -> dict[str, np.ndarray]:
     """One model call on a batch of equally long windows; outputs back on the CPU."""
     samples = batch[0].samples[None] if len(batch) == 1 else np.stack([w.samples for w in batch])
-    with torch.inference_mode():
-        result = extractor.embed(torch.from_numpy(samples).to(extractor.device),
-                                 batch[0].sample_rate)
-    return {name: value.float().cpu().numpy() for name, value in result.items()}
+    windows = torch.from_numpy(samples).to(extractor.device)
+    with _model_call(extractor):
+        if extractor.uses_lengths:
+            lengths = torch.tensor([w.length for w in batch], device=extractor.device)
+            result = extractor.embed(windows, batch[0].sample_rate, lengths=lengths)
+        else:
+            result = extractor.embed(windows, batch[0].sample_rate)
+    return _on_cpu(result)
 
 
 def _one_line(error: BaseException) -> str:
@@ -277,9 +300,9 @@ def _run_track(extractor: Extractor, item: TrackPasses, track: _OpenTrack) -> No
     track's features in memory at a time), and end it: a bad file or a failing model
     fails only this track."""
     try:
-        with torch.inference_mode():
+        with _model_call(extractor):
             result = extractor.embed_track(item.blocks, item.sample_rate)
-        track.pool.add({name: value.float().cpu().numpy() for name, value in result.items()})
+        track.pool.add(_on_cpu(result))
     except AudioError as error:
         track.failure = TrackFailure(item.track_id, "AudioError", _one_line(error))
     except (RuntimeError, ValueError, OSError, MemoryError) as error:
@@ -392,7 +415,7 @@ def model_hash(extractor: Extractor) -> str:
 class RowBuilder:
     """Feature rows of one loaded extractor from its tracks' pooled outputs, built by the
     store's one row builder (`FeatureRows`) with the extractor's name, config, output
-    columns and model hash."""
+    columns, model hash and resolved precision."""
 
     def __init__(self, extractor: Extractor, run_id: str) -> None:
         dims: dict[str, int] = {}
@@ -405,7 +428,8 @@ class RowBuilder:
         self.extractor = extractor
         self.rows = FeatureRows(extractor.name, extractor.config.to_dict(), dims,
                                 model_hash=model_hash(extractor), run_id=run_id,
-                                feature_names=names, code=extractor.code_version())
+                                feature_names=names, code=extractor.code_version(),
+                                precision=extractor.precision)
 
     def row(self, track_id: str, seconds: float, pool: TrackPool) -> dict:
         """The finished track's row from its pooled outputs."""

@@ -45,18 +45,20 @@ class FeatureRows:
 
     `dims` names the stored columns, in stored order, with their sizes; `feature_names`
     maps some of them to one name per dimension; `code` is the extractor's code version
-    (`Extractor.code_version`), part of the config hash.
+    (`Extractor.code_version`), part of the config hash; `precision` is the float type the
+    model ran under (`none`: no model, or imported features).
     """
 
     def __init__(self, extractor: str, config: dict, dims: dict[str, int], *,
                  model_hash: str, run_id: str,
                  feature_names: dict[str, list[str]] | None = None,
-                 code: int | str = FIRST_VERSION) -> None:
+                 code: int | str = FIRST_VERSION, precision: str = "none") -> None:
         self.constant = {
             "extractor": extractor,
             "config_hash": config_hash(extractor, config, code),
             "config": json.dumps(config, sort_keys=True),
             "model_hash": model_hash,
+            "precision": precision,
             "versions": library_versions(),
             "run_id": run_id,
         }

@@ -77,6 +77,7 @@ FEATURE_KEY_AND_PROVENANCE = pa.schema(
         ("n_windows", pa.int32()),
         ("seconds", pa.float64()),
         ("model_hash", pa.string()),
+        ("precision", pa.string()),
         ("versions", pa.string()),
         ("created_at", pa.timestamp("us", tz="UTC")),
         ("run_id", pa.string()),

@@ -150,7 +150,7 @@ def feature_rows(track_ids: list[str]) -> pa.Table:
     table = pa.Table.from_pydict({
         "track_id": track_ids, "extractor": ["toy"] * n, "config_hash": ["c0"] * n,
         "config": ["{}"] * n, "n_windows": [1] * n, "seconds": [1.0] * n,
-        "model_hash": ["none"] * n, "versions": ["{}"] * n,
+        "model_hash": ["none"] * n, "precision": ["none"] * n, "versions": ["{}"] * n,
         "created_at": [datetime.now(UTC)] * n, "run_id": ["r"] * n,
     }, schema=schema.FEATURE_KEY_AND_PROVENANCE)
     vectors = pa.FixedSizeListArray.from_arrays(pa.array([0.5] * (2 * n), pa.float32()), 2)

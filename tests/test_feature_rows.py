@@ -90,3 +90,21 @@ def test_column_names_are_built_and_parsed_in_one_place(name, parsed):
     assert parse_column(name) == parsed
     output, layer, stat = parsed
     assert column_name(output, stat, layer) == name
+
+
+def test_parts_written_before_the_precision_column_still_read(tmp_path):
+    """A part without `precision` (stored before it existed) reads as null beside new ones."""
+    import pyarrow.parquet as pq
+
+    from mfs.store.store import Store
+
+    store = Store(tmp_path)
+    rows = FeatureRows("x", {}, {"emb_mean": 2}, model_hash="m", run_id="r",
+                       precision="bfloat16")
+    new = rows.table([rows.row("lib:new", {"emb_mean": np.ones(2)}, n_windows=1, seconds=1.0)])
+    old = rows.table([rows.row("lib:old", {"emb_mean": np.ones(2)}, n_windows=1, seconds=1.0)])
+    with store.writing("test") as writer:
+        part = writer.append_features("x", rows.constant["config_hash"], new)
+    pq.write_table(old.drop_columns(["precision"]), part.parent / "part-0-old.parquet")
+    found = store.connect().execute("SELECT track_id, precision FROM x ORDER BY 1").fetchall()
+    assert found == [("lib:new", "bfloat16"), ("lib:old", None)]

@@ -36,7 +36,8 @@ with store.writing("killed writer") as writer:
         now = datetime.now(UTC)
         provenance = {"track_id": ids, "extractor": ["toy"] * n, "config_hash": ["c0"] * n,
                       "config": ["{}"] * n, "n_windows": [1] * n, "seconds": [1.0] * n,
-                      "model_hash": ["none"] * n, "versions": ["{}"] * n,
+                      "model_hash": ["none"] * n, "precision": ["none"] * n,
+                      "versions": ["{}"] * n,
                       "created_at": [now] * n, "run_id": [str(batch)] * n}
         table = pa.Table.from_pydict(provenance, schema=schema.FEATURE_KEY_AND_PROVENANCE)
         values = pa.array(np.random.default_rng(batch).random(n * 16, dtype=np.float32))

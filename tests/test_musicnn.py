@@ -148,3 +148,74 @@ def test_msd_gives_plausible_tags(clip: np.ndarray) -> None:
         "electronic", "instrumental", "ambient"]
     vocal = [musicnn.MSD_TAGS.index(t) for t in ("female vocalists", "male vocalists")]
     assert window_tags.mean(axis=0)[vocal].max() < 0.05
+
+
+def _pipeline_row(extractor: musicnn.Musicnn, path: Path) -> dict:
+    """The stored row of one file, extracted by the shared pipeline on the CPU."""
+    from mfs.extractors.pipeline import RowBuilder, extract_rows
+
+    extractor.load(torch.device("cpu"))
+    (row,) = extract_rows(RowBuilder(extractor, "test-run"), [("t", path)])
+    assert isinstance(row, dict), row
+    return row
+
+
+@needs_wheel
+def test_bfloat16_runs_records_and_keeps_the_tags(clip: np.ndarray, tmp_path: Path) -> None:
+    """bfloat16 (native on this CPU) is recorded with the row, in its own output, and its
+    tags follow float32's; float32's default config and hash are those stored so far."""
+    import soundfile as sf
+
+    path = tmp_path / "clip.wav"
+    sf.write(path, clip[: 16000 * 6], 16000, subtype="FLOAT")
+    full = _pipeline_row(MusicnnMTT(), path)
+    half = _pipeline_row(MusicnnMTT(musicnn.MusicnnConfig("MTT_musicnn", precision="bfloat16")),
+                         path)
+    assert (full["precision"], half["precision"]) == ("float32", "bfloat16")
+    assert "precision" not in json.loads(full["config"])
+    assert json.loads(half["config"])["precision"] == "bfloat16"
+    assert half["config_hash"] != full["config_hash"]
+    for column in ("tags_mean", "penultimate_mean"):
+        a, b = np.asarray(full[column]), np.asarray(half[column])
+        assert np.corrcoef(a, b)[0, 1] > 0.99, column
+    assert np.abs(np.asarray(full["tags_mean"]) - np.asarray(half["tags_mean"])).max() < 0.05
+
+
+@needs_wheel
+def test_short_track_is_embedded_without_its_padding(clip: np.ndarray, tmp_path: Path) -> None:
+    """A 2 s track gives the network's output on those 2 s alone, not on 2 s plus 0.99 s
+    of the pipeline's zero padding (which the back end's mean over time would pool)."""
+    import soundfile as sf
+
+    from mfs.extractors.musicnn.network import load_network
+
+    two_seconds = clip[16000 * 5 : 16000 * 7].copy()
+    path = tmp_path / "short.wav"
+    sf.write(path, two_seconds, 16000, subtype="FLOAT")
+    row = _pipeline_row(MusicnnMTT(), path)
+    assert row["n_windows"] == 1
+    extractor = MusicnnMTT()
+    net = load_network(extractor._files()[0], 50)
+    with torch.inference_mode():
+        penultimate, logits = net(LogMel()(torch.from_numpy(two_seconds)[None]))
+    np.testing.assert_allclose(row["penultimate_mean"], penultimate[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(row["penultimate_max"], penultimate[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(row["tags_mean"], torch.sigmoid(logits)[0].numpy(), atol=1e-6)
+    padded = cut_windows(two_seconds, 16000, extractor.windowing)
+    with torch.inference_mode():
+        _, padded_logits = net(LogMel()(torch.from_numpy(padded)))
+    assert np.abs(torch.sigmoid(padded_logits)[0].numpy() - row["tags_mean"]).max() > 1e-3
+
+
+@needs_wheel
+def test_under_32_ms_of_audio_is_padded_to_two_frames() -> None:
+    """The one unavoidable padding: the STFT needs more samples than it pads (N_FFT / 2)."""
+    from mfs.extractors.musicnn.network import MIN_SAMPLES
+
+    extractor = MusicnnMTT()
+    extractor.load(torch.device("cpu"))
+    windows = torch.zeros(2, 47872)
+    windows[:, :100] = torch.randn(100)
+    out = extractor.embed(windows, 16000, lengths=torch.tensor([100, MIN_SAMPLES]))
+    torch.testing.assert_close(out["tags"][0], out["tags"][1])
+    assert torch.isfinite(out["penultimate"]).all()

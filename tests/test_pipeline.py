@@ -189,3 +189,72 @@ def test_layers_are_columns_a_view_column_and_metadata(tmp_path):
         ("energy_max", 0), ("energy_max", 1), ("energy_max", 2),
         ("energy_mean", 0), ("energy_mean", 1), ("energy_mean", 2)]
     np.testing.assert_allclose(long[4][2], row["energy_l01_mean"])
+
+
+class _LengthsSeen(EnergyExtractor):
+    """The energy extractor, asking for the real lengths and recording them."""
+
+    uses_lengths = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[list[int]] = []
+
+    def embed(self, windows, sample_rate, lengths=None):
+        self.seen.append(lengths.tolist())
+        return super().embed(windows, sample_rate)
+
+
+def test_embed_gets_each_windows_real_samples_only_when_it_asks(tmp_path):
+    """Full windows and the end-aligned last one are all real; a track shorter than a
+    window says how much of it is. An extractor without `uses_lengths` (written before
+    it) is called as before: EnergyExtractor.embed has no `lengths`."""
+    paths = {"long": write(tmp_path / "long.wav", np.ones(16000 * 5 // 2, np.float32), 16000),
+             "short": write(tmp_path / "short.wav", np.ones(4000, np.float32), 16000)}
+    extractor = _LengthsSeen()
+    assert set(extract(paths, extractor)) == {"long", "short"}
+    assert sorted(sum(extractor.seen, [])) == [4000, 16000, 16000, 16000]
+    assert set(extract(paths)) == {"long", "short"}
+
+
+def test_rows_record_none_for_an_extractor_without_a_model(tmp_path):
+    out = extract({"a": write(tmp_path / "a.wav", np.ones(16000, np.float32), 16000)})
+    assert out["a"]["precision"] == "none"
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ({"avx512f", "avx512_bf16"}, "bfloat16"), ({"amx_bf16"}, "bfloat16"),
+    ({"avx512f", "avx2"}, "float32"), (set(), "float32")])
+def test_auto_precision_follows_the_cpu(monkeypatch, flags, expected):
+    from mfs.extractors import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
+    assert precision.resolve_precision("auto", torch.device("cpu")) == expected
+    assert precision.resolve_precision("float32", torch.device("cpu")) == "float32"
+    assert precision.resolve_precision("bfloat16", torch.device("cpu")) == "bfloat16"
+
+
+def test_auto_precision_on_this_cpu_reads_proc_cpuinfo():
+    from mfs.extractors import precision
+
+    native = bool(precision.cpu_flags() & set(precision.CPU_BF16_FLAGS))
+    assert precision.resolve_precision("auto", torch.device("cpu")) == (
+        "bfloat16" if native else "float32")
+
+
+def test_float16_off_cuda_and_unknown_precisions_are_refused():
+    from mfs.extractors.musicnn.extractor import MusicnnMTT
+    from mfs.extractors.precision import resolve_precision
+    from mfs.extractors.registry import create_from_spec
+
+    with pytest.raises(ValueError, match="precision=float16 runs only on CUDA, not on cpu"):
+        resolve_precision("float16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="float16 runs only on CUDA"):
+        MusicnnMTT(create_from_spec("musicnn-mtt:precision=float16").config).load(
+            torch.device("cpu"))
+    with pytest.raises(ValueError, match="precision='half' unknown"):
+        create_from_spec("musicnn-mtt:precision=half")
+    spec = create_from_spec("musicnn-mtt:precision=auto")
+    assert spec.config.precision == "auto" and spec.config_hash() != MusicnnMTT().config_hash()
+    assert create_from_spec("musicnn-mtt:precision=float32").config_hash() == (
+        MusicnnMTT().config_hash())

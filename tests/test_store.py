@@ -41,7 +41,8 @@ def feature_batch(track_ids: list[str], dim: int = 4, extractor: str = "toy-mode
     provenance = {
         "track_id": track_ids, "extractor": [extractor] * n, "config_hash": [config_hash] * n,
         "config": ['{"hop": 1}'] * n, "n_windows": [3] * n, "seconds": [9.0] * n,
-        "model_hash": ["none"] * n, "versions": ['{"python": "3"}'] * n,
+        "model_hash": ["none"] * n, "precision": ["none"] * n,
+        "versions": ['{"python": "3"}'] * n,
         "created_at": [created_at] * n, "run_id": [run_id] * n,
     }
     table = pa.Table.from_pydict(provenance, schema=schema.FEATURE_KEY_AND_PROVENANCE)

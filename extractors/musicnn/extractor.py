@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from mfs.extractors.base import (
-    Extractor,
-    ExtractorConfig,
     ExtractorUnavailable,
+    NeuralConfig,
+    NeuralExtractor,
     OutputSpec,
     Windowing,
 )
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
 SAMPLE_RATE = 16000
 HOP = 256
@@ -50,19 +51,24 @@ TAGS = {"MTT_musicnn": MTT_TAGS, "MSD_musicnn": MSD_TAGS}
 
 # --- the extractor ------------------------------------------------------------------------
 @dataclass(frozen=True)
-class MusicnnConfig(ExtractorConfig):
-    """Which published musicnn checkpoint to run, and the hop between 3 s windows.
+class MusicnnConfig(NeuralConfig):
+    """Which published musicnn checkpoint to run, the hop between 3 s windows, and the
+    precision (`NeuralConfig`).
 
     `model` has no default: each extractor class names its checkpoint once, in its
     `checkpoint`, and its `default_config` fills it in. `hop_seconds=None` keeps musicnn's
     own non-overlapping patches; a smaller hop gives overlapping windows (a different
-    output, stored beside the default one).
+    output, stored beside the default one). `precision` stays `float32` by default, not
+    `auto`: the tests hold musicnn to its published reference tags (tests/test_musicnn.py),
+    which bfloat16 moves by ~1e-2, and the stored default outputs keep their hashes; taking
+    bfloat16's speed for that is the user's choice (`musicnn-mtt:precision=auto`).
     """
 
     model: str
     hop_seconds: float | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.model not in TAGS:
             raise ValueError(f"musicnn model {self.model!r} unknown; choose one of {list(TAGS)}")
         if self.hop_seconds is not None and self.hop_seconds <= 0:
@@ -78,7 +84,7 @@ def _checkpoint_dir(model: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / model
 
 
-class Musicnn(Extractor):
+class Musicnn(NeuralExtractor):
     """musicnn tags and penultimate embedding per 3 s window (musicnn's own patch length).
 
     Windows are 187 frames × 256 samples = 2.992 s with no overlap, so they line up with
@@ -87,7 +93,10 @@ class Musicnn(Extractor):
     """
 
     config_class = MusicnnConfig
-    version = 1  # bump when the outputs change (Extractor.version)
+    # 2: a track shorter than one 3 s window is embedded from its real audio only (version 1
+    # embedded it zero-padded to 3 s); bump whenever the outputs change (Extractor.version).
+    version = 2
+    uses_lengths = True  # a track shorter than 3 s is embedded without its padding
     checkpoint: ClassVar[str]  # the published checkpoint this class runs, a key of TAGS
     config: MusicnnConfig
 
@@ -137,23 +146,22 @@ class Musicnn(Extractor):
             return f"musicnn checkpoint file {missing[0]} is missing; {INSTALL_HINT}"
         return None
 
-    def load(self, device: torch.device) -> None:
+    def build(self) -> nn.Module:
         reason = self.unavailable_reason()
         if reason is not None:
             raise ExtractorUnavailable(reason)
-        from mfs.extractors.musicnn.network import LogMel, load_network
+        from mfs.extractors.musicnn.network import Musicnn, load_network
 
-        self.net = load_network(self._files()[0], len(self.tags)).to(device)
-        self.log_mel = LogMel().to(device)
-        self.device = device
+        return Musicnn(load_network(self._files()[0], len(self.tags)))
 
-    def embed(self, windows: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
+    def embed(self, windows: torch.Tensor, sample_rate: int,
+              lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"{self.name} needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
         import torch
 
         with torch.inference_mode():
-            penultimate, logits = self.net(self.log_mel(windows))
+            penultimate, logits = self.model(windows, lengths)
         return {"penultimate": penultimate, "tags": torch.sigmoid(logits)}
 
 

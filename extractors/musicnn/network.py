@@ -139,6 +139,46 @@ class MusicnnNet(nn.Module):
         return penultimate, self.output(penultimate)
 
 
+# Fewest samples a window is cropped to: the STFT's reflect padding (N_FFT / 2 each side)
+# needs more samples than it pads, and `LogMel` keeps `samples // HOP` frames. So only real
+# audio under 32 ms is zero-padded, to two frames; the network itself takes any number of
+# frames (every conv pads "same" over time, and the back end pools over all frames).
+MIN_SAMPLES = N_FFT
+
+
+class Musicnn(nn.Module):
+    """Waveform windows -> (penultimate, logits): `LogMel` then `MusicnnNet`, one module so
+    the pipeline places and casts it as a whole.
+
+    With `lengths`, a window with fewer real samples than its length (a track shorter than
+    one window, zero-padded by the pipeline) is cropped to its real samples and run alone,
+    so its embedding is that of its audio: the back end's mean and max over time would
+    otherwise pool the padding's frames too. Full windows run as one batch.
+    """
+
+    def __init__(self, net: MusicnnNet) -> None:
+        super().__init__()
+        self.log_mel = LogMel()
+        self.net = net
+
+    def _run(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The log-mel stays in float32 under autocast: 10000·mel overflows float16, and
+        # bfloat16's 8-bit mantissa would round the input of every layer after it.
+        with torch.autocast(windows.device.type, enabled=False):
+            mel = self.log_mel(windows.float())
+        return self.net(mel)
+
+    def forward(self, windows: torch.Tensor, lengths: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        penultimate, logits = self._run(windows)
+        if lengths is None:
+            return penultimate, logits
+        for row in (lengths < windows.shape[1]).nonzero().flatten().tolist():
+            real = windows[row : row + 1, : max(int(lengths[row]), MIN_SAMPLES)]
+            penultimate[row], logits[row] = (out[0] for out in self._run(real))
+        return penultimate, logits
+
+
 # --- checkpoint -> state dict -------------------------------------------------------------
 def _tf_layer_names(net: MusicnnNet) -> dict[str, str]:
     """torch module path -> TF layer name.
