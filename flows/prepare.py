@@ -68,3 +68,21 @@ def prepare_extract(store: Store, library: str | None, specs: list[str],
     plans = {spec: plan_missing(store, library, extractor, max_attempts)
              for spec, extractor in extractors.items()}
     return Prepared(extractors, plans, scan)
+
+
+def check_device(extractors: list[Extractor], device: str) -> None:
+    """Refuse, before any Prefect flow starts, a `--device` this machine lacks and a
+    precision the device cannot run (float16 off CUDA), in one line. Called only when
+    there is work: it imports torch, which a run with nothing to do never needs."""
+    from mfs.extractors.device import pick_device
+    from mfs.extractors.precision import resolve_precision
+
+    chosen = pick_device(device)
+    for extractor in extractors:
+        requested = getattr(extractor.config, "precision", None)
+        if requested is not None:
+            try:
+                resolve_precision(requested, chosen)
+            except ValueError as error:
+                raise ValueError(f"extractor {extractor.name}: {error}") from None
+

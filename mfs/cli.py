@@ -223,12 +223,13 @@ def run_extraction(flow_name: str, store: Store, library: str | None, specs: lis
     The flow plans again itself (a deployment calls it directly), which costs one
     anti-join; it does not rescan again.
     """
-    from mfs.flows.prepare import prepare_extract
+    from mfs.flows.prepare import check_device, prepare_extract
 
     prepared = prepare_extract(store, library, specs, rescan, settings.max_attempts)
     if not prepared.missing:
         print_extract_summary(prepared.nothing_done())
         return
+    check_device(list(prepared.extractors.values()), settings.device)
     from mfs.flows import extract as flows
     from mfs.flows.prefect_server import quiet_console, start_temporary_server
 

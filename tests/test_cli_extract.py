@@ -82,6 +82,28 @@ def test_bad_requests_are_one_line_before_prefect(scanned: Path, args: list[str]
     assert one_error_line(err) == expected.format(store=scanned)
 
 
+def test_device_and_precision_errors_come_before_prefect(scanned: Path) -> None:
+    """float16 off CUDA, and a --device this machine lacks, are one line before any
+    Prefect server starts (they used to fail inside the flow after ~20 s)."""
+    result = run_mfs("extract", "lib", "-e", "musicnn-mtt:precision=float16",
+                     "--device", "cpu", "--store", str(scanned))
+    assert result.returncode == 1
+    assert result.stderr == ("error: extractor musicnn-mtt: precision=float16 runs only on "
+                             "CUDA, not on cpu; use bfloat16 or float32\n")
+    if not torch_cuda_available():
+        result = run_mfs("extract", "lib", "-e", "fma518", "--device", "cuda",
+                         "--store", str(scanned))
+        assert result.returncode == 1
+        assert result.stderr == ("error: --device cuda: CUDA is not available on this "
+                                 "machine\n")
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def test_spec_error_as_the_installed_command_prints_it(scanned: Path) -> None:
     result = run_mfs("extract", "lib", "--extractor", "musicnn-mtt:hop_seconds=abc",
                      "--store", str(scanned))
