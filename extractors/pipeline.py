@@ -39,6 +39,7 @@ from mfs.extractors.precision import autocast
 from mfs.extractors.windowing import WindowStream, window_samples
 from mfs.store.feature_rows import FeatureRows
 from mfs.store.provenance import files_sha256
+from mfs.store.text import squeeze
 
 
 @dataclass(frozen=True)
@@ -291,10 +292,6 @@ def _embed(extractor: Extractor, batch: list[TrackWindow]) -> dict[str, np.ndarr
     return _on_cpu(result)
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300]
-
-
 def _run_track(extractor: Extractor, item: TrackPasses, track: _OpenTrack) -> None:
     """Embed a track that the extractor reads by blocks, here in the model's thread (one
     track's features in memory at a time), and end it: a bad file or a failing model
@@ -304,10 +301,10 @@ def _run_track(extractor: Extractor, item: TrackPasses, track: _OpenTrack) -> No
             result = extractor.embed_track(item.blocks, item.sample_rate)
         track.pool.add(_on_cpu(result))
     except AudioError as error:
-        track.failure = TrackFailure(item.track_id, "AudioError", _one_line(error))
+        track.failure = TrackFailure(item.track_id, "AudioError", squeeze(error, 300))
     except (RuntimeError, ValueError, OSError, MemoryError) as error:
         track.failure = TrackFailure(item.track_id, type(error).__name__,
-                                     f"{item.blocks.path}: {_one_line(error)}")
+                                     f"{item.blocks.path}: {squeeze(error, 300)}")
     track.end = TrackEnd(item.track, item.track_id, item.blocks.n_samples / item.sample_rate)
 
 
@@ -320,7 +317,7 @@ def _run_batch(extractor: Extractor, batch: list[TrackWindow],
     try:
         outputs = _embed(extractor, batch)
     except (RuntimeError, ValueError) as error:
-        error_class, reason = type(error).__name__, _one_line(error)
+        error_class, reason = type(error).__name__, squeeze(error, 300)
     for index in dict.fromkeys(owners.tolist()):
         track = open_tracks.get(index)
         if track is None:  # failed while decoding and already reported

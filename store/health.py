@@ -20,6 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mfs.store.text import squeeze
+
 TABLE_FOLDERS = ("tracks", "failures", "runs", "leaderboard")
 QUARANTINE = "quarantine"
 
@@ -104,7 +106,7 @@ def data_problem(path: Path) -> str | None:
 
 def pages_problem(error: BaseException) -> str:
     """What is wrong with a file whose footer reads but whose pages do not."""
-    return f"damaged data pages: {_one_line(error)}"
+    return f"damaged data pages: {squeeze(error, 200)}"
 
 
 def split_damaged(root: Path, files: Iterable[Path], deep: bool = False
@@ -230,5 +232,3 @@ def _store_root_of(path: Path) -> Path | None:
     return None
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:200]

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from mfs.store.provenance import library_versions
+from mfs.store.text import squeeze
 
 if TYPE_CHECKING:
     from mfs.store.store import StoreWriter
@@ -78,7 +79,7 @@ def _record_failure(writer: StoreWriter, run: Run, error: BaseException) -> None
 
 def one_line(error: BaseException) -> str:
     """`ErrorClass: message` on one line, cut to REASON_CHARS."""
-    message = " ".join(str(error).split())
+    message = squeeze(error)
     text = f"{type(error).__name__}: {message}" if message else type(error).__name__
     return text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 1] + "…"
 
