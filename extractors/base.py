@@ -166,6 +166,10 @@ class Extractor(ABC):
         """None when the extractor can run here, else one line saying how to make it run."""
         return None
 
+    def model_location(self) -> str | None:
+        """Where the model's files were found (`mfs extractors` shows it), or None."""
+        return None
+
     # --- running ----------------------------------------------------------------------
     def load(self, device: torch.device) -> None:
         """Load weights onto `device`. Called once before the first `embed`."""

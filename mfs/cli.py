@@ -158,8 +158,10 @@ def extractors_command(fmt: FormatOption = "table") -> None:
         outputs = ", ".join(f"{o.name}[{o.dim}]" + (f"x{o.layers} layers" if o.layers else "")
                             for o in extractor.outputs)
         reason = extractor.unavailable_reason()
-        rows.append([name, outputs, extractor.sample_rate or "native",
-                     "yes" if reason is None else f"no: {reason}", extractor.config_hash()])
+        where = extractor.model_location()
+        available = f"no: {reason}" if reason else f"yes ({where})" if where else "yes"
+        rows.append([name, outputs, extractor.sample_rate or "native", available,
+                     extractor.config_hash()])
     columns = ["extractor", "outputs (dims)", "sample rate", "available", "config_hash"]
     print_rows(columns, rows, fmt)
 

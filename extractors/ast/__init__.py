@@ -1,0 +1,1 @@
+"""The Audio Spectrogram Transformer (AudioSet), over consecutive windows of the whole track."""

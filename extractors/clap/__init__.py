@@ -1,0 +1,1 @@
+"""LAION CLAP (music): audio embeddings and zero-shot genre from text prompts."""

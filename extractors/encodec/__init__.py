@@ -1,0 +1,1 @@
+"""EnCodec: the encoder's continuous latent before quantisation."""

@@ -1,0 +1,104 @@
+"""The base of every extractor that runs a model in Hugging Face's layout: where its files
+are (`locate`), the config fields they share, and `embed` on real audio only.
+
+Light on purpose, like every `extractor.py`: naming, hashing and planning these extractors
+imports neither torch nor transformers (`loading` and the family's network code are
+imported in `build`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, ClassVar
+
+from mfs.extractors.base import ExtractorUnavailable, NeuralConfig, NeuralExtractor
+from mfs.extractors.hf.locate import FoundModel, ModelSource, find_model
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import torch
+
+
+@dataclass(frozen=True)
+class HFConfig(NeuralConfig):
+    """Fields every Hugging Face model extractor has, keyword-only, besides `precision`.
+
+    `model_path` names the model folder (else `$MFS_MODELS` and the Hugging Face cache are
+    searched, `locate`). It enters the config hash when set, since a folder the user names
+    may hold other weights (a fine-tuned copy); left unset, the same hub model found in the
+    cache or under `$MFS_MODELS` is one output, whose weights' hash each row records.
+    """
+
+    model_path: str | None = field(default=None, kw_only=True)
+
+    def to_dict(self) -> dict:
+        config = super().to_dict()
+        if config["model_path"] is None:
+            del config["model_path"]
+        return config
+
+
+class HFExtractor(NeuralExtractor):
+    """An extractor whose model is found by `source` and loaded into a transformers class.
+
+    Subclasses implement `forward`: windows that are all real audio, of one length, to
+    outputs. `embed` calls it once on the batch's full windows and once per window cut
+    short (a track shorter than one window) on its real samples alone, so a short track's
+    embedding is the model's on that audio, with no silence, whatever the model's
+    normalisation (group norm over time, as in MERT-95M, is changed by padding that an
+    attention mask does not hide).
+    """
+
+    source: ClassVar[ModelSource]
+    config: HFConfig
+    uses_lengths = True
+    version = 1
+
+    @cached_property
+    def found(self) -> FoundModel:
+        """The model folder, found once per instance; ExtractorUnavailable if it is not."""
+        return find_model(self.source, self.config.model_path)
+
+    def model_files(self) -> list[Path]:
+        return self.found.files
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            self.found  # noqa: B018 - finding it is the check
+        except ExtractorUnavailable as error:
+            return str(error)
+        return None
+
+    def model_location(self) -> str | None:
+        try:
+            return f"{self.found.where}: {self.found.directory}"
+        except ExtractorUnavailable:
+            return None
+
+    def forward(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Outputs of windows (batch, samples) that are all real audio, one per OutputSpec."""
+        raise NotImplementedError
+
+    def embed(self, windows: torch.Tensor, sample_rate: int,
+              lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if sample_rate != self.sample_rate:
+            raise ValueError(f"{self.name} needs {self.sample_rate} Hz audio, "
+                             f"got {sample_rate} Hz")
+        import torch
+
+        size = windows.shape[1]
+        if lengths is None or bool((lengths >= size).all()):
+            return self.forward(windows)
+        parts = []
+        full = (lengths >= size).nonzero().flatten().tolist()
+        if full:
+            parts.append((full, self.forward(windows[full])))
+        for row in (lengths < size).nonzero().flatten().tolist():
+            real = max(int(lengths[row]), 1)
+            parts.append(([row], self.forward(windows[row : row + 1, :real])))
+        order = torch.tensor([row for rows, _ in parts for row in rows])
+        inverse = torch.argsort(order).to(windows.device)
+        return {name: torch.cat([out[name] for _, out in parts])[inverse]
+                for name in parts[0][1]}
