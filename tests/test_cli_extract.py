@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import invoke, run_mfs, shared, write_audio
+from tiny_models import TINY, hf_extractors, tiny_hf_home
 
 from mfs.analysis.selection import stored_layout
 from mfs.extractors import registry
@@ -129,8 +130,14 @@ def test_held_writer_lock_is_one_line_naming_the_holder(scanned: Path) -> None:
     assert not (scanned / ".lock").exists()
 
 
-def test_every_registered_extractor_runs_with_its_default_config(tmp_path: Path) -> None:
-    """Iterates the registry, so a newly registered model is covered without a new test."""
+def test_every_registered_extractor_runs_with_its_default_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Iterates the registry, so a newly registered model is covered without a new test.
+    Models in Hugging Face's layout come from a cache of tiny random models of their real
+    classes (tests/tiny_models.py), found by hub id offline as the real ones would be."""
+    hf_env = tiny_hf_home(tmp_path / "hf")
+    for key, value in hf_env.items():
+        monkeypatch.setenv(key, value)
     names = sorted(registry.all_extractors())
     extractors = {name: registry.create(name) for name in names}
     unavailable = {n: r for n, e in extractors.items() if (r := e.unavailable_reason())}
@@ -142,7 +149,7 @@ def test_every_registered_extractor_runs_with_its_default_config(tmp_path: Path)
         shutil.copy(shared("gtzan-excerpts/genres") / clip, music)
     store = tmp_path / "store"
     env = {"PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90", **hf_env}
     scan = run_mfs("scan", str(music), "--kind", "folder", "--name", "lib", "--store", str(store))
     assert scan.returncode == 0, scan.stderr
     args = ["--store", str(store)] + [a for name in names for a in ("--extractor", name)]
@@ -174,6 +181,11 @@ def test_every_registered_extractor_runs_with_its_default_config(tmp_path: Path)
     for name in names:
         assert f"{name}: 0 extracted" in again.stdout and "nothing missing" in again.stdout
     assert "Starting temporary server" not in again.stdout + again.stderr
+
+
+def test_every_hugging_face_extractor_has_a_tiny_model_for_the_tests() -> None:
+    """So the registry test above can run each one through its real loading path."""
+    assert sorted(hf_extractors()) == sorted(set(hf_extractors()) & set(TINY))
 
 
 def test_disk_full_during_extract_is_one_line_naming_the_store(tmp_path: Path) -> None:
