@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 from conftest import failures, scan, shared, tracks, write_audio
 
+from mfs.libraries.gtzan import SHIPPED_SPLITS, read_split_lists
 from mfs.store import Store
+
+SHIPPED = read_split_lists(SHIPPED_SPLITS)
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
           "reggae", "rock")
@@ -67,7 +71,15 @@ def test_real_gtzan_full_au_files(store: Store) -> None:
                                                               f"{genre}/{genre}.00000.au")
         assert (row["sample_rate"], row["channels"]) == (22050, 1)
         assert row["duration_s"] == pytest.approx(30.0, abs=0.7)
-        assert row["split"] is None
+        # No --split-dir: the fault-filtered lists shipped with mfs (faulty tracks: none)
+        assert row["split"] == SHIPPED.get(track_id.split(":")[1])
+
+
+def test_shipped_split_lists_are_the_published_fault_filtered_ones() -> None:
+    """443 / 197 / 290 tracks, the same lists as the copy beside the musicnn taggrams."""
+    published = read_split_lists(shared("gtzan-musicnn-taggrams/splits"))
+    assert published == SHIPPED
+    assert Counter(SHIPPED.values()) == {"train": 443, "validation": 197, "test": 290}
 
 
 def test_split_lists_match_on_stem_whatever_the_extension(tmp_path: Path, store: Store) -> None:
