@@ -60,11 +60,9 @@ def _not_stored(store: Store, extractor: Extractor, config_hash: str, params: di
     tables = {"features": store.features_dir}
     if extractor.keeps_windows:
         tables["windows"] = store.windows_dir
-    conditions = []
-    for name, folder in tables.items():
-        parts = sorted((folder / extractor.name / config_hash).glob("*.parquet"))
-        if not parts:
-            return ""  # nothing of this table stored: every track is missing
-        params[name] = [str(path) for path in parts]
-        conditions.append(IN_PARTS.format(name=name))
-    return "AND NOT (" + " AND ".join(conditions) + ")"
+    parts = {name: sorted((folder / extractor.name / config_hash).glob("*.parquet"))
+             for name, folder in tables.items()}
+    if not all(parts.values()):
+        return ""  # a table with nothing stored: every track is missing
+    params.update({name: [str(path) for path in found] for name, found in parts.items()})
+    return "AND NOT (" + " AND ".join(IN_PARTS.format(name=name) for name in parts) + ")"
