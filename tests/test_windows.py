@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import run_mfs, shared
+from conftest import invoke, run_mfs, shared
 from test_light_specs import DEFAULT_HASHES
 
 from mfs.extractors import registry
@@ -195,7 +195,10 @@ def test_damaged_window_part_is_left_out_and_its_tracks_redone(short_library: St
     [damage] = damaged_files(store.root)
     assert damage.path == part and holdings(damage).startswith("musicnn-mtt windows, config ")
 
-    part.unlink()  # as `mfs repair` moves it into quarantine/
+    code, out, err = invoke("repair", "--store", str(store.root))
+    assert code == 0, err
+    assert "held musicnn-mtt windows, config " in out and "musicnn_mtt_windows" in out
+    assert not part.exists()
     assert len(plan_missing(store, "lib", musicnn(), 3).todo) == 1
     extract.run_extract(store, "lib", [KEEP])
     assert store.connect().execute("SELECT count(*) FROM musicnn_mtt_windows").fetchone() == (1,)
