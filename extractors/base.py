@@ -59,9 +59,16 @@ class NeuralConfig(ExtractorConfig):
     subclass's own fields may go without defaults. The requested value is a config field,
     so it enters the config hash, except at its default: `to_dict` leaves `float32` out,
     since every output stored before this field existed ran in float32 and keeps its hash.
+
+    `keep_windows` also stores each window's outputs with its start time (`windows/` in
+    store/SCHEMA.md), for timestamp embeddings and sequence models. The pooled feature
+    rows are the same either way, but the config is a new output (the planner then also
+    asks for the windows), so it is hashed; its default, False, is left out of `to_dict`
+    like `precision`'s, so every hash stored before it existed stays.
     """
 
     precision: str = field(default="float32", kw_only=True)
+    keep_windows: bool = field(default=False, kw_only=True)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -72,6 +79,8 @@ class NeuralConfig(ExtractorConfig):
         config = asdict(self)
         if config["precision"] == "float32":
             del config["precision"]
+        if not config["keep_windows"]:
+            del config["keep_windows"]
         return config
 
 
@@ -158,6 +167,12 @@ class Extractor(ABC):
     @abstractmethod
     def outputs(self) -> tuple[OutputSpec, ...]: ...
 
+    @property
+    def keeps_windows(self) -> bool:
+        """Whether each window's outputs are stored too (`NeuralConfig.keep_windows`); read
+        here once, so the pipeline and the planner need not know which configs have it."""
+        return bool(getattr(self.config, "keep_windows", False))
+
     def model_files(self) -> list[Path]:
         """Files whose bytes define the model (hashed into every stored row). None by default."""
         return []
@@ -228,6 +243,12 @@ class NeuralExtractor(Extractor):
     module places or casts itself."""
 
     config: NeuralConfig
+
+    def __init__(self, config: NeuralConfig | None = None) -> None:
+        super().__init__(config)
+        if self.keeps_windows and self.windowing.seconds is None:
+            raise ValueError(f"{self.name} reads whole tracks: it has no windows to keep "
+                             "(keep_windows is for windowed extractors)")
 
     @abstractmethod
     def build(self) -> torch.nn.Module:

@@ -6,7 +6,9 @@ down-mixed, resampled by a streaming resampler and cut into windows (`WindowStre
 and the windows wait in a bounded queue. So memory is bounded in windows, not tracks,
 and an hour-long track is never held whole. Windows of several tracks share a batch so
 short clips keep the model busy, and each track's outputs are pooled batch by batch
-(`TrackPool`) into the fixed-size vectors of its feature row. Whole-track extractors
+(`TrackPool`) into the fixed-size vectors of its feature row; a config that keeps windows
+(`keep_windows`) also keeps each window's outputs and start until its track ends
+(`KeptWindows`), then hands them out with its feature row. Whole-track extractors
 (`Windowing(seconds=None)`) that read blocks (`Extractor.reads_blocks`) get each track as
 `TrackBlocks`: decoded ahead by the worker when it is short (`HELD_SAMPLES`), else decoded
 afresh for each pass the extractor makes, so no track is held whole; other whole-track
@@ -22,7 +24,7 @@ import ctypes
 import platform
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +34,12 @@ import soxr
 import torch
 
 from mfs.audio.decode import AudioError, AudioReader, open_audio
-from mfs.extractors.base import Extractor
+from mfs.extractors.base import Extractor, OutputSpec
 from mfs.extractors.device import torch_threads
-from mfs.extractors.pooling import TrackPool, stored_columns
+from mfs.extractors.pooling import TrackPool, stored_columns, window_columns
 from mfs.extractors.precision import autocast
 from mfs.extractors.windowing import WindowStream, window_samples
-from mfs.store.feature_rows import FeatureRows
+from mfs.store.feature_rows import FeatureRows, WindowRows
 from mfs.store.provenance import files_sha256
 from mfs.store.text import squeeze
 
@@ -59,6 +61,7 @@ class TrackWindow:
     samples: np.ndarray  # (window_samples,) float32, mono
     sample_rate: int
     length: int  # leading samples that are real audio; the rest is a short track's padding
+    start: int  # the window's first sample in the track (its timestamp, times the rate)
 
 
 @dataclass(frozen=True)
@@ -163,20 +166,20 @@ def stream_track(extractor: Extractor, track: int, track_id: str, path: Path
             return
         if extractor.windowing.seconds is None:
             mono, rate = load_mono(path, extractor.sample_rate)
-            yield TrackWindow(track, track_id, mono, rate, len(mono))
+            yield TrackWindow(track, track_id, mono, rate, len(mono), 0)
             seconds = len(mono) / rate
         else:
             with open_audio(path) as audio:
                 rate = extractor.sample_rate or audio.sample_rate
                 windows = WindowStream(*window_samples(extractor.windowing, rate))
                 for block in mono_blocks(audio, rate):
-                    for window in windows.feed(block):
-                        yield TrackWindow(track, track_id, window, rate, len(window))
+                    for start, window in windows.feed(block):
+                        yield TrackWindow(track, track_id, window, rate, len(window), start)
                 # The last windows are end-aligned (all real) or, for a track shorter than
                 # one window, its only window, zero-padded past the track's samples.
-                for window in windows.finish():
+                for start, window in windows.finish():
                     yield TrackWindow(track, track_id, window, rate,
-                                      min(len(window), windows.n_samples))
+                                      min(len(window), windows.n_samples - start), start)
             seconds = windows.n_samples / rate
     except AudioError as error:
         yield TrackEnd(track, track_id, 0.0, TrackFailure(track_id, "AudioError", str(error)))
@@ -255,15 +258,57 @@ def prefetch(extractor: Extractor, tracks: Iterable[tuple[str, Path]], workers: 
             thread.join()
 
 
+class KeptWindows:
+    """One track's per-window outputs, starts and real lengths (`keep_windows`), kept while
+    its windows pass through the model and handed out with its feature row when it ends:
+    at most the open tracks' windows are held, never a run's."""
+
+    def __init__(self) -> None:
+        self.starts_s: list[float] = []
+        self.durations_s: list[float] = []
+        self.outputs: list[dict[str, np.ndarray]] = []
+
+    def add(self, windows: list[TrackWindow], outputs: dict[str, np.ndarray]) -> None:
+        """Keep the outputs of some of the track's windows, in the order they were cut."""
+        self.starts_s += [window.start / window.sample_rate for window in windows]
+        self.durations_s += [window.length / window.sample_rate for window in windows]
+        self.outputs.append(outputs)
+
+    def columns(self, specs: tuple[OutputSpec, ...]) -> dict[str, np.ndarray]:
+        """One (windows × dim) matrix per window column (`window_columns`)."""
+        columns = {}
+        for spec in specs:
+            matrix = np.concatenate([outputs[spec.name] for outputs in self.outputs])
+            for column, layer in window_columns(spec):
+                columns[column] = matrix if layer is None else matrix[:, layer]
+        return columns
+
+
 @dataclass
 class _OpenTrack:
     """A track whose windows are still on their way through the model."""
 
     track_id: str
     pool: TrackPool
+    kept: KeptWindows | None = None  # only when the config keeps windows
     in_batch: int = 0  # of its windows, how many wait in the current batch
     end: TrackEnd | None = None
     failure: TrackFailure | None = None
+
+    def add(self, windows: list[TrackWindow], outputs: dict[str, np.ndarray]) -> None:
+        """Pool the outputs of some of its windows (and keep them, if asked)."""
+        self.pool.add(outputs)
+        if self.kept is not None:
+            self.kept.add(windows, outputs)
+
+
+@dataclass(frozen=True)
+class TrackRows:
+    """A finished track's feature row and, when its config keeps windows, its window rows
+    (`windows/`), handed out together so that they are stored together."""
+
+    row: dict
+    windows: pa.Table | None = None
 
 
 @contextlib.contextmanager
@@ -327,7 +372,8 @@ def _run_batch(extractor: Extractor, batch: list[TrackWindow],
         if outputs is None:
             track.failure = track.failure or TrackFailure(track.track_id, error_class, reason)
         elif track.failure is None:
-            track.pool.add({name: value[rows] for name, value in outputs.items()})
+            track.add([window for window in batch if window.track == index],
+                      {name: value[rows] for name, value in outputs.items()})
 
 
 # glibc mallopt parameters (malloc.h)
@@ -354,7 +400,16 @@ def keep_freed_memory() -> None:
 
 def extract_rows(builder: RowBuilder, tracks: Iterable[tuple[str, Path]], batch_size: int = 16,
                  workers: int = 2) -> Iterator[dict | TrackFailure]:
-    """Feature rows or failures for `tracks` = (track_id, path), in the order they finish.
+    """Feature rows or failures for `tracks`, as `extract_tracks` gives them, for callers
+    that want the pooled rows only."""
+    for item in extract_tracks(builder, tracks, batch_size, workers):
+        yield item if isinstance(item, TrackFailure) else item.row
+
+
+def extract_tracks(builder: RowBuilder, tracks: Iterable[tuple[str, Path]],
+                   batch_size: int = 16, workers: int = 2) -> Iterator[TrackRows | TrackFailure]:
+    """Each track's rows (`TrackRows`) or failure for `tracks` = (track_id, path), in the
+    order they finish.
 
     `builder.extractor` must already be loaded (`extractor.load(device)`). `workers`
     threads decode; at most `2 * batch_size` decoded windows wait for the model (one track
@@ -370,19 +425,21 @@ def extract_rows(builder: RowBuilder, tracks: Iterable[tuple[str, Path]], batch_
     open_tracks: dict[int, _OpenTrack] = {}
     batch: list[TrackWindow] = []
 
-    def finished() -> Iterator[dict | TrackFailure]:
+    def finished() -> Iterator[TrackRows | TrackFailure]:
         done = [index for index, track in open_tracks.items()
                 if track.end is not None and (track.failure or not track.in_batch)]
         for index in done:
             track = open_tracks.pop(index)
-            yield track.failure or builder.row(track.track_id, track.end.seconds, track.pool)
+            yield track.failure or builder.track(track.track_id, track.end.seconds,
+                                                 track.pool, track.kept)
 
     with torch_threads(extractor.device, extractor.cpu_threads):
         for item in prefetch(extractor, tracks, workers, ahead):
             track = open_tracks.get(item.track)
             if track is None:
-                track = open_tracks[item.track] = _OpenTrack(item.track_id,
-                                                             TrackPool(extractor.outputs))
+                kept = KeptWindows() if extractor.keeps_windows else None
+                track = open_tracks[item.track] = _OpenTrack(
+                    item.track_id, TrackPool(extractor.outputs), kept)
             if isinstance(item, TrackEnd):
                 track.end = item
                 track.failure = track.failure or item.failure
@@ -409,29 +466,52 @@ def model_hash(extractor: Extractor) -> str:
     return files_sha256(files) if files else "none"
 
 
+def _columns(extractor: Extractor, columns_of: Callable[[OutputSpec], list[tuple]]
+             ) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Sizes and per-dimension names of the columns `columns_of` makes of each output."""
+    dims: dict[str, int] = {}
+    names: dict[str, list[str]] = {}
+    for spec in extractor.outputs:
+        for column, *_ in columns_of(spec):
+            dims[column] = spec.dim
+            if spec.feature_names:
+                names[column] = list(spec.feature_names)
+    return dims, names
+
+
 class RowBuilder:
     """Feature rows of one loaded extractor from its tracks' pooled outputs, built by the
     store's one row builder (`FeatureRows`) with the extractor's name, config, output
-    columns, model hash and resolved precision."""
+    columns, model hash and resolved precision; and, when its config keeps windows, the
+    window rows (`WindowRows`) with the same provenance."""
 
     def __init__(self, extractor: Extractor, run_id: str) -> None:
-        dims: dict[str, int] = {}
-        names: dict[str, list[str]] = {}
-        for spec in extractor.outputs:
-            for column, _, _ in stored_columns(spec):
-                dims[column] = spec.dim
-                if spec.feature_names:
-                    names[column] = list(spec.feature_names)
+        dims, names = _columns(extractor, stored_columns)
         self.extractor = extractor
         self.rows = FeatureRows(extractor.name, extractor.config.to_dict(), dims,
                                 model_hash=model_hash(extractor), run_id=run_id,
                                 feature_names=names, code=extractor.code_version(),
                                 precision=extractor.precision)
+        self.windows = None
+        if extractor.keeps_windows:
+            dims, names = _columns(extractor, window_columns)
+            layers = {spec.name: spec.layers for spec in extractor.outputs if spec.layers}
+            self.windows = WindowRows(self.rows, dims, layers=layers, feature_names=names)
 
     def row(self, track_id: str, seconds: float, pool: TrackPool) -> dict:
         """The finished track's row from its pooled outputs."""
         return self.rows.row(track_id, pool.columns(), n_windows=pool.n_windows,
                              seconds=seconds)
+
+    def track(self, track_id: str, seconds: float, pool: TrackPool,
+              kept: KeptWindows | None) -> TrackRows:
+        """The finished track's row, and its window rows stamped with the row's time."""
+        row = self.row(track_id, seconds, pool)
+        if kept is None:
+            return TrackRows(row)
+        windows = self.windows.table(track_id, row["created_at"], kept.starts_s,
+                                     kept.durations_s, kept.columns(self.extractor.outputs))
+        return TrackRows(row, windows)
 
     def table(self, rows: list[dict]) -> pa.Table:
         """A batch of rows made by `row`."""

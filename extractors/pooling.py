@@ -16,6 +16,7 @@ from mfs.store.columns import POOLING_STATS, column_name
 if TYPE_CHECKING:  # at run time this module needs NumPy only, so analysis/ can pool too
     from mfs.extractors.base import OutputSpec
 
+
 def stored_columns(spec: OutputSpec) -> list[tuple[str, str | None, int | None]]:
     """(column, statistic, layer) of each column `spec` is stored as, in stored order.
 
@@ -31,6 +32,13 @@ def stored_columns(spec: OutputSpec) -> list[tuple[str, str | None, int | None]]
     layers = range(spec.layers) if spec.layers else [None]
     return [(column_name(spec.name, stat, layer), stat, layer)
             for stat in spec.pooling for layer in layers]
+
+
+def window_columns(spec: OutputSpec) -> list[tuple[str, int | None]]:
+    """(column, layer) of each column `spec` is kept as per window (`keep_windows`): the
+    stored columns' names without their statistic, `<output>` or `<output>_l<NN>`."""
+    layers = range(spec.layers) if spec.layers else [None]
+    return [(column_name(spec.name, None, layer), layer) for layer in layers]
 
 
 class RunningStats:

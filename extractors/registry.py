@@ -82,12 +82,21 @@ def create_from_spec(spec: str) -> Extractor:
         for assignment in assignments:
             key, sep, raw = assignment.partition("=")
             if not sep or key not in known:
-                raise ValueError(f"{assignment!r} is not field=value with a field of "
-                                 f"{type(default).__name__} ({', '.join(sorted(known))})")
+                raise ValueError(_not_a_field(name, assignment, default, known))
             overrides[key] = parse_value(key, hints[key], raw)
         return cls(dataclasses.replace(default, **overrides))
     except ValueError as error:
         raise ValueError(f"extractor spec {spec!r}: {error}") from None
+
+
+def _not_a_field(name: str, assignment: str, default: ExtractorConfig, known: list[str]) -> str:
+    """Why `assignment` sets no field; asking a whole-track or non-neural extractor
+    (fma518) to keep windows says that it has none, not just which fields there are."""
+    config = f"{type(default).__name__} ({', '.join(sorted(known))})"
+    if assignment.partition("=")[0] == "keep_windows":
+        return (f"{name} has no windows to keep: keep_windows is a field of windowed "
+                f"neural extractors' configs only, not of {config}")
+    return f"{assignment!r} is not field=value with a field of {config}"
 
 
 def parse_value(field: str, hint: object, raw: str) -> object:

@@ -65,24 +65,25 @@ class WindowStream:
         self.emitted = 0  # windows emitted so far
         self._kept = np.zeros(0, dtype=np.float32)  # samples [n_samples - len(_kept), n_samples)
 
-    def feed(self, samples: np.ndarray) -> list[np.ndarray]:
-        """Add the next block of mono samples; returns the windows it completes."""
+    def feed(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Add the next block of mono samples; returns the windows it completes, each with
+        its start sample (what a kept window's timestamp is made of)."""
         self._kept = np.concatenate([self._kept, np.asarray(samples, dtype=np.float32)])
         self.n_samples += len(samples)
         windows = []
         while (start := self.emitted * self.hop) + self.window <= self.n_samples:
-            windows.append(self._slice(start))
+            windows.append((start, self._slice(start)))
             self.emitted += 1
         keep_from = min(self.emitted * self.hop, self.n_samples - self.window)
         self._kept = self._kept[max(0, keep_from - self._kept_from()):]
         return windows
 
-    def finish(self) -> list[np.ndarray]:
+    def finish(self) -> list[tuple[int, np.ndarray]]:
         """The windows `window_starts` adds at the end (none, the end-aligned one, or the
-        zero-padded one of a short track)."""
+        zero-padded one of a short track), with their start samples as `feed` gives."""
         starts = window_starts(self.n_samples, self.window, self.hop)[self.emitted:]
         self.emitted += len(starts)
-        return [self._slice(start) for start in starts]
+        return [(start, self._slice(start)) for start in starts]
 
     def _kept_from(self) -> int:
         return self.n_samples - len(self._kept)

@@ -7,7 +7,8 @@ the flows call the same functions as Prefect tasks (`IN_TASKS`), so a flow run s
 `scan gtzan`, `plan fma518`, `extract fma518 batch 3/12`, …
 
 A batch is `ExtractSettings.tracks_per_part` tracks (TRACKS_PER_PART) and is stored as
-one part (atomic Parquet file), or as several when a slow model takes longer than
+one part (atomic Parquet file; with its window rows as a part of `windows/`, written just
+before it, when the config keeps windows), or as several when a slow model takes longer than
 SECONDS_PER_PART, so a run killed at any point loses at most a minute of work and a
 re-run redoes only what is missing. Batches run one after another in one process: the
 model is loaded once per extractor, the writer lock is held for the whole run, and only
@@ -22,12 +23,13 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from mfs.extractors.base import Extractor
 from mfs.extractors.device import pick_device
-from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows
+from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_tracks
 from mfs.flows.plan import Plan, plan_missing
 from mfs.flows.prepare import DEFAULT_EXTRACTORS, create_extractors
 from mfs.flows.scan import run_scan
@@ -91,13 +93,20 @@ class ExtractorJob:
                        reason=failure.reason, run_id=self.run_id, track_id=failure.track_id,
                        config_hash=self.config_hash, attempts=attempts + 1)
 
-    def write(self, rows: list[dict], failures: list[Failure]) -> None:
-        """Store `rows` as one part and `failures` beside it, then empty both lists."""
+    def write(self, rows: list[dict], windows: list[pa.Table], failures: list[Failure]
+              ) -> None:
+        """Store `rows` as one part and `failures` beside it, then empty the lists. The
+        tracks' `windows` go first (`StoreWriter.append_windows`): a feature row is only
+        ever stored after its windows, so a track the planner skips has them."""
+        if windows:
+            self.writer.append_windows(self.extractor.name, self.config_hash,
+                                       pa.concat_tables(windows))
         if rows:
             self.writer.append_features(self.extractor.name, self.config_hash,
                                         self.builder.table(rows))
         self.writer.append_failures([failure.row() for failure in failures])
         rows.clear()
+        windows.clear()
         failures.clear()
 
 
@@ -108,22 +117,25 @@ def extract_batch(job: ExtractorJob, batch: Batch,
     location = {track_id: (path, attempts) for track_id, path, attempts in batch.tracks}
     counts = {"ok": 0, "failed": 0}
     rows: list[dict] = []
+    windows: list[pa.Table] = []
     failures: list[Failure] = []
     last_write = time.monotonic()
     tracks = ((track_id, path) for track_id, path, _ in batch.tracks)
-    for item in extract_rows(job.builder, tracks, job.batch_size):
+    for item in extract_tracks(job.builder, tracks, job.batch_size):
         if isinstance(item, TrackFailure):
             counts["failed"] += 1
             failures.append(job.failure(item, *location[item.track_id]))
         else:
             counts["ok"] += 1
-            rows.append(item)
+            rows.append(item.row)
+            if item.windows is not None:
+                windows.append(item.windows)
         if time.monotonic() - last_write >= SECONDS_PER_PART:
-            job.write(rows, failures)
+            job.write(rows, windows, failures)
             last_write = time.monotonic()
         if on_track is not None:
             on_track()
-    job.write(rows, failures)
+    job.write(rows, windows, failures)
     return counts
 
 

@@ -1,4 +1,5 @@
-"""What is missing: one DuckDB anti-join of the tracks against the stored features."""
+"""What is missing: one DuckDB anti-join of the tracks against the stored features (and,
+for a config that keeps windows, its stored windows)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ ORDER BY t.track_id
 
 # Only this config's parts, only their key column: the planner never reads a vector, and
 # never the footers of other extractors' parts (as the store's views would).
-NOT_STORED = """AND t.track_id NOT IN (SELECT track_id FROM read_parquet($stored))"""
+IN_PARTS = "t.track_id IN (SELECT track_id FROM read_parquet(${name}))"
 
 
 @dataclass
@@ -42,14 +43,26 @@ def plan_missing(store: Store, library: str | None, extractor: Extractor,
     if not tracks:
         return Plan([], 0)
     config_hash = extractor.config_hash()
-    stored = sorted((store.features_dir / extractor.name / config_hash).glob("*.parquet"))
     params = {"stage": extractor.name, "config_hash": config_hash, "library": library,
               "tracks": [str(path) for path in tracks]}
-    if stored:
-        params["stored"] = [str(path) for path in stored]
+    stored_filter = _not_stored(store, extractor, config_hash, params)
     with store.connect_failures() as con:
-        rows = con.execute(CANDIDATES.format(stored_filter=NOT_STORED if stored else ""),
-                           params).fetchall()
+        rows = con.execute(CANDIDATES.format(stored_filter=stored_filter), params).fetchall()
     todo = [(tid, Path(root) / path, attempts) for tid, root, path, attempts in rows
             if attempts < max_attempts]
     return Plan(todo, len(rows) - len(todo))
+
+
+def _not_stored(store: Store, extractor: Extractor, config_hash: str, params: dict) -> str:
+    """The filter that leaves out stored tracks (adding its parts to `params`): a track is
+    stored when it has a feature row, and its windows too if the config keeps them, so a
+    track whose window part was quarantined is redone, features and windows together."""
+    tables = {"features": store.features_dir}
+    if extractor.keeps_windows:
+        tables["windows"] = store.windows_dir
+    parts = {name: sorted((folder / extractor.name / config_hash).glob("*.parquet"))
+             for name, folder in tables.items()}
+    if not all(parts.values()):
+        return ""  # a table with nothing stored: every track is missing
+    params.update({name: [str(path) for path in found] for name, found in parts.items()})
+    return "AND NOT (" + " AND ".join(IN_PARTS.format(name=name) for name in parts) + ")"

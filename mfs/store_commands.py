@@ -106,6 +106,10 @@ def _consequences(store: Store, damaged: list[Damage],
             lines.append(f"library {library!r} has no tracks table now: rescan it with "
                          f"`{_rescan_command(store, library)}` (its stored features join its "
                          "tracks again after the rescan)")
+        elif table == "windows":
+            lines.append(f"{damage.rel}: those window rows are gone from "
+                         f"`{view_name(rest[0])}_windows`; the next `mfs extract` of config "
+                         f"{rest[1]} (keep_windows=true) redoes their tracks")
         elif table == "runs":
             lines.append(f"{damage.rel}: that run's record is gone from `runs` (history only; "
                          "nothing is redone)")

@@ -23,6 +23,8 @@ import pyarrow.parquet as pq
 from mfs.store.text import squeeze
 
 TABLE_FOLDERS = ("tracks", "failures", "runs", "leaderboard")
+# Tables kept per extractor and config: `<table>/<extractor>/<config_hash>/part-….parquet`.
+OUTPUT_FOLDERS = ("features", "windows")
 QUARANTINE = "quarantine"
 
 log = logging.getLogger("mfs.store")
@@ -49,7 +51,8 @@ class Damage:
 def store_files(root: Path) -> list[Path]:
     """Every Parquet file of the store's tables (what the views read), sorted."""
     files = [p for folder in TABLE_FOLDERS for p in (root / folder).glob("*.parquet")]
-    files += (root / "features").glob("*/*/*.parquet")
+    for folder in OUTPUT_FOLDERS:
+        files += (root / folder).glob("*/*/*.parquet")
     return sorted(files)
 
 
@@ -182,7 +185,8 @@ def explain_error(message: str) -> str | None:
     """One line for a query error caused by a damaged store file, else None.
 
     Store files are recognised by the layout (`<store>/runs/part-….parquet`,
-    `<store>/features/<extractor>/<config>/…`), so this needs no store root.
+    `<store>/features/<extractor>/<config>/…`, `windows/` alike), so this needs no store
+    root.
     """
     text = " ".join(message.split())
     found = _NAMED_FILE.search(text)
@@ -207,6 +211,8 @@ def holdings(damage: Damage) -> str:
     written = _written(rest[-1])
     if table == "features":
         return f"{rest[0]} features, config {rest[1]}: {rows}, one per track; {written}"
+    if table == "windows":
+        return f"{rest[0]} windows, config {rest[1]}: {rows}, one per window; {written}"
     if table == "tracks":
         return f"the tracks of library {Path(rest[0]).stem!r} ({rows})"
     what = {"runs": "run records", "failures": "failure records",
@@ -227,7 +233,7 @@ def _store_root_of(path: Path) -> Path | None:
     parents = path.parents
     if len(parents) >= 2 and parents[0].name in TABLE_FOLDERS:
         return parents[1]
-    if len(parents) >= 4 and parents[2].name == "features":
+    if len(parents) >= 4 and parents[2].name in OUTPUT_FOLDERS:
         return parents[3]
     return None
 

@@ -84,6 +84,26 @@ FEATURE_KEY_AND_PROVENANCE = pa.schema(
     ]
 )
 
+# Columns every window row (`windows/`, a config with keep_windows) has besides its
+# per-window vectors: a feature row's provenance, with `created_at` equal to the feature
+# row's (which is how the `<extractor>_windows` view keeps only the windows of stored rows).
+WINDOW_KEY_AND_PROVENANCE = pa.schema(
+    [
+        ("track_id", pa.string()),
+        ("extractor", pa.string()),
+        ("config_hash", pa.string()),
+        ("config", pa.string()),
+        ("window", pa.int32()),
+        ("start_s", pa.float64()),
+        ("duration_s", pa.float64()),
+        ("model_hash", pa.string()),
+        ("precision", pa.string()),
+        ("versions", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("run_id", pa.string()),
+    ]
+)
+
 
 # One row per benchmark entry (analysis/leaderboard.py writes it; SCHEMA.md explains it).
 LEADERBOARD = pa.schema([

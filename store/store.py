@@ -61,6 +61,10 @@ class Store:
         return self.root / "features"
 
     @property
+    def windows_dir(self) -> Path:
+        return self.root / "windows"
+
+    @property
     def failures_dir(self) -> Path:
         return self.root / "failures"
 
@@ -177,4 +181,15 @@ class StoreWriter:
         if missing:
             raise ValueError(f"feature batch for {extractor!r} lacks columns {sorted(missing)}")
         folder = self.store.features_dir / check_name("extractor", extractor) / config_hash
+        return write_parquet_atomic(table, folder / new_part_name())
+
+    def append_windows(self, extractor: str, config_hash: str, table: pa.Table) -> Path:
+        """Add one batch of window rows as an immutable part of `windows/<ext>/<hash>/`.
+        Written before the feature part of the same tracks: a run killed between the two
+        leaves windows that no feature row pairs with, which the `_windows` view leaves
+        out and the planner redoes, never a feature row without its windows."""
+        missing = set(schema.WINDOW_KEY_AND_PROVENANCE.names) - set(table.column_names)
+        if missing:
+            raise ValueError(f"window batch for {extractor!r} lacks columns {sorted(missing)}")
+        folder = self.store.windows_dir / check_name("extractor", extractor) / config_hash
         return write_parquet_atomic(table, folder / new_part_name())

@@ -24,8 +24,8 @@ def view_name(extractor: str) -> str:
 
 def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     """Create `tracks`, `failures`, `failures_latest`, `runs`, `runs_history`, one view per
-    extractor and the long `features` view on `con`. Damaged files are left out (one
-    warning line)."""
+    extractor (and `<view>_windows` where windows were kept) and the long `features` view
+    on `con`. Damaged files are left out (one warning line)."""
     damaged = _table_view(con, "tracks", store.tracks_dir, schema.TRACKS, store.root)
     damaged += create_failure_views(con, store, warn=False)
     damaged += create_run_views(con, store)
@@ -39,6 +39,7 @@ def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
         damaged += left_out
         if parts is None:  # every part damaged: an empty view keeps queries on it valid
             _empty_view(con, name, schema.FEATURE_KEY_AND_PROVENANCE)
+            damaged += _windows_view(con, store, extractor)
             continue
         # A retried batch can never duplicate a key (the planner excludes stored pairs),
         # but the view keeps the newest row per key anyway so readers never see two. The
@@ -51,6 +52,7 @@ def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
                 GROUP BY track_id, config_hash) newest
             USING (track_id, config_hash, created_at)"""
         )
+        damaged += _windows_view(con, store, extractor)
         for column in embedding_columns(con, name):
             # The layer is a column of its own, so SQL never parses it out of a name.
             output, layer, stat = parse_column(column)
@@ -71,6 +73,30 @@ def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
             NULL::TIMESTAMPTZ AS created_at WHERE false"""
         )
     health.warn_left_out(store.root, damaged)
+
+
+def _windows_view(con: duckdb.DuckDBPyConnection, store: Store, extractor: str
+                  ) -> list[health.Damage]:
+    """`<view>_windows` over the extractor's window parts, if it has any: only the windows
+    of the feature rows its view shows (same key and `created_at`), so windows whose
+    feature part was never written (a killed run, redone since) or is quarantined are
+    left out, as are two extractions of one track. Returns the damaged parts left out."""
+    folder = store.windows_dir / extractor
+    files = sorted(folder.glob("*/*.parquet"))
+    if not files:
+        return []
+    name, features = f"{view_name(extractor)}_windows", view_name(extractor)
+    parts, damaged = _read_parts(store.root, files, folder / "*")
+    if parts is None:
+        _empty_view(con, name, schema.WINDOW_KEY_AND_PROVENANCE)
+        return damaged
+    con.execute(
+        f"""CREATE OR REPLACE VIEW {ident(name)} AS
+        SELECT * FROM {parts} SEMI JOIN (
+            SELECT track_id, config_hash, created_at FROM {ident(features)}) stored
+        USING (track_id, config_hash, created_at)"""
+    )
+    return damaged
 
 
 def embedding_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[str]:

@@ -63,6 +63,13 @@ def one_error_line(err: str) -> str:
      "positive"),
     (["extract", "lib", "-e", "fma518", "-e", "fma518:hop_length=1.5"],
      "error: extractor spec 'fma518:hop_length=1.5': hop_length must be an integer, got '1.5'"),
+    (["extract", "lib", "-e", "fma518:keep_windows=true"],
+     "error: extractor spec 'fma518:keep_windows=true': fma518 has no windows to keep: "
+     "keep_windows is a field of windowed neural extractors' configs only, not of "
+     "Fma518Config (hop_length, n_fft)"),
+    (["extract", "lib", "-e", "musicnn-mtt:keep_windows=yes"],
+     "error: extractor spec 'musicnn-mtt:keep_windows=yes': keep_windows must be true or "
+     "false, got 'yes'"),
     (["extract", "lib", "--extractor", "musicnn-msd:model=MTT_musicnn"],
      "error: extractor spec 'musicnn-msd:model=MTT_musicnn': musicnn-msd runs MSD_musicnn, "
      "not MTT_musicnn"),

@@ -24,7 +24,7 @@ from mfs.extractors.fma518 import features as fma518_features
 from mfs.extractors.fma518.extractor import Fma518
 from mfs.extractors.fma518.segments import segments
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows, load_mono
-from mfs.extractors.windowing import WindowStream, cut_windows
+from mfs.extractors.windowing import WindowStream, cut_windows, window_starts
 
 TESTS = Path(__file__).resolve().parent
 STATS = ("mean", "std", "max")  # EnergyExtractor's pooling
@@ -97,7 +97,8 @@ def test_window_stream_cuts_the_same_windows(n_samples, window, hop, block):
     streamed = [w for i in range(0, n_samples, block) for w in stream.feed(samples[i : i + block])]
     streamed += stream.finish()
     expected = cut_windows(samples, 1000, Windowing(window / 1000, hop / 1000))
-    np.testing.assert_array_equal(np.stack(streamed), expected)
+    np.testing.assert_array_equal(np.stack([w for _, w in streamed]), expected)
+    assert [start for start, _ in streamed] == window_starts(n_samples, window, hop)
     assert stream.n_samples == n_samples and stream.emitted == len(expected)
 
 
