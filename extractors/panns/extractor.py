@@ -154,7 +154,10 @@ class PannsCnn14(NeuralExtractor):
         )
 
     def model_files(self) -> list[Path]:
-        return [self.found[1], self.labels_file]
+        try:
+            return [self.found[1], self.labels_file]
+        except ExtractorUnavailable:
+            return []
 
     def unavailable_reason(self) -> str | None:
         try:

@@ -105,7 +105,10 @@ class VGGish(NeuralExtractor):
         return files
 
     def model_files(self) -> list[Path]:
-        return [path for _, path in self.found.values()]
+        try:
+            return [path for _, path in self.found.values()]
+        except ExtractorUnavailable:
+            return []
 
     def unavailable_reason(self) -> str | None:
         try:
