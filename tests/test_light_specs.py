@@ -21,6 +21,8 @@ DEFAULT_HASHES = {
     "fma518": "87e80b470e1c",
     "musicnn-mtt": "24ef45b75cea",
     "musicnn-msd": "c9815d3159cc",
+    "panns-cnn14": "7b6bdc25777c",
+    "vggish": "d1e5ee024ad9",
 }
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from mfs.extractors.base import ExtractorUnavailable, NeuralConfig, NeuralExtractor
 from mfs.extractors.hf.locate import FoundModel, ModelSource, find_model
+from mfs.extractors.short_windows import embed_real_samples
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -45,7 +46,8 @@ class HFExtractor(NeuralExtractor):
 
     Subclasses implement `forward`: windows that are all real audio, of one length, to
     outputs. `embed` calls it once on the batch's full windows and once per window cut
-    short (a track shorter than one window) on its real samples alone, so a short track's
+    short (a track shorter than one window) on its real samples alone
+    (`short_windows.embed_real_samples`), so a short track's
     embedding is the model's on that audio, with no silence, whatever the model's
     normalisation (group norm over time, as in MERT-95M, is changed by padding that an
     attention mask does not hide).
@@ -86,19 +88,4 @@ class HFExtractor(NeuralExtractor):
         if sample_rate != self.sample_rate:
             raise ValueError(f"{self.name} needs {self.sample_rate} Hz audio, "
                              f"got {sample_rate} Hz")
-        import torch
-
-        size = windows.shape[1]
-        if lengths is None or bool((lengths >= size).all()):
-            return self.forward(windows)
-        parts = []
-        full = (lengths >= size).nonzero().flatten().tolist()
-        if full:
-            parts.append((full, self.forward(windows[full])))
-        for row in (lengths < size).nonzero().flatten().tolist():
-            real = max(int(lengths[row]), 1)
-            parts.append(([row], self.forward(windows[row : row + 1, :real])))
-        order = torch.tensor([row for rows, _ in parts for row in rows])
-        inverse = torch.argsort(order).to(windows.device)
-        return {name: torch.cat([out[name] for _, out in parts])[inverse]
-                for name in parts[0][1]}
+        return embed_real_samples(self.forward, windows, lengths)

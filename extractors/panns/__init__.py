@@ -1,0 +1,1 @@
+"""PANNs CNN14 (Kong et al. 2020), AudioSet-trained, on its published checkpoints."""
