@@ -5,8 +5,8 @@ Audio is resampled to 16 kHz, the rate both feature sets were designed and publi
 (ComParE's spectral bands stop at 8 kHz, its Nyquist frequency there), so one track gives
 the same features whatever its file's rate. The track is streamed into openSMILE block by
 block (`stream.py`), never held whole; what grows with the track is what openSMILE must
-keep for functionals over all of it, its per-frame descriptors (bench/RESULTS.md: peak
-memory of an hour-long track).
+keep for functionals over all of it, its per-frame descriptors: ComParE, ~1.5 GB for an
+hour-long track (bench/RESULTS.md, "openSMILE memory").
 
 Light on purpose: `opensmile` (3 s to import) is imported for the feature names and in
 `load`, never to name, hash or plan the extractors.
