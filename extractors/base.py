@@ -134,6 +134,10 @@ class Extractor(ABC):
     # as `TrackBlocks` and never holds it decoded whole, so an hour costs no more memory
     # than the extractor itself keeps.
     reads_blocks: ClassVar[bool] = False
+    # Whole-track extractors whose library decodes files itself (essentia's MusicExtractor
+    # takes a file name, not samples) set this and implement `embed_file`: the pipeline
+    # then hands over the track's path and decodes nothing, instead of decoding for naught.
+    reads_file: ClassVar[bool] = False
     # The version of the code that computes the outputs, part of the config hash so that
     # changed code is a new output, not stale rows that look current. Built-in extractors
     # bump it whenever their output changes (version 1 hashes as before versions existed);
@@ -215,6 +219,13 @@ class Extractor(ABC):
         `reads_blocks` is set; errors as in `embed` (ValueError, RuntimeError), and the
         audio's own (`AudioError`) pass through."""
         raise NotImplementedError(f"{self.name}: reads_blocks is set without embed_track")
+
+    def embed_file(self, path: Path) -> tuple[dict[str, np.ndarray], float]:
+        """One whole track, decoded by the extractor's own library from `path`: what `embed`
+        returns for a batch of that one track (as numpy), and the seconds of audio it read.
+        Only called when `reads_file` is set; errors as in `embed` (ValueError,
+        RuntimeError, OSError)."""
+        raise NotImplementedError(f"{self.name}: reads_file is set without embed_file")
 
     # --- identity ---------------------------------------------------------------------
     @classmethod

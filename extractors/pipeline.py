@@ -76,6 +76,16 @@ class TrackPasses:
 
 
 @dataclass(frozen=True)
+class TrackFile:
+    """A whole track for an extractor that decodes files itself: its path, undecoded; the
+    track's only item on its way to the model, which ends it (`_run_file`)."""
+
+    track: int
+    track_id: str
+    path: Path
+
+
+@dataclass(frozen=True)
 class TrackEnd:
     """Follows a track's last window: how much audio it had, or why it failed."""
 
@@ -152,13 +162,17 @@ def decode_ahead(path: Path, target_rate: int | None) -> DecodedBlocks:
 
 
 def stream_track(extractor: Extractor, track: int, track_id: str, path: Path
-                 ) -> Iterator[TrackWindow | TrackPasses | TrackEnd]:
+                 ) -> Iterator[TrackWindow | TrackPasses | TrackFile | TrackEnd]:
     """The windows of one track as they are decoded, then its `TrackEnd`; or, for an
-    extractor that reads blocks, its `TrackPasses` alone.
+    extractor that reads blocks, its `TrackPasses` alone (its `TrackFile` alone for one
+    that reads files).
 
     Every error ends the track with a failure instead of raising, so one bad file never
     stops a run.
     """
+    if extractor.reads_file:
+        yield TrackFile(track, track_id, path)
+        return
     try:
         if extractor.windowing.seconds is None and extractor.reads_blocks:
             blocks = decode_ahead(path, extractor.sample_rate)
@@ -202,7 +216,7 @@ _WORKER_DONE = object()
 
 
 def prefetch(extractor: Extractor, tracks: Iterable[tuple[str, Path]], workers: int,
-             ahead: int) -> Iterator[TrackWindow | TrackPasses | TrackEnd]:
+             ahead: int) -> Iterator[TrackWindow | TrackPasses | TrackFile | TrackEnd]:
     """`stream_track` over `tracks` in `workers` threads, at most `ahead` items waiting.
 
     The bound is what keeps memory flat: a thread that decodes faster than the model
@@ -353,6 +367,19 @@ def _run_track(extractor: Extractor, item: TrackPasses, track: _OpenTrack) -> No
     track.end = TrackEnd(item.track, item.track_id, item.blocks.n_samples / item.sample_rate)
 
 
+def _run_file(extractor: Extractor, item: TrackFile, track: _OpenTrack) -> None:
+    """Embed a track that the extractor decodes itself from its file, and end it: a bad
+    file or a failing extractor fails only this track."""
+    seconds = 0.0
+    try:
+        result, seconds = extractor.embed_file(item.path)
+        track.pool.add({name: np.asarray(value, np.float32) for name, value in result.items()})
+    except (RuntimeError, ValueError, OSError, MemoryError) as error:
+        track.failure = TrackFailure(item.track_id, type(error).__name__,
+                                     f"{item.path}: {squeeze(error, 300)}")
+    track.end = TrackEnd(item.track, item.track_id, seconds)
+
+
 def _run_batch(extractor: Extractor, batch: list[TrackWindow],
                open_tracks: dict[int, _OpenTrack]) -> None:
     """Embed `batch` and pool each window's outputs into its track; if the model raises,
@@ -445,6 +472,8 @@ def extract_tracks(builder: RowBuilder, tracks: Iterable[tuple[str, Path]],
                 track.failure = track.failure or item.failure
             elif isinstance(item, TrackPasses):
                 _run_track(extractor, item, track)
+            elif isinstance(item, TrackFile):
+                _run_file(extractor, item, track)
             elif track.failure is None:
                 if batch and batch[0].sample_rate != item.sample_rate:  # native-rate extractors
                     _run_batch(extractor, batch, open_tracks)

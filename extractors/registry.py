@@ -1,6 +1,8 @@
 """Names → extractor classes. Adding a model is one new module plus one line here.
 
 Classes are imported lazily so that listing extractors never loads a model library.
+Names are dynamic for HEAR API modules: `hear:<module>` (stored as `hear-<module>`) is a
+class made for that module (`mfs.extractors.hear.extractor`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ EXTRACTORS: dict[str, str] = {
     "musicnn-msd": "mfs.extractors.musicnn.extractor:MusicnnMSD",
     "panns-cnn14": "mfs.extractors.panns.extractor:PannsCnn14",
     "vggish": "mfs.extractors.vggish.extractor:VGGish",
+    "opensmile-egemaps": "mfs.extractors.opensmile.extractor:OpenSmileEgemaps",
+    "opensmile-compare": "mfs.extractors.opensmile.extractor:OpenSmileCompare",
+    "essentia-music": "mfs.extractors.essentia.extractor:EssentiaMusic",
 }
+
+# How `mfs extractors` and an unknown name's error mention the dynamic HEAR names.
+HEAR_NAMES = "hear:<module> (any HEAR 2021 API module on the path)"
 
 
 def plugin_extractors() -> dict[str, str]:
@@ -45,8 +53,13 @@ def extractor_class(name: str) -> type[Extractor]:
     try:
         target = known_extractors[name]
     except KeyError:
+        from mfs.extractors.hear.extractor import hear_class, hear_module
+
+        if module := hear_module(name):
+            return hear_class(module)
         known = ", ".join(sorted(known_extractors))
-        raise KeyError(f"unknown extractor {name!r}; known extractors: {known}") from None
+        raise KeyError(f"unknown extractor {name!r}; known extractors: {known}, "
+                       f"{HEAR_NAMES}") from None
     module_name, class_name = target.split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
@@ -75,6 +88,8 @@ def create_from_spec(spec: str) -> Extractor:
     that starts with the spec.
     """
     name, *assignments = spec.split(":")
+    if name == "hear" and assignments:  # `hear:<module>[:field=value…]`
+        name = f"hear:{assignments.pop(0)}"
     cls = extractor_class(name)
     default = cls.default_config()
     hints = typing.get_type_hints(type(default))

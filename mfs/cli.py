@@ -164,6 +164,9 @@ def extractors_command(fmt: FormatOption = "table") -> None:
                      extractor.config_hash()])
     columns = ["extractor", "outputs (dims)", "sample rate", "available", "config_hash"]
     print_rows(columns, rows, fmt)
+    if fmt == "table":  # not a row: its rate and outputs are the module's own, once loaded
+        console.print(f"and {registry.HEAR_NAMES}: --extractor hear:MODULE[:weights=FILE]",
+                      markup=False, highlight=False)
 
 
 @app.command("extract")

@@ -74,8 +74,9 @@ def one_error_line(err: str) -> str:
      "error: extractor spec 'musicnn-msd:model=MTT_musicnn': musicnn-msd runs MSD_musicnn, "
      "not MTT_musicnn"),
     (["extract", "lib", "--extractor", "fma518,x[/red]y"],
-     "error: unknown extractor 'x[/red]y'; known extractors: fma518, musicnn-msd, musicnn-mtt, "
-     "panns-cnn14, vggish"),
+     "error: unknown extractor 'x[/red]y'; known extractors: "
+     + ", ".join(sorted(registry.EXTRACTORS))
+     + ", hear:<module> (any HEAR 2021 API module on the path)"),
     (["extract", "nolib", "--extractor", "fma518"],
      "error: unknown library 'nolib' in store {store} (known: lib); scan it first: "
      "mfs scan PATH --kind KIND --name nolib"),

@@ -1,0 +1,1 @@
+"""Essentia's MusicExtractor descriptors through the `essentia` wheel."""
