@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import uuid
 from pathlib import Path
 
@@ -267,3 +268,19 @@ def test_stored_command_reproduces_the_numbers_through_the_cli(fma, tmp_path):
     for text in ("Population", "genre kept", "Genres dropped, and why", "International",
                  "--min-per-genre 20", "Folk"):
         assert text in page, text
+
+
+def test_a_tracks_file_from_before_genre_levels_still_reads(fma, tmp_path):
+    """A store scanned before `genre_levels` existed: tracks read with the column null, and
+    a level label asks for a rescan in one line."""
+    old_store = Store(tmp_path / "old")
+    for folder in ("libraries", "features"):
+        shutil.copytree(fma.root / folder, old_store.root / folder)
+    with old_store.writing("test") as writer:
+        writer.replace_tracks("fma", fma.read_tracks("fma"))
+    path = old_store.tracks_dir / "fma.parquet"
+    pq.write_table(pq.read_table(path).drop_columns(["genre_levels"]), path)
+    assert old_store.read_tracks("fma").column("genre_levels").null_count == len(ROWS)
+    with pytest.raises(ValueError, match=r"^--label level2: library 'fma' was scanned before"):
+        load_training_table(old_store, "fma", ["signal"], population=Population(label="level2"))
+    assert len(load_training_table(old_store, "fma", ["signal"]).track_ids) == len(ROWS) - 10
