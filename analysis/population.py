@@ -153,6 +153,8 @@ def where_track_ids(store: Store, library: str, condition: str) -> set[str]:
     except duckdb.Error as error:
         message = " ".join(str(error).split())
         raise ValueError(f"--where {condition!r} failed: {message}") from None
+    finally:
+        con.close()
     return {row[0] for row in rows}
 
 
