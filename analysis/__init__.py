@@ -10,5 +10,20 @@ Modules, by job:
 - `feature_files`, `importing`: external CSV/Parquet/.npz features → a new extractor
 - `preprocessing`, `models`, `predictors`: pruning/PCA, classifiers, concat/vote ensembles
 - `splits`, `metrics`, `results`, `benchmark`, `zero_shot`: protocols and scores
+- `population`: the label and track filters of a benchmark or export
 - `leaderboard`: the stored results; `export`, `report`/`plots`: outputs for people
+
+From Python, a population is a `Population` handed to `bench_configs`, `export` or
+`load_training_table` (the CLI's `--label/--subset/--genres/--exclude-genres/--where/
+--min-per-genre`), e.g.
+
+    from mfs.analysis import Population
+    from mfs.analysis.benchmark import bench_configs, run_benchmarks
+    fma = Population(subset="medium", exclude_genres=("International",), min_per_genre=1000)
+    run_benchmarks(store, bench_configs("fma-medium", ["fma518"], ["xgboost"],
+                                        population=fma, class_weight="balanced"))
 """
+
+from mfs.analysis.population import Population
+
+__all__ = ["Population"]

@@ -12,7 +12,8 @@ import time
 import numpy as np
 
 from mfs.analysis.leaderboard import append_results
-from mfs.analysis.models import MODELS, model_params
+from mfs.analysis.models import MODELS, check_class_weight, model_params
+from mfs.analysis.population import Population, check_genre_count
 from mfs.analysis.predictors import Predictor, Recipe
 from mfs.analysis.results import BenchmarkConfig, BenchmarkResult, score_folds
 from mfs.analysis.selection import check_distinct_columns, split_specs
@@ -31,13 +32,19 @@ def run_benchmarks(store: Store, configs: list[BenchmarkConfig],
     libraries = {c.library for c in configs}
     if len(libraries) != 1:
         raise ValueError(f"benchmarks compare one library at a time, got {sorted(libraries)}")
+    populations = {c.population for c in configs}
+    if len(populations) != 1:
+        raise ValueError("benchmarks compared in one command share one population (label "
+                         "and filters); run one command per population")
+    population = populations.pop()
     specs = list(dict.fromkeys(spec for c in configs for spec in c.features))
     con = store.connect()
-    table = load_training_table(store, libraries.pop(), specs, distinct_columns=False, con=con)
-    if len(table.track_ids) == 0:
+    table = load_training_table(store, libraries.pop(), specs, distinct_columns=False, con=con,
+                                population=population)
+    if len(table.track_ids) == 0 and not population.filtered:
         raise ValueError(f"no labelled tracks of {table.library!r} have all of "
                          f"{', '.join(specs)} ({table.dropped})")
-    _check_genres(table)
+    check_genre_count(table.genre, population, table.library)
     results = [evaluate_zero_shot(store, table, c, con) if c.model == ZERO_SHOT
                else evaluate(table, c) for c in configs]
     if save:
@@ -45,22 +52,18 @@ def run_benchmarks(store: Store, configs: list[BenchmarkConfig],
     return results
 
 
-def _check_genres(table: TrainingTable) -> None:
-    """Refuse a library whose usable tracks hold fewer than two genres: every prediction
-    would be right, and a 100 % score would reach the leaderboard."""
-    genres, counts = np.unique(table.genre.astype(str), return_counts=True)
-    if len(genres) < 2:
-        raise ValueError(f"library {table.library!r} has one genre among the tracks with "
-                         f"these features: {str(genres[0])!r} ({int(counts[0])} tracks); "
-                         "a benchmark needs at least two")
-
-
 def bench_configs(library: str, feature_sets: list[str], models: list[str],
                   ensemble: str = "concat", prune: float | None = None,
                   pca: float | None = None, split: str = "auto", folds: int = 5,
-                  seed: int = 0, prompts: str | None = None) -> list[BenchmarkConfig]:
+                  seed: int = 0, prompts: str | None = None,
+                  population: Population | None = None,
+                  class_weight: str | None = None) -> list[BenchmarkConfig]:
     """Every (model, feature set, ensemble) combination; `a+b` sets are concatenated,
-    voted, or both (`ensemble="both"`), single selections are just themselves."""
+    voted, or both (`ensemble="both"`), single selections are just themselves. Every
+    configuration shares `population`; `class_weight` applies to each trained model
+    (zero-shot trains nothing, so its entries have none)."""
+    check_class_weight(class_weight)
+    population = population or Population()
     modes = {"concat": ("concat",), "vote": ("vote",), "both": ("concat", "vote")}
     if ensemble not in modes:
         raise ValueError(f"unknown ensemble {ensemble!r}; use concat, vote or both")
@@ -80,8 +83,9 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
         for text in feature_sets:
             specs = tuple(split_specs(text, "+"))
             for mode in modes[ensemble] if len(specs) > 1 else ("concat",):
-                configs.append(BenchmarkConfig(library, specs, model, mode, prune, pca, split,
-                                               folds, seed, prompts))
+                configs.append(BenchmarkConfig(
+                    library, specs, model, mode, prune, pca, split, folds, seed, prompts,
+                    population, None if model == ZERO_SHOT else class_weight))
     return configs
 
 
@@ -96,7 +100,8 @@ def evaluate(table: TrainingTable, config: BenchmarkConfig) -> BenchmarkResult:
     folds = make_folds(split, genres, table.split, table.artist, config.seed, config.folds)
     blocks = [table.block(spec) for spec in config.features]
     check_distinct_columns([block.selection for block in blocks])
-    recipe = Recipe(config.model, config.ensemble, config.prune, config.pca, config.seed)
+    recipe = Recipe(config.model, config.ensemble, config.prune, config.pca, config.seed,
+                    config.class_weight)
     truths, predictions, shares, used = [], [], [], []
     for fold in folds:
         predictor = Predictor(recipe, blocks, table.feature_names)
@@ -115,9 +120,10 @@ def evaluate(table: TrainingTable, config: BenchmarkConfig) -> BenchmarkResult:
         n_features_used=int(round(np.mean(used))),
         **score_folds(truths, predictions, labels, config.seed),
         dropped=table.dropped, duration_s=time.perf_counter() - started,
-        model_params=model_params(config.model, config.seed),
+        model_params=model_params(config.model, config.seed, config.class_weight),
         importance=dict(list(importance.items())[:TOP_FEATURES]),
         importance_by_selection=_by_selection(importance, table, blocks),
+        population=table.population,
     )
 
 

@@ -7,6 +7,7 @@ pruning → StandardScaler → optional PCA → classifier. All steps are fitted
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -14,16 +15,22 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+from sklearn.utils.class_weight import compute_sample_weight
 
 from mfs.analysis.preprocessing import CorrelationPruner, make_pca
 
 MODELS = ("xgboost", "logreg", "svm", "mlp")
+CLASS_WEIGHTS = ("balanced",)
+# Models without a class_weight setting: balanced weights reach them as sample weights.
+SAMPLE_WEIGHTED = ("xgboost", "mlp")
 SMALL_MATRIX_CELLS = 2_000_000
 
 
-def make_classifier(model: str, seed: int, probabilities: bool = False):
+def make_classifier(model: str, seed: int, probabilities: bool = False,
+                    class_weight: str | None = None):
     """A fresh, seeded classifier. `probabilities` asks for calibrated `predict_proba`
-    where the model has none of its own (SVM), as soft voting needs."""
+    where the model has none of its own (SVM), as soft voting needs. `class_weight` is set
+    on the models that have it (logreg, SVM); the others get `sample_weights`."""
     if model == "xgboost":
         from xgboost import XGBClassifier
 
@@ -31,9 +38,9 @@ def make_classifier(model: str, seed: int, probabilities: bool = False):
                              subsample=0.8, colsample_bytree=0.8, tree_method="hist",
                              random_state=seed, verbosity=0)
     if model == "logreg":
-        return LogisticRegression(C=1.0, max_iter=3000)
+        return LogisticRegression(C=1.0, max_iter=3000, class_weight=class_weight)
     if model == "svm":
-        svm = SVC(C=1.0, kernel="rbf", random_state=seed)
+        svm = SVC(C=1.0, kernel="rbf", random_state=seed, class_weight=class_weight)
         return CalibratedClassifierCV(svm, ensemble=False) if probabilities else svm
     if model == "mlp":
         # MARBLE-style probe: one hidden layer of 512 units.
@@ -49,14 +56,31 @@ def xgboost_threads(rows: int, columns: int) -> int | None:
     return 1 if rows * columns < SMALL_MATRIX_CELLS else None
 
 
-def model_params(model: str, seed: int) -> dict:
+def check_class_weight(class_weight: str | None) -> None:
+    if class_weight is not None and class_weight not in CLASS_WEIGHTS:
+        raise ValueError(f"--class-weight {class_weight!r}: use {', '.join(CLASS_WEIGHTS)} "
+                         "(or leave it out for unweighted training)")
+
+
+def sample_weights(class_weight: str | None, model: str, y: np.ndarray) -> np.ndarray | None:
+    """Per training track, the inverse of its genre's frequency (n / (k · n_genre), as
+    scikit-learn's `class_weight="balanced"`), for models without a class_weight setting."""
+    if class_weight is None or model not in SAMPLE_WEIGHTED:
+        return None
+    return compute_sample_weight(class_weight, y)
+
+
+def model_params(model: str, seed: int, class_weight: str | None = None) -> dict:
     """The classifier's settings as recorded in the leaderboard (unset ones left out)."""
-    params = make_classifier(model, seed).get_params()
+    params = make_classifier(model, seed, class_weight=class_weight).get_params()
+    if class_weight is not None and model in SAMPLE_WEIGHTED:
+        params["class_weight"] = f"{class_weight} (as sample weights)"
     return {k: v for k, v in sorted(params.items()) if v is not None}
 
 
 def build_pipeline(model: str, prune: float | None = None, pca: float | None = None,
-                   seed: int = 0, probabilities: bool = False) -> Pipeline:
+                   seed: int = 0, probabilities: bool = False,
+                   class_weight: str | None = None) -> Pipeline:
     """The benchmark pipeline; `prune` is the |r| threshold, `pca` components or fraction."""
     steps = [("impute", SimpleImputer(strategy="mean", keep_empty_features=True))]
     if prune is not None:
@@ -64,5 +88,5 @@ def build_pipeline(model: str, prune: float | None = None, pca: float | None = N
     steps.append(("scale", StandardScaler()))
     if (reducer := make_pca(pca, seed)) is not None:
         steps.append(("pca", reducer))
-    steps.append(("model", make_classifier(model, seed, probabilities)))
+    steps.append(("model", make_classifier(model, seed, probabilities, class_weight)))
     return Pipeline(steps)

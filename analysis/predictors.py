@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from mfs.analysis.models import build_pipeline, xgboost_threads
+from mfs.analysis.models import build_pipeline, sample_weights, xgboost_threads
 from mfs.analysis.training_table import Block
 
 ENSEMBLES = ("concat", "vote")
@@ -27,6 +27,7 @@ class Recipe:
     prune: float | None
     pca: float | None
     seed: int
+    class_weight: str | None = None
 
 
 class Predictor:
@@ -54,10 +55,13 @@ class Predictor:
         for columns, _ in self.groups:
             train = _submatrix(X, rows, columns)
             pipeline = build_pipeline(r.model, r.prune, r.pca, r.seed,
-                                      probabilities=len(self.groups) > 1)
+                                      probabilities=len(self.groups) > 1,
+                                      class_weight=r.class_weight)
             if r.model == "xgboost":
                 pipeline.set_params(model__n_jobs=xgboost_threads(*train.shape))
-            self.pipelines.append(pipeline.fit(train, y))
+            weights = sample_weights(r.class_weight, r.model, y)
+            fit_params = {} if weights is None else {"model__sample_weight": weights}
+            self.pipelines.append(pipeline.fit(train, y, **fit_params))
         return self
 
     def predict(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:

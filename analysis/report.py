@@ -108,6 +108,7 @@ def _entry(row, number: int, out_dir: Path) -> str:
         f"<div class=entry id='entry{number}'><h3>{escape(title)}</h3>"
         f"<p>Command: <code>{escape(row.command)}</code><br>Intervals: "
         f"{escape(row.ci_method)}. Run {escape(row.run_id)} at {row.created_at}.</p>"
+        + _population(getattr(row, "population", None)) +
         f"<div class=figures>{''.join(figures)}</div>"
         + (f"<p>Gain by selection: {by_selection}</p>" if by_selection else "")
         + "<table><tr><th class=text>genre</th><th>precision</th><th>recall</th><th>F1</th>"
@@ -117,6 +118,37 @@ def _entry(row, number: int, out_dir: Path) -> str:
         f"{escape(row.selections)}\nmodel: {escape(row.model_params)}\n"
         f"dropped: {escape(row.dropped)}\nversions: {escape(row.versions)}</pre></details>"
         "</div>")
+
+
+def _population(text: str | None) -> str:
+    """Which tracks the entry used: label, filters, tracks left after each step, genres
+    dropped and why, tracks per genre and split (entries made before populations were
+    recorded have none)."""
+    if not isinstance(text, str) or not text:
+        return ""
+    population = json.loads(text)
+    filters = ", ".join(f"{k}={v}" for k, v in population["filters"].items()) or "none"
+    steps = "".join(
+        f"<tr><td class=text>{escape(step['step'])}</td><td>{step['dropped']}</td>"
+        f"<td>{step['left']}</td></tr>" for step in population["steps"])
+    per_genre = population["tracks_per_genre"]
+    splits = sorted({k for counts in per_genre.values() for k in counts} - {"tracks"},
+                    key=lambda k: (["train", "validation", "test"] + [k]).index(k))
+    genre_rows = "".join(
+        f"<tr><td class=text>{escape(genre)}</td><td>{counts['tracks']}</td>"
+        + "".join(f"<td>{counts.get(split, 0)}</td>" for split in splits) + "</tr>"
+        for genre, counts in per_genre.items())
+    dropped = "".join(f"<li>{escape(genre)}: {escape(why)}</li>"
+                      for genre, why in population["genres_dropped"].items())
+    return (
+        f"<h4>Population</h4><p>Label <code>{escape(population['label'])}</code>; filters: "
+        f"<code>{escape(filters)}</code>; {len(per_genre)} genres kept from "
+        f"{population['library_tracks']} library tracks.</p>"
+        "<table><tr><th class=text>step (in order)</th><th>tracks dropped</th>"
+        f"<th>tracks left</th></tr>{steps}</table>"
+        "<table><tr><th class=text>genre kept</th><th>tracks</th>"
+        + "".join(f"<th>{escape(split)}</th>" for split in splits) + f"</tr>{genre_rows}</table>"
+        + (f"<p>Genres dropped, and why:</p><ul>{dropped}</ul>" if dropped else ""))
 
 
 def _statistics(store: Store, library: str, con: duckdb.DuckDBPyConnection) -> str:

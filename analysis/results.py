@@ -21,13 +21,16 @@ from mfs.analysis.metrics import (
     per_class,
     scores_from_confusion,
 )
+from mfs.analysis.population import Population
 
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
     """One leaderboard entry's settings. `features` are selection specs joined as one
     feature set; `ensemble` says how (concatenation or voting over per-selection models).
-    `prompts` is the text-embedding selection of a zero-shot entry."""
+    `prompts` is the text-embedding selection of a zero-shot entry; `population` the label
+    and track filters; `class_weight="balanced"` weighs each training track by the inverse
+    of its genre's frequency."""
 
     library: str
     features: tuple[str, ...]
@@ -39,6 +42,8 @@ class BenchmarkConfig:
     folds: int = 5
     seed: int = 0
     prompts: str | None = None
+    population: Population = Population()
+    class_weight: str | None = None
 
     @property
     def feature_set(self) -> str:
@@ -46,7 +51,14 @@ class BenchmarkConfig:
         return ("|" if self.ensemble == "vote" else "+").join(self.features)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        """The settings as JSON; population and class weight only when set, so entries
+        made before they existed keep their JSON."""
+        settings = asdict(self)
+        settings["population"] = self.population.settings()
+        for key in ("population", "class_weight"):
+            if not settings[key]:
+                del settings[key]
+        return json.dumps(settings, sort_keys=True)
 
     def command(self) -> str:
         """The `mfs bench` command line that reproduces this entry."""
@@ -62,7 +74,9 @@ class BenchmarkConfig:
             args += ["--folds", str(self.folds)]
         if self.prompts is not None:
             args += ["--prompts", self.prompts]
-        return shlex.join(args)
+        if self.class_weight is not None:
+            args += ["--class-weight", self.class_weight]
+        return shlex.join(args + self.population.arguments())
 
 
 @dataclass
@@ -87,6 +101,7 @@ class BenchmarkResult:
     model_params: dict = field(default_factory=dict)
     importance: dict[str, float] = field(default_factory=dict)
     importance_by_selection: dict[str, float] = field(default_factory=dict)
+    population: dict = field(default_factory=dict)
 
 
 def score_folds(truths: list[np.ndarray], predictions: list[np.ndarray], labels: list[str],

@@ -1,7 +1,8 @@
 """Join several extractors' features on track_id into one training matrix.
 
 SQL decides which tracks have every selected feature (a semi-join per selection); those
-without one, or without a genre when labels are needed, are dropped and counted. Vectors
+without one, or without a genre when labels are needed, are dropped and counted, after the
+population's filters and before its `min_per_genre` (`analysis/population.py`). Vectors
 are then streamed per selection straight into a preallocated float32 matrix, so the wide
 table never exists twice in memory (bench/RESULTS.md compares this with a pandas join).
 """
@@ -15,6 +16,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mfs.analysis.population import (
+    Funnel,
+    Population,
+    min_per_genre_keep,
+    narrow,
+    several_at_level,
+    track_labels,
+    where_track_ids,
+)
 from mfs.analysis.selection import Selection, check_distinct_columns, resolve_all
 from mfs.analysis.sqlfiles import sql_text
 from mfs.store import Store
@@ -37,7 +47,9 @@ class Block:
 
 @dataclass
 class TrainingTable:
-    """Features (rows = tracks sorted by id) with labels, split and artist per track."""
+    """Features (rows = tracks sorted by id) with labels, split and artist per track.
+    `genre` is the population's label; `genres` every genre of the track (FMA's
+    `genres_all`); `population` the record of `Funnel.record`."""
 
     library: str
     track_ids: np.ndarray
@@ -48,6 +60,8 @@ class TrainingTable:
     split: np.ndarray
     artist: np.ndarray
     dropped: dict = field(default_factory=dict)
+    genres: list = field(default_factory=list)
+    population: dict = field(default_factory=dict)
 
     @property
     def selections(self) -> list[Selection]:
@@ -62,24 +76,44 @@ class TrainingTable:
 
 def load_training_table(store: Store, library: str, specs: list[str],
                         require_label: bool = True, distinct_columns: bool = True,
-                        con: duckdb.DuckDBPyConnection | None = None) -> TrainingTable:
+                        con: duckdb.DuckDBPyConnection | None = None,
+                        population: Population | None = None) -> TrainingTable:
     """The wide table of `specs` over `library`'s tracks that have all of them.
 
     Non-finite values are stored as NaN (counted in `dropped["non_finite_values"]`) so
     that one imputation step handles every kind of missing value. `distinct_columns=False`
     lets specs overlap (benchmarks comparing `a:col` with `a` load both blocks). `con`: the
     command's connection to the store, if it has one (making one builds every view).
+    `population`: the label and filters (default: every track, labelled with `genre`).
     """
     store.require_library(library)
     if not specs:
         raise ValueError("no features selected; name at least one extractor")
+    population = population or Population()
     con = con or store.connect()
     selections = resolve_all(store, con, specs, library)
     if distinct_columns:
         check_distinct_columns(selections)
-    tracks = _library_tracks(con, library, selections)
-    keep, dropped = _keep(tracks, selections, require_label)
-    keys = tracks.filter(pa.array(keep))
+    tracks = _library_tracks(con, library, selections, population)
+    labels = track_labels(tracks, population)
+    tracks = tracks.set_column(tracks.column_names.index("genre"), "genre",
+                               pa.array(labels, pa.string()))
+    funnel = Funnel(labels, tracks.column("split").to_numpy(zero_copy_only=False))
+    where_ids = (where_track_ids(store, library, population.where)
+                 if population.where is not None else None)
+    narrow(funnel, population, tracks, where_ids)
+    _, dropped = _keep(tracks, selections, require_label)  # counts over the whole library
+    if require_label:
+        several = several_at_level(tracks, population)
+        if several.any():
+            funnel.drop(f"several genres at {population.label}", ~several)
+        funnel.drop("no label" if population.level is None else f"no genre at {population.label}",
+                    labels != None)  # noqa: E711
+    for i, selection in enumerate(selections):
+        funnel.drop(f"missing {selection.spec}",
+                    tracks.column(f"has_{i}").to_numpy(zero_copy_only=False))
+    rows = np.flatnonzero(funnel.keep)
+    keys = tracks.take(pa.array(rows))
     con.register("_mfs_kept", pa.table({
         "track_id": keys.column("track_id"),
         "row_idx": pa.array(np.arange(keys.num_rows, dtype=np.int64))}))
@@ -89,13 +123,22 @@ def load_training_table(store: Store, library: str, specs: list[str],
     for selection in selections:
         lacking, bad = _fill_block(con, selection, X, start)
         dropped[f"missing {selection.spec}"] += int(lacking.sum())
+        if lacking.any():
+            funnel.drop(f"missing {selection.spec}", ~_full_mask(lacking, rows, len(labels)))
         incomplete |= lacking
         non_finite += bad
         blocks.append(Block(selection, start, start + selection.dim))
         start += selection.dim
-    if incomplete.any():  # rare, so the copy this makes is rare too
-        X, keys = X[~incomplete], keys.filter(pa.array(~incomplete))
-        dropped |= {"kept": keys.num_rows, "dropped": dropped["library_tracks"] - keys.num_rows}
+    if population.min_per_genre:
+        funnel.drop(f"--min-per-genre {population.min_per_genre}",
+                    min_per_genre_keep(funnel, population.min_per_genre))
+    final = funnel.keep[rows]
+    if not final.all():  # rare without filters, so the copy this makes is rare too
+        X, keys = X[final], keys.filter(pa.array(final))
+    if population.filtered:
+        dropped["filtered"] = int(sum(step["dropped"] for step in funnel.steps
+                                      if step["step"].startswith("--")))
+    dropped |= {"kept": keys.num_rows, "dropped": dropped["library_tracks"] - keys.num_rows}
     dropped["non_finite_values"] = non_finite
     return TrainingTable(
         library=library,
@@ -107,10 +150,20 @@ def load_training_table(store: Store, library: str, specs: list[str],
         split=keys.column("split").to_numpy(zero_copy_only=False),
         artist=keys.column("artist").to_numpy(zero_copy_only=False),
         dropped=dropped,
+        genres=[g or [] for g in keys.column("genres").to_pylist()],
+        population=funnel.record(population, tracks.num_rows),
     )
 
 
-def _library_tracks(con, library: str, selections: list[Selection]) -> pa.Table:
+def _full_mask(lacking: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """A mask over the library's tracks from one over the kept `rows`."""
+    mask = np.zeros(n, dtype=bool)
+    mask[rows[lacking]] = True
+    return mask
+
+
+def _library_tracks(con, library: str, selections: list[Selection],
+                    population: Population) -> pa.Table:
     """All tracks of the library with labels and one `has_<i>` flag per selection.
 
     The flags look at keys only: testing the vector columns for NULL here would read every
@@ -120,8 +173,14 @@ def _library_tracks(con, library: str, selections: list[Selection]) -> pa.Table:
         f", t.track_id IN (SELECT track_id FROM {ident(s.view)} WHERE config_hash = $h{i}) "
         f"AS has_{i}" for i, s in enumerate(selections))
     params = {"library": library} | {f"h{i}": s.config_hash for i, s in enumerate(selections)}
-    return con.sql(sql_text("training_tracks").format(has_columns=has), params=params
-                   ).to_arrow_table()
+    # genre_levels only when a level is the label: a store scanned before it has none.
+    levels = ", t.genre_levels" if population.level is not None else ""
+    if levels and "genre_levels" not in {c[0] for c in con.sql(
+            "SELECT * FROM tracks LIMIT 0").description}:
+        raise ValueError(f"--label {population.label}: library {library!r} was scanned before "
+                         "mfs kept genre levels; rescan it (mfs scan --name LIBRARY)")
+    return con.sql(sql_text("training_tracks").format(has_columns=has, level_column=levels),
+                   params=params).to_arrow_table()
 
 
 def _keep(tracks: pa.Table, selections: list[Selection], require_label: bool

@@ -93,4 +93,5 @@ def evaluate_zero_shot(store: Store, table: TrainingTable, config: BenchmarkConf
         **score_folds([y_true], [y_pred], labels, config.seed),
         dropped=table.dropped, duration_s=time.perf_counter() - started,
         model_params={"prompts": config.prompts, "similarity": "cosine"},
+        population=table.population,
     )

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from mfs.libraries.files import FileEntry, WalkProblem, walk_audio_files
 
-LABEL_FIELDS = ("genre", "genres", "split", "subset", "artist", "artist_id", "album", "title")
+LABEL_FIELDS = ("genre", "genres", "genre_levels", "split", "subset", "artist", "artist_id",
+                "album", "title")
 
 SPLIT_NAMES = {"train": "train", "training": "train", "valid": "validation",
                "validation": "validation", "val": "validation", "test": "test"}

@@ -1,5 +1,9 @@
 """FMA: audio at `fma_<size>/NNN/NNNNNN.mp3`, labels from `fma_metadata/tracks.csv`.
 
+`genres` are `track.genres_all` as titles (every genre of the track with all their
+ancestors) and `genre_levels` each one's level in genres.csv's tree (1 = top level), so a
+benchmark can label tracks at any level (`mfs bench --label level2`).
+
 tracks.csv has two header rows (column group, column) and a third naming the index; fields
 may contain quoted newlines (artist bios), so it is read with the csv module, and any row
 with the wrong number of fields is an error naming the file and line.
@@ -11,6 +15,7 @@ import ast
 import csv
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from mfs.libraries.base import Candidate, LibraryKind, named_candidates, normalise_split
@@ -35,8 +40,8 @@ class FmaLibrary(LibraryKind):
     def __init__(self, root: Path, metadata_dir: Path | None = None) -> None:
         super().__init__(root)
         metadata_dir = metadata_dir or find_metadata_dir(root)
-        genre_titles = read_genre_titles(metadata_dir / "genres.csv")
-        self.tracks = read_tracks_csv(metadata_dir / "tracks.csv", genre_titles)
+        genres = read_genres(metadata_dir / "genres.csv")
+        self.tracks = read_tracks_csv(metadata_dir / "tracks.csv", genres)
         self.size = subset_of_folder(root)
 
     def candidates(self) -> Iterator[Candidate | WalkProblem]:
@@ -71,18 +76,39 @@ def subset_of_folder(root: Path) -> str | None:
     return match[1] if match else None
 
 
-def read_genre_titles(path: Path) -> dict[int, str]:
+@dataclass(frozen=True)
+class Genre:
+    title: str
+    level: int  # 1 = a top-level genre, 2 = its child, … (genres.csv's parent links)
+
+
+def read_genres(path: Path) -> dict[int, Genre]:
+    """Genre id → title and level in FMA's genre tree."""
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         try:
-            return {int(row["genre_id"]): row["title"] for row in reader}
+            rows = {int(row["genre_id"]): (row["title"], int(row["parent"] or 0))
+                    for row in reader}
         except UnicodeDecodeError:
             raise MetadataError(f"{path}: not valid UTF-8 text") from None
         except (KeyError, ValueError, TypeError) as error:
             raise MetadataError(f"{path}:{reader.line_num}: bad genres row ({error})") from None
+    return {genre_id: Genre(title, _level(path, rows, genre_id)) for genre_id, (title, _)
+            in rows.items()}
 
 
-def read_tracks_csv(path: Path, genre_titles: dict[int, str]) -> dict[str, dict]:
+def _level(path: Path, rows: dict[int, tuple[str, int]], genre_id: int) -> int:
+    level, parent, seen = 1, rows[genre_id][1], {genre_id}
+    while parent:
+        if parent in seen or parent not in rows:
+            raise MetadataError(f"{path}: genre {genre_id}'s parents loop or name an unknown "
+                                f"genre ({parent})")
+        seen.add(parent)
+        level, parent = level + 1, rows[parent][1]
+    return level
+
+
+def read_tracks_csv(path: Path, genres: dict[int, Genre]) -> dict[str, dict]:
     """Track ID → labels, from FMA's two-header-row tracks.csv."""
     # Undecodable bytes are kept as surrogates so the error can name their exact line.
     with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
@@ -99,7 +125,7 @@ def read_tracks_csv(path: Path, genre_titles: dict[int, str]) -> dict[str, dict]
                 if len(row) != len(groups):
                     raise MetadataError(
                         f"{path}:{line}: expected {len(groups)} fields, got {len(row)}")
-                tracks[row[0]] = _labels(path, line, row, columns, genre_titles)
+                tracks[row[0]] = _labels(path, line, row, columns, genres)
                 line = reader.line_num + 1
         except StopIteration:
             raise MetadataError(f"{path}: too short for tracks.csv's three header rows") from None
@@ -127,7 +153,8 @@ def _column_positions(path: Path, groups: list[str], names: list[str]) -> dict:
     return positions
 
 
-def _labels(path: Path, line: int, row: list[str], columns: dict, titles: dict) -> dict:
+def _labels(path: Path, line: int, row: list[str], columns: dict,
+            genres: dict[int, Genre]) -> dict:
     def get(key: tuple[str, str]) -> str | None:
         value = row[columns[key]] if key in columns else ""
         return value or None
@@ -141,7 +168,9 @@ def _labels(path: Path, line: int, row: list[str], columns: dict, titles: dict) 
         raise MetadataError(f"{path}:{line}: genres_all {text!r} is not a list of genre ids")
     return {
         "genre": get(("track", "genre_top")),
-        "genres": [titles.get(g, str(g)) for g in genre_ids],
+        "genres": [genres[g].title if g in genres else str(g) for g in genre_ids],
+        # An id genres.csv lacks has no known place in the tree: level 0, never a level label.
+        "genre_levels": [genres[g].level if g in genres else 0 for g in genre_ids],
         "split": normalise_split(get(("set", "split"))),
         "subset": get(("set", "subset")),
         "artist_id": get(("artist", "id")),

@@ -89,6 +89,8 @@ def scan(library: LibraryKind, name: str, previous: pa.Table, run_id: str,
         track_id = f"{name}:{key}"
         rows[track_id] = _empty_row(base, track_id, labels, "missing",
                                     "listed in the metadata but no audio file was found")
+    for row in rows.values():
+        _default_levels(row)
     table = pa.Table.from_pylist(sorted(rows.values(), key=lambda r: r["track_id"]),
                                  schema=schema.TRACKS)
     return ScanResult(table, failures, counts)
@@ -152,6 +154,14 @@ def _rows_of(table: pa.Table) -> list[dict]:
     columns["scanned_at"] = table.column("scanned_at").cast(pa.int64()).to_pylist()
     rows = zip(*columns.values(), strict=True)
     return [dict(zip(columns, values, strict=True)) for values in rows]
+
+
+def _default_levels(row: dict) -> None:
+    """Genres without a tree (GTZAN folders, folder tags) are all top-level; a row kept from
+    a store written before `genre_levels` existed gets them too."""
+    genres = row["genres"] or []
+    if row.get("genre_levels") is None or len(row["genre_levels"]) != len(genres):
+        row["genre_levels"] = [1] * len(genres)
 
 
 def _track_id(name: str, item: Candidate, content_key: str) -> str:

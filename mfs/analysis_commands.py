@@ -18,6 +18,24 @@ SeedOption = Annotated[int, typer.Option(help="Seed for folds, models and bootst
 FoldsOption = Annotated[int, typer.Option(help="Folds for --split kfold/artist.")]
 SplitOption = Annotated[str, typer.Option(
     help="auto (dataset split if present, else kfold), official, kfold or artist.")]
+# The population: label and filters, applied before any split in the order of the options.
+LabelOption = Annotated[str, typer.Option(
+    help="genre_top (the tracks' genre), or levelN: the track's one genre at level N of "
+         "the genre tree (FMA's genres.csv; level1 = top level).")]
+SubsetOption = Annotated[str | None, typer.Option(
+    help="1) FMA subset small, medium or large, cumulative as FMA defines it (medium "
+         "holds small).", show_default=False)]
+GenresOption = Annotated[str | None, typer.Option(
+    help="2) Only these labels, e.g. Rock,Hip-Hop.", show_default=False)]
+ExcludeOption = Annotated[str | None, typer.Option(
+    help="2) Not these labels, e.g. International.", show_default=False)]
+WhereOption = Annotated[str | None, typer.Option(
+    help=escape("3) One DuckDB condition on the tracks' columns, e.g. "
+                "\"duration_s > 20 AND artist_id <> '42'\" (read-only; no subqueries)."),
+    show_default=False)]
+MinPerGenreOption = Annotated[int | None, typer.Option(
+    help="4) Last: keep genres with at least N tracks, counted on what the other filters "
+         "leave that has a label and every feature, over all splits.", show_default=False)]
 
 
 def register(app: typer.Typer) -> None:
@@ -70,18 +88,30 @@ def export_command(
     split: SplitOption = "auto",
     folds: FoldsOption = 5,
     seed: SeedOption = 0,
+    label: LabelOption = "genre_top",
+    subset: SubsetOption = None,
+    genres: GenresOption = None,
+    exclude_genres: ExcludeOption = None,
+    where: WhereOption = None,
+    min_per_genre: MinPerGenreOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Write a training table (features, genre, split, artist) for use outside the store.
+    """Write a training table (features, genre, genres, split, artist) for use outside the
+    store; the population options are those of mfs bench.
 
-    Example: mfs export gtzan --features fma518,musicnn-mtt --out train.parquet
+    Example: mfs export fma --features fma518 --subset medium --exclude-genres International
+    --out train.parquet
     """
     from mfs.analysis.export import export
     from mfs.analysis.selection import split_specs
 
-    summary = export(Store(store), library, split_specs(features), split, out, folds, seed)
+    population = _population(label, subset, genres, exclude_genres, where, min_per_genre)
+    summary = export(Store(store), library, split_specs(features), split, out, folds, seed,
+                     population)
     console.print(f"exported {summary.rows} tracks × {summary.feature_columns} features "
                   f"(split: {summary.split}) to {summary.path}; {_dropped_line(summary.dropped)}")
+    if population.filtered or population.label != "genre_top":
+        console.print(population_line(summary.population), highlight=False, soft_wrap=True)
 
 
 def import_command(
@@ -132,20 +162,35 @@ def bench_command(
     seed: SeedOption = 0,
     prompts: Annotated[str | None, typer.Option(
         help="zero-shot: text-embedding selection with prompt:<genre> rows.")] = None,
+    class_weight: Annotated[str | None, typer.Option(
+        help="balanced: weigh training tracks by 1/(genre frequency), every trained model "
+             "(XGBoost and MLP through sample weights).", show_default=False)] = None,
+    label: LabelOption = "genre_top",
+    subset: SubsetOption = None,
+    genres: GenresOption = None,
+    exclude_genres: ExcludeOption = None,
+    where: WhereOption = None,
+    min_per_genre: MinPerGenreOption = None,
     save: Annotated[bool, typer.Option(help="Append the results to the leaderboard.")] = True,
     store: StoreOption = None,
 ) -> None:
     """Benchmark genre classification; every entry is scored on the same tracks.
 
+    Filters run before any split, in the order 1) to 4) of their help.
+
     Example: mfs bench gtzan --features fma518,musicnn-mtt,fma518+musicnn-mtt --ensemble both
+
+    Example: mfs bench fma --features fma518 --subset medium --exclude-genres International
+    --min-per-genre 1000 --class-weight balanced
     """
     from mfs.analysis.benchmark import bench_configs, run_benchmarks
     from mfs.analysis.leaderboard import interval_text
     from mfs.analysis.metrics import METRICS
     from mfs.analysis.selection import split_specs
 
+    population = _population(label, subset, genres, exclude_genres, where, min_per_genre)
     configs = bench_configs(library, split_specs(features), split_specs(model), ensemble,
-                            prune, pca, split, folds, seed, prompts)
+                            prune, pca, split, folds, seed, prompts, population, class_weight)
     results = run_benchmarks(Store(store), configs, save=save)
     rows = [[r.config.feature_set, r.config.model, r.split, f"{r.n_train}/{r.n_test}",
              f"{r.n_features_in}→{r.n_features_used}",
@@ -154,7 +199,10 @@ def bench_command(
     print_rows(["features", "model", "split", "train/test", "dims", "accuracy",
                 "balanced acc.", "macro-F1", "seconds"], rows, title=f"{library} (95% CI)")
     console.print(f"tracks: {_dropped_line(results[0].dropped)}"
-                  + ("; saved to the leaderboard" if save else ""))
+                  + ("; saved to the leaderboard" if save else ""), highlight=False)
+    if population.filtered or population.label != "genre_top":
+        console.print(population_line(results[0].population), highlight=False,
+                      soft_wrap=True)
 
 
 def leaderboard_command(
@@ -203,6 +251,24 @@ def report_command(
 
     page = write_report(Store(store), library, out)
     console.print(f"report written to {page}")
+
+
+def _population(label: str, subset: str | None, genres: str | None,
+                exclude_genres: str | None, where: str | None,
+                min_per_genre: int | None):
+    from mfs.analysis.population import Population, parse_genres
+
+    return Population(label, subset, parse_genres(genres), parse_genres(exclude_genres),
+                      where, min_per_genre)
+
+
+def population_line(population: dict) -> str:
+    """`population: 3 genres (Rock 120, Pop 80, Folk 40); dropped: International
+    (--exclude-genres International (40 tracks))`."""
+    kept = ", ".join(f"{g} {c['tracks']}" for g, c in population["tracks_per_genre"].items())
+    gone = "; ".join(f"{g} ({why})" for g, why in population["genres_dropped"].items())
+    return (f"population ({population['label']}): {len(population['tracks_per_genre'])} "
+            f"genres ({kept})" + (f"; genres dropped: {gone}" if gone else ""))
 
 
 def _dropped_line(dropped: dict) -> str:

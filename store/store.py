@@ -113,7 +113,7 @@ class Store:
         problem, deep = health.footer_problem(path), False
         if problem is None:
             try:
-                return pq.read_table(path).cast(schema.TRACKS)
+                return _with_new_columns(pq.read_table(path), schema.TRACKS)
             except (OSError, pa.ArrowException) as error:
                 problem, deep = health.pages_problem(error), True
         # Read as empty, the next scan would replace the file: the damage must be seen.
@@ -193,3 +193,11 @@ class StoreWriter:
             raise ValueError(f"window batch for {extractor!r} lacks columns {sorted(missing)}")
         folder = self.store.windows_dir / check_name("extractor", extractor) / config_hash
         return write_parquet_atomic(table, folder / new_part_name())
+
+def _with_new_columns(table: pa.Table, table_schema: pa.Schema) -> pa.Table:
+    """`table` cast to `table_schema`, columns added since it was written read as null
+    (`tracks.genre_levels`: a library scanned before it existed, until its next scan)."""
+    for field in table_schema:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(table_schema.names).cast(table_schema)

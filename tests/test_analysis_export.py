@@ -29,7 +29,7 @@ def test_parquet_has_named_columns_labels_split_and_provenance(store, tmp_path):
     summary = export(store, "lib", FEATURES, "auto", tmp_path / "t.parquet")
     assert (summary.rows, summary.feature_columns, summary.split) == (60, 5, "official")
     table = pq.read_table(tmp_path / "t.parquet")
-    assert table.column_names == ["track_id", "genre", "split", "artist",
+    assert table.column_names == ["track_id", "genre", "split", "artist", "genres",
                                   "a.embedding_mean[0]", "a.embedding_mean[1]",
                                   "a.embedding_mean[2]", "b.embedding_mean[0]",
                                   "b.embedding_mean[1]"]
@@ -39,7 +39,7 @@ def test_parquet_has_named_columns_labels_split_and_provenance(store, tmp_path):
     frame = table.to_pandas()
     assert frame["split"].value_counts().to_dict() == {"train": 36, "validation": 12, "test": 12}
     wide = load_training_table(store, "lib", FEATURES, require_label=False)
-    np.testing.assert_array_equal(frame.iloc[:, 4:].to_numpy(), wide.X)
+    np.testing.assert_array_equal(frame.iloc[:, 5:].to_numpy(), wide.X)
 
 
 def test_csv_kfold_column_is_the_benchmark_fold(store, tmp_path):
@@ -49,7 +49,7 @@ def test_csv_kfold_column_is_the_benchmark_fold(store, tmp_path):
     folds = make_folds("kfold", wide.genre, wide.split, wide.artist, seed=9, k=3)
     for fold in folds:
         assert set(frame.loc[fold.test, "split"]) == {fold.name}
-    np.testing.assert_allclose(frame.iloc[:, 4:].to_numpy(), wide.X, rtol=1e-6)
+    np.testing.assert_allclose(frame.iloc[:, 5:].to_numpy(), wide.X, rtol=1e-6)
 
 
 def test_npz_loads_without_pickle(store, tmp_path):
@@ -59,6 +59,7 @@ def test_npz_loads_without_pickle(store, tmp_path):
         assert data["feature_names"].tolist() == ["b.embedding_mean[0]", "b.embedding_mean[1]"]
         assert data["track_id"][0] == "lib:x.00000" and data["genre"][0] == "x"
         assert json.loads(str(data["metadata"]))["split"] == "official"
+        assert json.loads(str(data["genres"][0])) == ["x"]  # FMA's genres_all, as JSON
 
 
 def test_unknown_format(store, tmp_path):

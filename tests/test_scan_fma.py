@@ -84,6 +84,7 @@ def test_fma_scan_ids_labels_and_listed_tracks_without_audio(fma: Path, store: S
     assert food["duration_s"] == pytest.approx(1.0, abs=0.1)
     assert food["genre"] == "Hip-Hop"
     assert food["genres"] == [titles[21], titles[811]] == ["Hip-Hop", "Hip-Hop Beats"]
+    assert food["genre_levels"] == [1, 2]  # genres.csv: 811's parent is 21, a root
     assert (food["split"], food["subset"]) == ("train", "small")
     assert (food["artist"], food["artist_id"], food["title"], food["album"]) == (
         "AWOL", "1", "Food", "Album 2")
