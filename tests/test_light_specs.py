@@ -23,6 +23,9 @@ DEFAULT_HASHES = {
     "musicnn-msd": "c9815d3159cc",
     "panns-cnn14": "7b6bdc25777c",
     "vggish": "d1e5ee024ad9",
+    "essentia-music": "4808da3cad9e",
+    "opensmile-compare": "0654d522babd",
+    "opensmile-egemaps": "20f746d0de61",
 }
 
 
