@@ -15,7 +15,7 @@ from mfs.analysis.leaderboard import append_results
 from mfs.analysis.models import MODELS, model_params
 from mfs.analysis.predictors import Predictor, Recipe
 from mfs.analysis.results import BenchmarkConfig, BenchmarkResult, score_folds
-from mfs.analysis.selection import check_distinct_columns, split_specs
+from mfs.analysis.selection import check_distinct_columns, expand_layer_sweeps, split_specs
 from mfs.analysis.splits import make_folds, resolve_split
 from mfs.analysis.training_table import Block, TrainingTable, load_training_table
 from mfs.analysis.zero_shot import ZERO_SHOT, evaluate_zero_shot
@@ -60,7 +60,8 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
                   pca: float | None = None, split: str = "auto", folds: int = 5,
                   seed: int = 0, prompts: str | None = None) -> list[BenchmarkConfig]:
     """Every (model, feature set, ensemble) combination; `a+b` sets are concatenated,
-    voted, or both (`ensemble="both"`), single selections are just themselves."""
+    voted, or both (`ensemble="both"`), single selections are just themselves; a layer
+    sweep (`x:layer=0..12`) is one feature set per layer."""
     modes = {"concat": ("concat",), "vote": ("vote",), "both": ("concat", "vote")}
     if ensemble not in modes:
         raise ValueError(f"unknown ensemble {ensemble!r}; use concat, vote or both")
@@ -77,7 +78,7 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
                          f"--features {voted[0].replace('|', '+')!r} --ensemble vote")
     configs = []
     for model in models:
-        for text in feature_sets:
+        for text in expand_layer_sweeps(feature_sets):
             specs = tuple(split_specs(text, "+"))
             for mode in modes[ensemble] if len(specs) > 1 else ("concat",):
                 configs.append(BenchmarkConfig(library, specs, model, mode, prune, pca, split,

@@ -19,6 +19,10 @@ EXTRACTORS: dict[str, str] = {
     "fma518": "mfs.extractors.fma518.extractor:Fma518",
     "musicnn-mtt": "mfs.extractors.musicnn.extractor:MusicnnMTT",
     "musicnn-msd": "mfs.extractors.musicnn.extractor:MusicnnMSD",
+    "mert-v1-95m": "mfs.extractors.hubert.extractor:MertV1_95M",
+    "mert-v1-330m": "mfs.extractors.hubert.extractor:MertV1_330M",
+    "hubert-large": "mfs.extractors.hubert.extractor:HubertLarge",
+    "wav2vec2-large": "mfs.extractors.hubert.extractor:Wav2Vec2Large",
 }
 
 
