@@ -20,7 +20,7 @@ from hubert_reference import reference_statistics
 from tiny_models import TINY, rename_weights_to_pth, tiny_hf_home, write_hf_cache
 
 from mfs.extractors import registry
-from mfs.extractors.base import OutputSpec
+from mfs.extractors.base import ExtractorUnavailable, OutputSpec
 from mfs.extractors.hubert.extractor import HubertFamily
 from mfs.extractors.hubert.network import zero_mean_unit_var
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows, load_mono
@@ -156,6 +156,12 @@ def test_mert_checkpoint_loads_without_its_remote_code(built: dict, tmp_path: Pa
     extractor.load(CPU)
     assert type(extractor.model).__name__ == "HubertModel"
     assert not [m for m in sys.modules if "MERT" in m]
+    # MERT's other graphs (deepnorm layers, CQT input) are not HuBERT's: refused, not run.
+    deepnorm = tmp_path / "deepnorm"
+    shutil.copytree(folder, deepnorm)
+    (deepnorm / "config.json").write_text(json.dumps({**config, "deepnorm": True}))
+    with pytest.raises(ExtractorUnavailable, match="deepnorm or CQT"):
+        registry.create_from_spec(f"mert-v1-95m:model_path={deepnorm}").load(CPU)
 
 
 def test_a_30_s_clip_is_three_windows_not_four() -> None:
