@@ -16,7 +16,7 @@ from mfs.analysis.models import MODELS, check_class_weight, model_params
 from mfs.analysis.population import Population, check_genre_count
 from mfs.analysis.predictors import Predictor, Recipe
 from mfs.analysis.results import BenchmarkConfig, BenchmarkResult, score_folds
-from mfs.analysis.selection import check_distinct_columns, split_specs
+from mfs.analysis.selection import check_distinct_columns, expand_layer_sweeps, split_specs
 from mfs.analysis.splits import make_folds, resolve_split
 from mfs.analysis.training_table import Block, TrainingTable, load_training_table
 from mfs.analysis.zero_shot import ZERO_SHOT, evaluate_zero_shot
@@ -59,9 +59,10 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
                   population: Population | None = None,
                   class_weight: str | None = None) -> list[BenchmarkConfig]:
     """Every (model, feature set, ensemble) combination; `a+b` sets are concatenated,
-    voted, or both (`ensemble="both"`), single selections are just themselves. Every
-    configuration shares `population`; `class_weight` applies to each trained model
-    (zero-shot trains nothing, so its entries have none)."""
+    voted, or both (`ensemble="both"`), single selections are just themselves; a layer
+    sweep (`x:layer=0..12`) is one feature set per layer. Every configuration shares
+    `population`; `class_weight` applies to each trained model (zero-shot trains nothing,
+    so its entries have none)."""
     check_class_weight(class_weight)
     population = population or Population()
     modes = {"concat": ("concat",), "vote": ("vote",), "both": ("concat", "vote")}
@@ -80,7 +81,7 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
                          f"--features {voted[0].replace('|', '+')!r} --ensemble vote")
     configs = []
     for model in models:
-        for text in feature_sets:
+        for text in expand_layer_sweeps(feature_sets):
             specs = tuple(split_specs(text, "+"))
             for mode in modes[ensemble] if len(specs) > 1 else ("concat",):
                 configs.append(BenchmarkConfig(

@@ -1,7 +1,8 @@
 """Which stored features an analysis uses: `extractor[@config_hash][:column]` specs.
 
 `column` is an embedding column (`tags_mean`), a glob over them (`tags_*`) or a layer
-(`layer=7` picks every `<output>_l07_<stat>` column). Without it, every embedding column of
+(`layer=7` picks every `<output>_l07_<stat>` column; `layer=0..12` in `mfs bench` is a sweep,
+one feature set per layer, `expand_layer_sweeps`). Without it, every embedding column of
 the extractor is used. Without `@config_hash`, the extractor must have exactly one stored
 config for the library, so a benchmark never silently mixes or picks between configs.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -74,6 +76,32 @@ def parse_spec(spec: str) -> tuple[str, str | None, str | None]:
 def split_specs(text: str, separator: str = ",") -> list[str]:
     """`a,b:col` → ["a", "b:col"]; empty items are ignored."""
     return [part.strip() for part in text.split(separator) if part.strip()]
+
+
+_SWEEP = re.compile(r"layer=(\d+)\.\.(\d+)")
+
+
+def expand_layer_sweeps(feature_sets: list[str]) -> list[str]:
+    """Feature sets with a layer sweep `x:layer=A..B` expanded into one set per layer,
+    `x:layer=A` … `x:layer=B` (in a `+` join the other selections stay as they are), so one
+    `mfs bench` compares every layer of a model on the same tracks and folds. One sweep per
+    set: two would be their product, rarely what is meant, so it is refused."""
+    expanded = []
+    for text in feature_sets:
+        sweeps = list(_SWEEP.finditer(text))
+        if not sweeps:
+            expanded.append(text)
+            continue
+        if len(sweeps) > 1:
+            raise ValueError(f"--features {text!r} sweeps layers twice; sweep one "
+                             "selection per feature set")
+        sweep = sweeps[0]
+        first, last = int(sweep[1]), int(sweep[2])
+        if last < first:
+            raise ValueError(f"--features {text!r}: layer range {sweep[0]!r} is empty")
+        expanded += [f"{text[:sweep.start()]}layer={layer}{text[sweep.end():]}"
+                     for layer in range(first, last + 1)]
+    return list(dict.fromkeys(expanded))  # a layer also named on its own is run once
 
 
 def resolve(store: Store, con: duckdb.DuckDBPyConnection, spec: str,
@@ -177,6 +205,9 @@ def _matches(column: str, pattern: str | None) -> bool:
         return True
     if pattern.startswith("layer="):
         number = pattern.removeprefix("layer=")
+        if _SWEEP.fullmatch(pattern):
+            raise ValueError(f"{pattern!r} is a layer sweep, which only mfs bench "
+                             "--features expands; pick one layer here (layer=N)")
         if not number.isdigit():
             raise ValueError(f"layer must be a number, got {pattern!r}")
         return parse_column(column).layer == int(number)

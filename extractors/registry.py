@@ -26,6 +26,10 @@ EXTRACTORS: dict[str, str] = {
     "opensmile-egemaps": "mfs.extractors.opensmile.extractor:OpenSmileEgemaps",
     "opensmile-compare": "mfs.extractors.opensmile.extractor:OpenSmileCompare",
     "essentia-music": "mfs.extractors.essentia.extractor:EssentiaMusic",
+    "mert-v1-95m": "mfs.extractors.hubert.extractor:MertV1_95M",
+    "mert-v1-330m": "mfs.extractors.hubert.extractor:MertV1_330M",
+    "hubert-large": "mfs.extractors.hubert.extractor:HubertLarge",
+    "wav2vec2-large": "mfs.extractors.hubert.extractor:Wav2Vec2Large",
 }
 
 # How `mfs extractors` and an unknown name's error mention the dynamic HEAR names.

@@ -148,7 +148,8 @@ def import_command(
 def bench_command(
     library: Annotated[str, typer.Argument(help="Library to benchmark on.")],
     features: Annotated[str, typer.Option(
-        help="Feature sets separated by ',', selections in a set joined by '+'.")],
+        help="Feature sets separated by ',', selections in a set joined by '+'; "
+             "x:layer=0..12 is one set per layer.")],
     model: Annotated[str, typer.Option(
         help="xgboost, logreg, svm, mlp or zero-shot; several separated by ','.")] = "xgboost",
     ensemble: Annotated[str, typer.Option(
