@@ -49,7 +49,7 @@ from mfs.store import Store  # noqa: E402
 
 MFS = Path(sys.executable).parent / "mfs"
 FLOW = ("import sys; from mfs.flows.extract import extract_library; "
-        "print(extract_library(sys.argv[1], list(sys.argv[3:]), store_root=sys.argv[2]))")
+        "print(extract_library(sys.argv[1], list(sys.argv[3:]), store=sys.argv[2]))")
 
 
 def build_store(work: Path, files: int) -> Store:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from prefect.cache_policies import NO_CACHE
 from mfs.extractors.base import Extractor
 from mfs.extractors.device import pick_device
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_tracks
+from mfs.flows import report
+from mfs.flows.gpu_slot import gpu_slot
 from mfs.flows.plan import Plan, plan_missing
 from mfs.flows.prepare import DEFAULT_EXTRACTORS, create_extractors
 from mfs.flows.scan import run_scan
@@ -46,6 +49,21 @@ SECONDS_PER_PART = 60.0
 # `progress(label, total)` opens a progress display and yields `update(done, elapsed_s)`;
 # the CLI passes its console's bar, so this package never imports the terminal.
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int, float], None]]]
+
+
+# The progress display of flows called in this process (the CLI's bar). Not a flow
+# parameter: a deployment's parameters are JSON a user may set, a display is not.
+DISPLAY: ContextVar[Progress | None] = ContextVar("mfs_progress_display", default=None)
+
+
+@contextmanager
+def displayed(progress: Progress) -> Iterator[None]:
+    """Flows called inside the block show their progress on `progress` too."""
+    token = DISPLAY.set(progress)
+    try:
+        yield
+    finally:
+        DISPLAY.reset(token)
 
 
 @contextmanager
@@ -145,6 +163,8 @@ class Steps:
 
     plan: Callable[[Store, str | None, Extractor, int], Plan] = plan_missing
     batch: Callable[..., dict[str, int]] = extract_batch
+    # Held while a model is loaded and extracting (a flow: the GPU's concurrency slot).
+    device_slot: Callable[[str], AbstractContextManager] = lambda _device: nullcontext()
 
 
 DIRECT = Steps()
@@ -178,9 +198,10 @@ def extract_plan(job: ExtractorJob, plan: Plan, settings: ExtractSettings,
               "config_hash": job.config_hash}
     if not plan.todo:
         return counts  # nothing missing: no model load, no decoding
-    job.load(settings.device)
     started = time.monotonic()
-    with progress(job.extractor.name, len(plan.todo)) as update:
+    with steps.device_slot(settings.device), progress(job.extractor.name,
+                                                      len(plan.todo)) as update:
+        job.load(settings.device)
         done = 0
 
         def on_track() -> None:
@@ -196,38 +217,82 @@ def extract_plan(job: ExtractorJob, plan: Plan, settings: ExtractSettings,
     return counts
 
 
-# The same steps as Prefect tasks. No caching: the store's anti-join is what says what
-# is done (a cache would not know a part was deleted or a model changed), and the
-# arguments (a loaded model, the writer) are neither hashable nor worth persisting.
+def _plan_logged(store: Store, library: str | None, extractor: Extractor,
+                 max_attempts: int) -> Plan:
+    plan = plan_missing(store, library, extractor, max_attempts)
+    report.log("%s (config %s): %d tracks missing, %d skipped (failed %d times already)",
+               extractor.name, extractor.config_hash(), len(plan.todo), plan.skipped,
+               max_attempts)
+    return plan
+
+
+def _batch_logged(job: ExtractorJob, batch: Batch,
+                  on_track: Callable[[], None] | None = None) -> dict[str, int]:
+    counts = extract_batch(job, batch, on_track)
+    report.log("%s batch %d/%d: %d extracted, %d failed", job.spec, batch.number,
+               batch.total, counts["ok"], counts["failed"])
+    return counts
+
+
+# The same steps as Prefect tasks, each logging what it did. No caching: the store's
+# anti-join is what says what is done (a cache would not know a part was deleted or a
+# model changed), and the arguments (a loaded model, the writer) are neither hashable
+# nor worth persisting.
 IN_TASKS = Steps(
-    plan=task(plan_missing, name="plan", task_run_name="plan {extractor.name}",
+    plan=task(_plan_logged, name="plan", task_run_name="plan {extractor.name}",
               cache_policy=NO_CACHE),
-    batch=task(extract_batch, name="extract batch", cache_policy=NO_CACHE,
+    batch=task(_batch_logged, name="extract batch", cache_policy=NO_CACHE,
                task_run_name="extract {job.spec} batch {batch.number}/{batch.total}"),
+    device_slot=gpu_slot,
 )
-scan_task = task(run_scan, name="scan", task_run_name="scan {name}", cache_policy=NO_CACHE)
 
 
-@flow(name="extract-library")
+def _scan_logged(store: Store, name: str) -> dict:
+    summary = run_scan(store, name)
+    report.log("%s: %d tracks (%d new, %d changed, %d missing, %d unreadable)", name,
+               summary["tracks"], summary["new"], summary["changed"], summary["missing"],
+               summary["unreadable"])
+    return summary
+
+
+scan_task = task(_scan_logged, name="scan", task_run_name="scan {name}", cache_policy=NO_CACHE)
+
+
+def _run_in_flow(store: Store, library: str | None, specs: list[str],
+                 settings: ExtractSettings) -> dict:
+    """`run_extract` as a flow runs it: steps as tasks, a progress artifact beside any
+    progress display, and the summary as a log line and a table artifact."""
+    result = run_extract(store, library, specs, settings,
+                         report.both(DISPLAY.get(), report.artifact_progress), IN_TASKS)
+    report.publish_summary(store, result)
+    return result
+
+
+@flow(name="extract-library", flow_run_name="extract {library}")
 def extract_library(library: str, extractors: list[str] = list(DEFAULT_EXTRACTORS),  # noqa: B006
-                    settings: ExtractSettings | None = None, store_root: str | None = None,
-                    rescan: bool = True, progress: Progress | None = None) -> dict:
-    """Rescan a library, then extract whatever features it is missing."""
-    store = Store(store_root)
-    scan = scan_task(store, library) if rescan else None
-    return {"scan": scan, **run_extract(store, library, extractors, settings, progress,
-                                        IN_TASKS)}
+                    batch_size: int = 16, device: str = "auto", store: str | None = None,
+                    rescan: bool = True, tracks_per_part: int = TRACKS_PER_PART) -> dict:
+    """Rescan a library, then extract whatever features it is missing.
+
+    `extractors` are specs (`fma518`, `musicnn-mtt:precision=auto`); `batch_size` is
+    windows per model call; `device` auto, cpu, cuda, cuda:1 or mps; `store` the store
+    root (default $MFS_STORE, else data/store)."""
+    the_store = Store(store)
+    scan = scan_task(the_store, library) if rescan else None
+    settings = ExtractSettings(batch_size, device, tracks_per_part)
+    return {"scan": scan, **_run_in_flow(the_store, library, extractors, settings)}
 
 
-@flow(name="backfill-model")
+@flow(name="backfill-model", flow_run_name="backfill {extractor}")
 def backfill_model(extractor: str | list[str], library: str | None = None,
-                   settings: ExtractSettings | None = None, store_root: str | None = None,
-                   progress: Progress | None = None) -> dict:
+                   batch_size: int = 16, device: str = "auto", store: str | None = None,
+                   tracks_per_part: int = TRACKS_PER_PART) -> dict:
     """Run (newly added) extractors over every known track of every library (or one).
 
     `extractor` is one spec or a list of them (what `mfs backfill` passes)."""
     specs = [extractor] if isinstance(extractor, str) else extractor
-    return run_extract(Store(store_root), library, specs, settings, progress, IN_TASKS)
+    return _run_in_flow(Store(store), library, specs,
+                        ExtractSettings(batch_size, device, tracks_per_part))
 
 
 __all__ = ["TRACKS_PER_PART", "ExtractSettings", "backfill_model", "extract_library",

@@ -12,8 +12,9 @@ TRACKS_PER_PART = 64
 
 @dataclass(frozen=True)
 class ExtractSettings:
-    """Plain values only, so a deployment can pass it as one JSON parameter
-    (`{"batch_size": 8, "device": "cuda"}`)."""
+    """Plain values only. The flows take its fields as parameters of their own
+    (`batch_size`, `device`, `tracks_per_part`), so a deployment run sets each one with
+    `--param`."""
 
     batch_size: int = 16  # windows per model call
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps

@@ -238,14 +238,15 @@ def run_extraction(flow_name: str, store: Store, library: str | None, specs: lis
     from mfs.flows import extract as flows
     from mfs.flows.prefect_server import quiet_console, start_temporary_server
 
-    specs, root = list(prepared.extractors), str(store.root)
-    with quiet_console(enabled=not debug_enabled()):
+    specs = list(prepared.extractors)
+    options = {"batch_size": settings.batch_size, "device": settings.device,
+               "store": str(store.root), "tracks_per_part": settings.tracks_per_part}
+    with quiet_console(enabled=not debug_enabled()), flows.displayed(bar_progress):
         start_temporary_server()
         if flow_name == "extract-library":
-            result = flows.extract_library(library, specs, settings, root, rescan=False,
-                                           progress=bar_progress)
+            result = flows.extract_library(library, specs, rescan=False, **options)
         else:
-            result = flows.backfill_model(specs, library, settings, root, progress=bar_progress)
+            result = flows.backfill_model(specs, library, **options)
     print_extract_summary(result)
 
 
@@ -257,6 +258,40 @@ def print_extract_summary(result: dict) -> None:
             + (f" in {counts['seconds']:.1f} s" if "seconds" in counts else " (nothing missing)"),
             markup=False, highlight=False,
         )
+
+
+@app.command("serve")
+@one_line_errors
+def serve_command(
+    store: StoreOption = None,
+    config: Annotated[Path | None, typer.Option(
+        help="Schedules and default parameters (default: <store>/mfs.toml if it exists).",
+        show_default=False)] = None,
+    limit: Annotated[int, typer.Option(
+        help="Flow runs at once; more wait their turn (the store has one writer).")] = 1,
+    watch_seconds: Annotated[float, typer.Option(
+        help="How often to look for newly scanned libraries.")] = 10.0,
+) -> None:
+    """Serve the store's Prefect deployments until stopped: extract-library/<library>
+    (on its cron from mfs.toml), backfill-model/<extractor> and
+    export-training-table/<library>. Needs PREFECT_API_URL; creates the concurrency limit
+    `gpu` if missing. A library scanned later gets its deployments without a restart.
+
+    Example: mfs serve --config mfs.toml   (then: prefect deployment run 'extract-library/gtzan')
+    """
+    from mfs.flows.serve import require_api_url
+
+    require_api_url()  # one line before the store is even looked at
+    from mfs.flows.serve import serve_store
+    from mfs.flows.serve_config import read_config
+
+    the_store = Store(store)
+    settings = read_config(the_store.root, config)
+    try:
+        serve_store(the_store, settings, limit if limit > 0 else None, watch_seconds,
+                    say=lambda line: console.print(line, markup=False, highlight=False))
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 @app.command("demo")

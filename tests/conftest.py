@@ -6,8 +6,14 @@ lives in ../shared/data beside the checkout; tests that need it skip when it is 
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -155,3 +161,72 @@ def feature_rows(track_ids: list[str]) -> pa.Table:
     }, schema=schema.FEATURE_KEY_AND_PROVENANCE)
     vectors = pa.FixedSizeListArray.from_arrays(pa.array([0.5] * (2 * n), pa.float32()), 2)
     return table.append_column(pa.field("emb_mean", schema.embedding_type(2)), vectors)
+
+
+# A real Prefect server for a test: free loopback port, the test's own PREFECT_HOME.
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def prefect_env(tmp_path) -> dict:
+    """Environment for `mfs`/`prefect` subprocesses: the test's PREFECT_HOME and store, and
+    the test energy extractor registered."""
+    return {**os.environ, "PYTHONPATH": str(TESTS), "PREFECT_HOME": str(tmp_path / "prefect"),
+            "MFS_EXTRACTORS": "energy=energy_extractor:EnergyExtractor",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MFS_STORE": str(tmp_path / "store"),
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_group(process: subprocess.Popen, seconds: float = 10) -> None:
+    """SIGTERM the process group started with `start_new_session`, then SIGKILL it."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def prefect_server(prefect_env):
+    """`prefect server start` on 127.0.0.1; yields its API URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+         "--port", str(port), "--no-ui"],
+        env=prefect_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 180  # a fresh database on a loaded machine: 10-90 s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        stop_group(server, 0)
+        pytest.fail("prefect server did not start within 180 s")
+    yield url
+    stop_group(server)
+
+
+def api_post(url: str, path: str, body: dict | None = None) -> list[dict] | dict:
+    request = urllib.request.Request(f"{url}/{path}", data=json.dumps(body or {}).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
+def api_get(url: str, path: str) -> list[dict] | dict:
+    with urllib.request.urlopen(f"{url}/{path}") as response:
+        return json.load(response)

@@ -13,7 +13,7 @@ from synthetic_store import write_synthetic_library
 from mfs.store import Store
 
 COMMANDS = ("scan", "status", "sql", "extractors", "extract", "backfill", "demo", "stats",
-            "export", "import-features", "bench", "leaderboard", "report")
+            "export", "import-features", "bench", "leaderboard", "report", "serve")
 PRINTING = {  # commands that print data, with the arguments they need
     "status": [], "sql": ["SELECT 1 AS n, 2 AS m"], "extractors": [], "stats": ["synth-a"],
     "leaderboard": [],

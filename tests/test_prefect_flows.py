@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import api_post
 
 TESTS = Path(__file__).resolve().parent
 MFS = Path(sys.executable).parent / "mfs"
@@ -30,11 +27,8 @@ def make_gtzan(root: Path, n: int = 3) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path):
-    return {**os.environ, "PYTHONPATH": str(TESTS), "PREFECT_HOME": str(tmp_path / "prefect"),
-            "MFS_EXTRACTORS": "energy=energy_extractor:EnergyExtractor",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MFS_STORE": str(tmp_path / "store"),
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
+def env(prefect_env):
+    return prefect_env
 
 
 def mfs(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -65,43 +59,11 @@ def test_extract_and_backfill_in_ephemeral_mode(tmp_path, env):
     assert sorted(coverage(env).values()) == [4, 6, 6]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def prefect_server(env):
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-         "--port", str(port), "--no-ui"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        os.killpg(server.pid, signal.SIGKILL)
-        pytest.fail("prefect server did not start within 90 s")
-    yield url
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-
-
 FLOW_CALL = """
 import sys
-from mfs.flows.extract import ExtractSettings, extract_library
-print(extract_library("a", ["energy:window_seconds=0.5"], ExtractSettings(tracks_per_part=4),
-                      sys.argv[1]))
+from mfs.flows.extract import extract_library
+print(extract_library("a", ["energy:window_seconds=0.5"], tracks_per_part=4,
+                      store=sys.argv[1]))
 """
 
 
@@ -128,10 +90,3 @@ def test_extract_with_a_prefect_server(tmp_path, env, prefect_server):
                                      api_post(prefect_server, "task_runs/filter")}):
         assert time.monotonic() < deadline, names
         time.sleep(0.5)
-
-
-def api_post(url: str, path: str) -> list[dict]:
-    request = urllib.request.Request(f"{url}/{path}", data=b"{}", method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
