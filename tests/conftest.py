@@ -145,6 +145,15 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str
     return result.exit_code, result.stdout, result.stderr
 
 
+@pytest.fixture(scope="session")
+def models_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An `$MFS_MODELS` tree of random checkpoints in the official file layouts of PANNs
+    CNN14 (32 and 16 kHz) and VGGish (tests/cnn_weights.py), written once per session."""
+    from cnn_weights import write_models_tree
+
+    return write_models_tree(tmp_path_factory.mktemp("models"), sample_rates=(32000, 16000))
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "store")

@@ -140,11 +140,13 @@ def test_held_writer_lock_is_one_line_naming_the_holder(scanned: Path) -> None:
 
 
 def test_every_registered_extractor_runs_with_its_default_config(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, models_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Iterates the registry, so a newly registered model is covered without a new test.
     Models in Hugging Face's layout come from a cache of tiny random models of their real
-    classes (tests/tiny_models.py), found by hub id offline as the real ones would be."""
-    hf_env = tiny_hf_home(tmp_path / "hf")
+    classes (tests/tiny_models.py), found by hub id offline as the real ones would be;
+    checkpoint models (CNN14, VGGish) from an `$MFS_MODELS` tree of random weights in the
+    official layouts."""
+    hf_env = {**tiny_hf_home(tmp_path / "hf"), "MFS_MODELS": str(models_tree)}
     for key, value in hf_env.items():
         monkeypatch.setenv(key, value)
     names = sorted(registry.all_extractors())

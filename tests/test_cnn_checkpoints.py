@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cnn_weights import cnn14_state, write_labels, write_models_tree
+from cnn_weights import cnn14_state, write_labels
 from conftest import invoke, run_mfs, write_audio
 
 from mfs.extractors.base import ExtractorUnavailable
@@ -30,11 +30,6 @@ from mfs.store import Store
 from mfs.store.views import view_name
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="session")
-def models_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_models_tree(tmp_path_factory.mktemp("models"), sample_rates=(32000, 16000))
 
 
 @pytest.fixture
