@@ -27,7 +27,8 @@ from mfs.analysis.metrics import (
 class BenchmarkConfig:
     """One leaderboard entry's settings. `features` are selection specs joined as one
     feature set; `ensemble` says how (concatenation or voting over per-selection models).
-    `prompts` is the text-embedding selection of a zero-shot entry."""
+    `prompts` is the prompt template of a zero-shot entry (`{genre}` filled in; None:
+    `analysis.prompts.DEFAULT_TEMPLATE`)."""
 
     library: str
     features: tuple[str, ...]

@@ -19,6 +19,8 @@ EXTRACTORS: dict[str, str] = {
     "fma518": "mfs.extractors.fma518.extractor:Fma518",
     "musicnn-mtt": "mfs.extractors.musicnn.extractor:MusicnnMTT",
     "musicnn-msd": "mfs.extractors.musicnn.extractor:MusicnnMSD",
+    "ast": "mfs.extractors.ast.extractor:Ast",
+    "clap-music": "mfs.extractors.clap.extractor:ClapMusic",
 }
 
 

@@ -131,7 +131,8 @@ def bench_command(
     folds: FoldsOption = 5,
     seed: SeedOption = 0,
     prompts: Annotated[str | None, typer.Option(
-        help="zero-shot: text-embedding selection with prompt:<genre> rows.")] = None,
+        help="zero-shot: prompt template with {genre} (default: "
+             "'This audio is a {genre} song.').")] = None,
     save: Annotated[bool, typer.Option(help="Append the results to the leaderboard.")] = True,
     store: StoreOption = None,
 ) -> None:
