@@ -87,8 +87,7 @@ def evaluate_zero_shot(store: Store, table: TrainingTable, config: BenchmarkConf
     return BenchmarkResult(
         config=config, split=split, labels=labels,
         selections=[block.selection.describe()], n_tracks=len(table.genre), n_train=0,
-        n_test=len(rows), n_features_in=block.stop - block.start,
-        n_features_used=block.stop - block.start,
+        n_test=len(rows), n_features_in=audio.shape[1], n_features_used=audio.shape[1],
         **score_folds([y_true], [y_pred], labels, config.seed),
         dropped=table.dropped, duration_s=time.perf_counter() - started,
         model_params={"template": template, "column": column, "similarity": "cosine"},
