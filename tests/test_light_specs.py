@@ -21,6 +21,8 @@ DEFAULT_HASHES = {
     "fma518": "87e80b470e1c",
     "musicnn-mtt": "24ef45b75cea",
     "musicnn-msd": "c9815d3159cc",
+    "ast": "7c89cdd33f12",
+    "clap-music": "9d348751ea78",
 }
 
 
