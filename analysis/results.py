@@ -28,9 +28,10 @@ from mfs.analysis.population import Population
 class BenchmarkConfig:
     """One leaderboard entry's settings. `features` are selection specs joined as one
     feature set; `ensemble` says how (concatenation or voting over per-selection models).
-    `prompts` is the text-embedding selection of a zero-shot entry; `population` the label
-    and track filters; `class_weight="balanced"` weighs each training track by the inverse
-    of its genre's frequency."""
+    `prompts` is the prompt template of a zero-shot entry (`{genre}` filled in; None:
+    `analysis.prompts.DEFAULT_TEMPLATE`); `population` the label and track filters;
+    `class_weight="balanced"` weighs each training track by the inverse of its genre's
+    frequency."""
 
     library: str
     features: tuple[str, ...]

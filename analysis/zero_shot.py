@@ -1,11 +1,12 @@
-"""Zero-shot genre classification from CLAP-style joint audio/text embeddings.
+"""Zero-shot genre classification from joint audio/text embeddings (CLAP).
 
-Contract (until a CLAP extractor exists): the audio embeddings are any stored selection
-(e.g. `clap:audio_mean`); the text embeddings of the prompts are rows of an extractor
-output whose track_id is `prompt:<genre>` (or `prompt:<genre>:<n>` for several prompts per
-genre, averaged). A track's genre is the prompt with the highest cosine similarity.
-Nothing is fitted, so the whole evaluation set is scored: the test split when the library
-has one, else every track.
+A track's genre is the prompt whose text embedding has the highest cosine similarity with
+the track's audio embedding. The prompts are one template ("This audio is a {genre}
+song." unless `--prompts` gives another) filled in with each of the library's genres, and
+their embeddings come from the prompt table of the audio selection's own model
+(`mfs.analysis.prompts`), computed there the first time they are needed. Nothing is
+fitted, so the whole evaluation set is scored: the test split when the library has one,
+else every track.
 """
 
 from __future__ import annotations
@@ -14,20 +15,17 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow.compute as pc
 
+from mfs.analysis.prompts import DEFAULT_TEMPLATE, prompt_embeddings
 from mfs.analysis.results import BenchmarkConfig, BenchmarkResult, score_folds
-from mfs.analysis.selection import resolve
 from mfs.analysis.splits import resolve_split
-from mfs.analysis.training_table import TrainingTable
+from mfs.analysis.training_table import Block, TrainingTable
 from mfs.store import Store
-from mfs.store.sql import ident
 
 if TYPE_CHECKING:
     import duckdb
 
 ZERO_SHOT = "zero-shot"
-PROMPT_PREFIX = "prompt:"
 
 
 def cosine_scores(audio: np.ndarray, text: np.ndarray) -> np.ndarray:
@@ -37,61 +35,61 @@ def cosine_scores(audio: np.ndarray, text: np.ndarray) -> np.ndarray:
     return np.nan_to_num(a @ t.T, nan=-np.inf)
 
 
-def load_prompt_embeddings(store: Store, spec: str,
-                           con: duckdb.DuckDBPyConnection | None = None
-                           ) -> tuple[list[str], np.ndarray]:
-    """Genre names and their (averaged) prompt embeddings, from `prompt:<genre>[:n]` rows;
-    `con`: the command's connection to the store, if it has one."""
-    con = con or store.connect()
-    selection = resolve(store, con, spec)
-    if len(selection.columns) != 1:
-        raise ValueError(f"prompt selection {spec!r} matches {len(selection.columns)} columns;"
-                         " name one, as extractor:column")
-    column = selection.columns[0]
-    rows = con.sql(
-        f"SELECT track_id, {ident(column.name)} AS v FROM {ident(selection.view)} "
-        "WHERE config_hash = $h AND starts_with(track_id, $prefix) ORDER BY track_id",
-        params={"h": selection.config_hash, "prefix": PROMPT_PREFIX}).to_arrow_table()
-    if rows.num_rows == 0:
-        raise KeyError(f"{spec!r} has no prompt rows (track_id '{PROMPT_PREFIX}<genre>')")
-    vectors = pc.list_flatten(rows.column("v")).to_numpy().reshape(rows.num_rows, column.dim)
-    genres = [tid.removeprefix(PROMPT_PREFIX).split(":")[0]
-              for tid in rows.column("track_id").to_pylist()]
-    names = sorted(set(genres))
-    by_genre = np.stack([vectors[[g == name for g in genres]].mean(axis=0) for name in names])
-    return names, by_genre
+def audio_columns(block: Block) -> tuple[str, slice]:
+    """The one stored column of `block` that zero-shot compares with the prompts, and its
+    place in the block: the selection's only column, else the column its extractor names
+    (`zero_shot_column`, e.g. clap-music's `audio_unit_mean`)."""
+    from mfs.extractors import registry
+
+    columns = block.selection.columns
+    if len(columns) == 1:
+        wanted = columns[0].name
+    else:
+        try:
+            wanted = registry.extractor_class(block.selection.extractor).zero_shot_column
+        except (KeyError, ImportError, AttributeError):
+            wanted = None
+        if wanted not in [c.name for c in columns]:
+            raise ValueError(f"zero-shot compares one audio column; {block.selection.spec!r} "
+                             f"has {len(columns)} ({', '.join(c.name for c in columns)}): "
+                             "name one, as extractor:column")
+    offset = block.start
+    for column in columns:
+        if column.name == wanted:
+            return wanted, slice(offset, offset + column.dim)
+        offset += column.dim
+    raise AssertionError("unreachable")
 
 
 def evaluate_zero_shot(store: Store, table: TrainingTable, config: BenchmarkConfig,
                        con: duckdb.DuckDBPyConnection | None = None) -> BenchmarkResult:
-    """Score `config.features` (one audio selection) against `config.prompts`."""
+    """Score `config.features` (one audio selection) against the prompts of
+    `config.prompts` (a template; None: `DEFAULT_TEMPLATE`) for the library's genres."""
     started = time.perf_counter()
-    if config.prompts is None or len(config.features) != 1:
-        raise ValueError("zero-shot needs exactly one audio selection and --prompts")
-    prompt_genres, text = load_prompt_embeddings(store, config.prompts, con)
-    labels = sorted(set(table.genre))
-    unprompted = sorted(set(labels) - set(prompt_genres))
-    if unprompted:
-        raise ValueError(f"no prompt for genres {', '.join(unprompted)} in {config.prompts!r}")
+    if len(config.features) != 1:
+        raise ValueError("zero-shot scores one audio selection at a time, not "
+                         f"{config.feature_set!r}")
+    template = config.prompts or DEFAULT_TEMPLATE
+    labels = sorted(set(table.genre.astype(str)))
+    block = table.block(config.features[0])
+    column, place = audio_columns(block)
+    text = prompt_embeddings(store, con or store.connect(), block.selection, labels, template)
     split = resolve_split(config.split, table.split)
     rows = (np.flatnonzero(table.split == "test") if split == "official"
             else np.arange(len(table.genre)))
-    block = table.block(config.features[0])
-    audio = table.X[rows, block.start:block.stop]
+    audio = table.X[rows, place]
     if audio.shape[1] != text.shape[1]:
-        raise ValueError(f"audio embeddings have {audio.shape[1]} dims, prompt embeddings "
-                         f"{text.shape[1]}; they must come from the same model")
-    # Only the library's genres compete (prompts for other genres are ignored).
-    text = text[[prompt_genres.index(g) for g in labels]]
+        raise ValueError(f"{column} has {audio.shape[1]} dims, the prompt embeddings "
+                         f"{text.shape[1]}: zero-shot needs the model's joint embedding")
+    # Only the library's genres compete: one prompt each.
     y_pred = cosine_scores(audio, text).argmax(axis=1)
     y_true = np.searchsorted(labels, table.genre[rows].astype(str))
     return BenchmarkResult(
         config=config, split=split, labels=labels,
         selections=[block.selection.describe()], n_tracks=len(table.genre), n_train=0,
-        n_test=len(rows), n_features_in=block.stop - block.start,
-        n_features_used=block.stop - block.start,
+        n_test=len(rows), n_features_in=audio.shape[1], n_features_used=audio.shape[1],
         **score_folds([y_true], [y_pred], labels, config.seed),
         dropped=table.dropped, duration_s=time.perf_counter() - started,
-        model_params={"prompts": config.prompts, "similarity": "cosine"},
+        model_params={"template": template, "column": column, "similarity": "cosine"},
         population=table.population,
     )

@@ -30,6 +30,8 @@ EXTRACTORS: dict[str, str] = {
     "mert-v1-330m": "mfs.extractors.hubert.extractor:MertV1_330M",
     "hubert-large": "mfs.extractors.hubert.extractor:HubertLarge",
     "wav2vec2-large": "mfs.extractors.hubert.extractor:Wav2Vec2Large",
+    "ast": "mfs.extractors.ast.extractor:Ast",
+    "clap-music": "mfs.extractors.clap.extractor:ClapMusic",
 }
 
 # How `mfs extractors` and an unknown name's error mention the dynamic HEAR names.

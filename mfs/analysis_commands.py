@@ -162,7 +162,8 @@ def bench_command(
     folds: FoldsOption = 5,
     seed: SeedOption = 0,
     prompts: Annotated[str | None, typer.Option(
-        help="zero-shot: text-embedding selection with prompt:<genre> rows.")] = None,
+        help="zero-shot: prompt template with {genre} (default: "
+             "'This audio is a {genre} song.').")] = None,
     class_weight: Annotated[str | None, typer.Option(
         help="balanced: weigh training tracks by 1/(genre frequency), every trained model "
              "(XGBoost and MLP through sample weights).", show_default=False)] = None,

@@ -151,6 +151,21 @@ LEADERBOARD = pa.schema([
     ("duration_s", pa.float64()),
 ])
 
+# Text-prompt embeddings of a joint audio/text extractor (CLAP), one row per prompt, under
+# prompts/<extractor>/<config_hash>/ (analysis/prompts.py writes it; SCHEMA.md explains it).
+PROMPTS = pa.schema([
+    ("extractor", pa.string()),
+    ("config_hash", pa.string()),
+    ("genre", pa.string()),
+    ("template", pa.string()),
+    ("prompt", pa.string()),
+    ("embedding", pa.list_(pa.float32())),
+    ("model_hash", pa.string()),
+    ("tokenizer_hash", pa.string()),
+    ("versions", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+])
+
 # Parquet schema-metadata key of a feature part: JSON {column: [name per dimension]}.
 FEATURE_NAMES_KEY = b"mfs.feature_names"
 # Parquet schema-metadata key of a feature part: JSON {output: number of layers}, for the

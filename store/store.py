@@ -76,6 +76,10 @@ class Store:
     def leaderboard_dir(self) -> Path:
         return self.root / "leaderboard"
 
+    @property
+    def prompts_dir(self) -> Path:
+        return self.root / "prompts"
+
     def libraries(self) -> list[str]:
         return sorted(p.stem for p in self.tracks_dir.glob("*.parquet"))
 
@@ -174,6 +178,13 @@ class StoreWriter:
         """Add one benchmark command's entries as an immutable leaderboard part."""
         table = table.cast(schema.LEADERBOARD)
         return write_parquet_atomic(table, self.store.leaderboard_dir / new_part_name())
+
+    def append_prompts(self, extractor: str, config_hash: str, table: pa.Table) -> Path:
+        """Add text-prompt embeddings of one extractor config as an immutable part of
+        `prompts/<ext>/<hash>/`."""
+        table = table.cast(schema.PROMPTS)
+        folder = self.store.prompts_dir / check_name("extractor", extractor) / config_hash
+        return write_parquet_atomic(table, folder / new_part_name())
 
     def append_features(self, extractor: str, config_hash: str, table: pa.Table) -> Path:
         """Add one batch of feature rows as an immutable part of `features/<ext>/<hash>/`."""

@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from datetime import UTC, datetime
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from benchmark_helpers import run_benchmark
@@ -16,12 +18,13 @@ from synthetic_store import make_library, tracks_table, write_synthetic_library
 from mfs.analysis.benchmark import bench_configs, run_benchmarks
 from mfs.analysis.leaderboard import read_leaderboard
 from mfs.analysis.models import build_pipeline
+from mfs.analysis.prompts import DEFAULT_TEMPLATE, prompt_text
 from mfs.analysis.results import BenchmarkConfig
 from mfs.analysis.training_table import load_training_table
 from mfs.analysis.zero_shot import cosine_scores
 from mfs.store import Store
 from mfs.store.feature_rows import feature_table
-from mfs.store.schema import LEADERBOARD
+from mfs.store.schema import LEADERBOARD, PROMPTS
 
 GENRES = ("alpha", "beta", "gamma", "delta")
 
@@ -199,7 +202,21 @@ def _artistless(store: Store) -> None:
     run_benchmark(store, "noart", "noart-feat", split="artist", save=False)
 
 
-def test_zero_shot_from_prompt_embeddings(tmp_path, monkeypatch):
+def write_prompts(store: Store, extractor: str, config_hash: str, genres: list[str],
+                  vectors: np.ndarray, template: str = DEFAULT_TEMPLATE,
+                  model_hash: str = "none") -> None:
+    """Prompt rows as `mfs.analysis.prompts` stores them, for a model this test has not."""
+    table = pa.Table.from_pylist([
+        {"extractor": extractor, "config_hash": config_hash, "genre": genre,
+         "template": template, "prompt": prompt_text(template, genre),
+         "embedding": vector.tolist(), "model_hash": model_hash, "tokenizer_hash": "t",
+         "versions": "{}", "created_at": datetime.now(UTC)}
+        for genre, vector in zip(genres, vectors, strict=True)], schema=PROMPTS)
+    with store.writing("test") as writer:
+        writer.append_prompts(extractor, config_hash, table)
+
+
+def test_zero_shot_from_the_prompt_table(tmp_path, monkeypatch):
     store = Store(tmp_path / "store")
     lib = make_library("zs", 80, GENRES)
     rng = np.random.default_rng(0)
@@ -209,26 +226,32 @@ def test_zero_shot_from_prompt_embeddings(tmp_path, monkeypatch):
         writer.replace_tracks("zs", tracks_table("zs", lib.track_ids, list(lib.genres),
                                                  list(lib.splits)))
     write(store, "clap", lib.track_ids, audio, column="audio_mean")
-    prompt_ids = [f"prompt:{g}:{n}" for g in GENRES for n in range(2)] + ["prompt:polka"]
-    prompts = np.array([centroids[g] + 0.1 * rng.standard_normal(16) for g in GENRES
-                        for _ in range(2)] + [rng.standard_normal(16)])
-    write(store, "clap-text", prompt_ids, prompts, column="text")
-    result = run_benchmark(store, "zs", "clap:audio_mean", model="zero-shot",
-                           prompts="clap-text:text", save=False)
+    config_hash = store.connect().execute("SELECT any_value(config_hash) FROM clap").fetchone()[0]
+    texts = np.array([centroids[g] + 0.1 * rng.standard_normal(16) for g in GENRES])
+    write_prompts(store, "clap", config_hash, [*GENRES, "polka"],
+                  np.vstack([texts, rng.standard_normal(16)]))
+    # Rows of another model (same config) are never mixed in.
+    write_prompts(store, "clap", config_hash, list(GENRES), -texts, model_hash="other")
+    result = run_benchmark(store, "zs", "clap:audio_mean", model="zero-shot", save=False)
     assert result.split == "official" and result.n_test == 16 and result.n_train == 0
     assert result.scores["accuracy"] > 0.9
     assert result.labels == sorted(GENRES)  # the polka prompt has no tracks: not a class
+    assert result.model_params["template"] == DEFAULT_TEMPLATE
+    assert store.connect().execute("SELECT count(*) FROM prompts").fetchone()[0] == 9
     connects = []
     connect = Store.connect
     monkeypatch.setattr(Store, "connect", lambda self: connects.append(1) or connect(self))
-    configs = [BenchmarkConfig("zs", ("clap:audio_mean",), model, prompts="clap-text:text")
+    configs = [BenchmarkConfig("zs", ("clap:audio_mean",), model)
                for model in ("zero-shot", "zero-shot", "logreg")]
     run_benchmarks(store, configs, save=False)
     assert len(connects) == 1  # one command, one connection: the views are built once
-    with pytest.raises(ValueError, match="no prompt for genres"):
-        write(store, "clap-few", ["prompt:alpha"], prompts[:1], column="text")
+    # A template whose prompts are not stored needs the model's text tower to embed them.
+    with pytest.raises(ValueError, match="'clap' is no registered extractor"):
         run_benchmark(store, "zs", "clap:audio_mean", model="zero-shot",
-                      prompts="clap-few:text", save=False)
+                      prompts="Music of the {genre} kind.", save=False)
+    with pytest.raises(ValueError, match="has no .genre. field"):
+        run_benchmark(store, "zs", "clap:audio_mean", model="zero-shot", prompts="a song",
+                      save=False)
 
 
 def test_cosine_scores_ignore_scale():

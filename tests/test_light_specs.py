@@ -26,6 +26,12 @@ DEFAULT_HASHES = {
     "essentia-music": "4808da3cad9e",
     "opensmile-compare": "0654d522babd",
     "opensmile-egemaps": "20f746d0de61",
+    "ast": "7c89cdd33f12",
+    "clap-music": "9d348751ea78",
+    "mert-v1-95m": "c9b6a93e46ca",
+    "mert-v1-330m": "daad6288dfc0",
+    "hubert-large": "b9eecb71e8be",
+    "wav2vec2-large": "2b3603f7066f",
 }
 
 

@@ -64,7 +64,12 @@ class HFExtractor(NeuralExtractor):
         return find_model(self.source, self.config.model_path)
 
     def model_files(self) -> list[Path]:
-        return self.found.files
+        """The found model's files; none while it is not found (`unavailable_reason` says
+        why), as `Extractor.model_files` lists only files that exist."""
+        try:
+            return self.found.files
+        except ExtractorUnavailable:
+            return []
 
     def unavailable_reason(self) -> str | None:
         try:
