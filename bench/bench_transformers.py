@@ -151,9 +151,10 @@ FAMILIES: dict[str, Family] = {
         "ClapConfig", "ClapModel",
         {"audio_config": {"patch_embeds_hidden_size": 128, "hidden_size": 1024,
                           "depths": [2, 2, 12, 2]}},
-        "ClapFeatureExtractor", {}, notebook=_clap_audio_features,
+        "ClapFeatureExtractor", {"truncation": "rand_trunc"}, notebook=_clap_audio_features,
         config_json={"architectures": ["ClapModel"]},
-        note="HTSAT-base audio config assumed (MusicLDM's); notebook: one 10 s crop"),
+        note="HTSAT-base audio config and rand_trunc assumed (an unfused model takes one "
+             "mel input, not fusion's four); notebook: one random 10 s crop"),
     # EncodecConfig's defaults are facebook/encodec_24khz's values.
     "encodec-24khz": Family("EncodecConfig", "EncodecModel", {}, "EncodecFeatureExtractor",
                             {"feature_size": 1, "sampling_rate": 24000},
