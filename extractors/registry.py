@@ -18,6 +18,7 @@ from mfs.extractors.base import Extractor, ExtractorConfig
 
 # name -> "module:ClassName"
 EXTRACTORS: dict[str, str] = {
+    "encodec-24khz": "mfs.extractors.encodec.extractor:Encodec24kHz",
     "fma518": "mfs.extractors.fma518.extractor:Fma518",
     "musicnn-mtt": "mfs.extractors.musicnn.extractor:MusicnnMTT",
     "musicnn-msd": "mfs.extractors.musicnn.extractor:MusicnnMSD",

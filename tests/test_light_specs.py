@@ -32,6 +32,7 @@ DEFAULT_HASHES = {
     "mert-v1-330m": "daad6288dfc0",
     "hubert-large": "b9eecb71e8be",
     "wav2vec2-large": "2b3603f7066f",
+    "encodec-24khz": "16b429ed08b5",
 }
 
 

@@ -81,4 +81,5 @@ def tiny_hf_home(home: Path) -> dict[str, str]:
 # Each family's tiny models (they register themselves in TINY), one import per family.
 import tiny_ast  # noqa: E402, F401
 import tiny_clap  # noqa: E402, F401
+import tiny_encodec  # noqa: E402, F401
 import tiny_hubert  # noqa: E402, F401
