@@ -100,6 +100,17 @@ class Windowing:
     hop_seconds: float | None = None
 
 
+def check_windows(window_seconds: float, hop_seconds: float | None) -> None:
+    """The one check of a config's window fields: both positive (`hop_seconds=None`: the
+    extractor's own hop), and no hop longer than the window, which would skip audio."""
+    if window_seconds <= 0 or (hop_seconds is not None and hop_seconds <= 0):
+        raise ValueError(f"window_seconds={window_seconds} and hop_seconds={hop_seconds} "
+                         "must be positive")
+    if hop_seconds is not None and hop_seconds > window_seconds:
+        raise ValueError(f"hop_seconds={hop_seconds} > window_seconds={window_seconds} "
+                         "would skip audio between windows")
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     """One embedding the extractor returns per window, and how it is pooled per track.

@@ -145,6 +145,15 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str
     return result.exit_code, result.stdout, result.stderr
 
 
+@pytest.fixture
+def hf_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, with an empty Hugging Face cache in the test's tmp_path and no `$MFS_MODELS`:
+    a model is found only where the test puts it."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("MFS_MODELS", raising=False)
+
+
 @pytest.fixture(scope="session")
 def models_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An `$MFS_MODELS` tree of random checkpoints in the official file layouts of PANNs

@@ -20,6 +20,9 @@ from tiny_models import rename_weights_to_pth, write_hf_cache
 from mfs.extractors import registry
 from mfs.extractors.ast.frontend import AstFrontEnd, FbankSettings
 
+# An empty Hugging Face cache and no models root unless a test makes them.
+pytestmark = pytest.mark.usefixtures("hf_offline")
+
 WINDOW = 163840  # 10.24 s at 16 kHz
 
 
@@ -28,13 +31,6 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ast") / "saved"
     save_ast(folder)
     return folder
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("MFS_MODELS", raising=False)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,9 @@ from tiny_models import rename_weights_to_pth, tiny_hf_home, write_hf_cache
 from mfs.extractors import registry
 from mfs.extractors.clap.frontend import ClapFrontEnd, ClapSettings
 
+# An empty Hugging Face cache and no models root unless a test makes them.
+pytestmark = pytest.mark.usefixtures("hf_offline")
+
 WINDOW = 480000  # 10 s at 48 kHz
 
 
@@ -30,13 +33,6 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("clap") / "saved"
     save_clap(folder)
     return folder
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("MFS_MODELS", raising=False)
 
 
 @pytest.fixture(scope="module")

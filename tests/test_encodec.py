@@ -21,6 +21,9 @@ from mfs.extractors.pipeline import RowBuilder, extract_rows, load_mono
 from mfs.extractors.registry import create, create_from_spec
 from mfs.extractors.windowing import window_samples, window_starts
 
+# An empty Hugging Face cache and no models root unless a test makes them.
+pytestmark = pytest.mark.usefixtures("hf_offline")
+
 HUB_ID = "facebook/encodec_24khz"
 RATE = 24000
 DIM = 16  # the tiny model's hidden_size (the real one's is 128)
@@ -31,14 +34,6 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("encodec") / "saved"
     save_encodec(folder)
     return folder
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An empty cache and no models root unless a test makes them."""
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("MFS_MODELS", raising=False)
 
 
 @pytest.fixture

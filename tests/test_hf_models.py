@@ -17,6 +17,9 @@ from mfs.extractors.base import ExtractorUnavailable
 from mfs.extractors.hf.loading import load_model, model_config
 from mfs.extractors.hf.locate import ModelSource, find_model
 
+# An empty Hugging Face cache and no models root unless a test makes them.
+pytestmark = pytest.mark.usefixtures("hf_offline")
+
 SOURCE = ModelSource("facebook/hubert-tiny", ("HuBERT/hubert-tiny",), ("hubert",))
 
 
@@ -25,14 +28,6 @@ def saved(tmp_path: Path) -> Path:
     folder = tmp_path / "saved"
     save_hubert(folder, stable_layer_norm=True)
     return folder
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An empty cache and no models root unless a test makes them."""
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("MFS_MODELS", raising=False)
 
 
 def reference_output(folder: Path) -> torch.Tensor:

@@ -26,6 +26,9 @@ from mfs.extractors.hubert.network import zero_mean_unit_var
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows, load_mono
 from mfs.extractors.windowing import cut_windows
 
+# An empty Hugging Face cache and no models root unless a test makes them.
+pytestmark = pytest.mark.usefixtures("hf_offline")
+
 NAMES = ("mert-v1-95m", "mert-v1-330m", "hubert-large", "wav2vec2-large")
 STABLE = {"mert-v1-330m", "hubert-large"}  # pre-LN: a final layer norm after the last layer
 CPU = torch.device("cpu")
@@ -41,14 +44,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         folders[name].mkdir()
         TINY[name](folders[name])
     return folders
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An empty cache and no models root unless a test makes them."""
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("MFS_MODELS", raising=False)
 
 
 @pytest.fixture(scope="module")

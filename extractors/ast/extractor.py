@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mfs.extractors.base import ExtractorUnavailable, OutputSpec, Windowing
+from mfs.extractors.base import ExtractorUnavailable, OutputSpec, Windowing, check_windows
 from mfs.extractors.hf.extractor import HFConfig, HFExtractor
 from mfs.extractors.hf.locate import ModelSource
 
@@ -36,8 +36,7 @@ class AstConfig(HFConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.hop_seconds is not None and self.hop_seconds <= 0:
-            raise ValueError(f"ast hop_seconds={self.hop_seconds} must be positive")
+        check_windows(WINDOW_SECONDS, self.hop_seconds)
 
 
 class Ast(HFExtractor):

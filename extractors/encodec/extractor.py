@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mfs.extractors.base import ExtractorUnavailable, OutputSpec, Windowing
+from mfs.extractors.base import ExtractorUnavailable, OutputSpec, Windowing, check_windows
 from mfs.extractors.hf.extractor import HFConfig, HFExtractor
 from mfs.extractors.hf.locate import ModelSource
 
@@ -45,12 +45,7 @@ class EncodecConfig(HFConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.window_seconds <= 0 or self.hop_seconds <= 0:
-            raise ValueError(f"window_seconds={self.window_seconds} and "
-                             f"hop_seconds={self.hop_seconds} must be positive")
-        if self.hop_seconds > self.window_seconds:
-            raise ValueError(f"hop_seconds={self.hop_seconds} > window_seconds="
-                             f"{self.window_seconds} would skip audio between windows")
+        check_windows(self.window_seconds, self.hop_seconds)
 
 
 class Encodec24kHz(HFExtractor):

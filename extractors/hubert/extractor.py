@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from mfs.extractors.base import ExtractorUnavailable, OutputSpec, Windowing
+from mfs.extractors.base import ExtractorUnavailable, OutputSpec, Windowing, check_windows
 from mfs.extractors.hf.extractor import HFConfig, HFExtractor
 from mfs.extractors.hf.locate import ModelSource
 
@@ -70,12 +70,7 @@ class HubertFamilyConfig(HFConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.window_seconds <= 0 or self.hop_seconds <= 0:
-            raise ValueError(f"window_seconds={self.window_seconds} and hop_seconds="
-                             f"{self.hop_seconds} must be positive")
-        if self.hop_seconds > self.window_seconds:
-            raise ValueError(f"hop_seconds={self.hop_seconds} > window_seconds="
-                             f"{self.window_seconds} would skip audio between windows")
+        check_windows(self.window_seconds, self.hop_seconds)
 
 
 class HubertFamily(HFExtractor):
