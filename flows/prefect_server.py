@@ -62,18 +62,26 @@ def start_temporary_server() -> str | None:
     return server.api_url
 
 
+# Loggers of a run's own steps: their INFO lines are for the Prefect UI; in a terminal the
+# CLI's progress bar and summary say the same once.
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+
 class _NoTracebacks(logging.Filter):
     """Drops error records and tracebacks from the terminal: the CLI prints the error as
-    one line. Prefect's API handler (the run's logs in Prefect) is a separate handler and
-    still gets them."""
+    one line; and the runs' INFO lines, which its progress bar already shows. Prefect's API
+    handler (the run's logs in Prefect) is a separate handler and still gets them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING and record.name.startswith(RUN_LOGGERS):
+            return False
         return record.levelno < logging.ERROR and not record.exc_info
 
 
 @contextmanager
 def quiet_console(enabled: bool = True) -> Iterator[None]:
-    """While the block runs, keep Prefect's errors and tracebacks off the terminal."""
+    """While the block runs, keep Prefect's errors, tracebacks and the runs' INFO lines
+    off the terminal."""
     handlers = [h for name in (None, "uvicorn", "fastapi")
                 for h in logging.getLogger(name).handlers
                 if isinstance(h, PrefectConsoleHandler)] if enabled else []

@@ -73,6 +73,7 @@ DEMO_EXTRACTORS = ["fma518", "musicnn-mtt"]
 def run_demo(store: Store, folder: Path) -> None:
     """Write the demo library, scan it, and extract features through the Prefect flow."""
     from mfs.flows.extract import displayed, extract_library
+    from mfs.flows.prefect_server import quiet_console
     from mfs.flows.scan import run_scan
 
     genres_dir, splits_dir = build_demo_library(folder)
@@ -84,7 +85,7 @@ def run_demo(store: Store, folder: Path) -> None:
     summary = run_scan(store, "demo", "gtzan", genres_dir, split_dir=splits_dir)
     console.print(f"demo: scanned {summary['tracks']} tracks into {store.root}")
     console.print(f"demo: extracting {', '.join(DEMO_EXTRACTORS)} (Prefect flow extract-library)")
-    with displayed(bar_progress):
+    with quiet_console(), displayed(bar_progress):
         result = extract_library("demo", DEMO_EXTRACTORS, store=str(store.root), rescan=False)
     for name, counts in result["extractors"].items():
         console.print(f"demo: {name}: {counts['ok']} tracks extracted, {counts['failed']} failed")
