@@ -1,4 +1,4 @@
-"""The Python API as a notebook uses it, on a small real store: six GTZAN excerpts with
+"""The Python API as a notebook uses it, on a small real store: four GTZAN excerpts with
 their published splits, fma518 and musicnn-msd extracted in this process. Every table the
 API returns must equal what `mfs export` / `mfs sql` write and print."""
 
@@ -26,9 +26,9 @@ from conftest import REPO, invoke, scan, shared
 from mfs import open_store
 from mfs.store import Store
 
-# train: rock ×2, hiphop ×2; test: hiphop.00000; no split: country.00008 (not in the lists)
-CLIPS = ("rock/rock.00000.flac", "rock/rock.00001.flac", "hiphop/hiphop.00002.flac",
-         "hiphop/hiphop.00003.flac", "hiphop/hiphop.00000.flac", "country/country.00008.flac")
+# train: rock, hiphop; test: hiphop.00000; no split: country.00008 (in none of the lists)
+CLIPS = ("rock/rock.00000.flac", "hiphop/hiphop.00002.flac", "hiphop/hiphop.00000.flac",
+         "country/country.00008.flac")
 HAS_MUSICNN = importlib.util.find_spec("musicnn") is not None
 EXTRACTORS = ["fma518", "musicnn-msd"] if HAS_MUSICNN else ["fma518"]
 FEATURES = ",".join(EXTRACTORS)
@@ -88,19 +88,20 @@ def test_labels_splits_and_ids_come_from_the_tracks(root: Path) -> None:
     tracks = s.sql("SELECT track_id, genre, split FROM tracks ORDER BY track_id")
     assert t.track_id.tolist() == tracks["track_id"].to_list()
     assert t.y.tolist() == tracks["genre"].to_list()
-    assert t.split.tolist() == [None, "test", "train", "train", "train", "train"]
-    assert t.track_id[-1] == "gtzan:rock.00001"
-    assert repr(t) == "TrainingData('gtzan': 6 tracks × 518 features, split 'official')"
+    assert t.split.tolist() == [None, "test", "train", "train"]
+    assert t.track_id[-1] == "gtzan:rock.00000"
+    assert repr(t) == "TrainingData('gtzan': 4 tracks × 518 features, split 'official')"
 
 
 def test_population_options_are_mfs_benchs(root: Path, tmp_path: Path) -> None:
     s = open_store(root)
-    t = s.training_table("gtzan", "fma518", genres="hiphop,rock",
-                         where="track_id <> 'gtzan:rock.00000'")
-    assert t.y.tolist() == ["hiphop"] * 3 + ["rock"]
+    t = s.training_table("gtzan", "fma518", "official", genres="hiphop,rock",
+                         where="track_id <> 'gtzan:hiphop.00000'")
+    assert t.y.tolist() == ["hiphop", "rock"]
     out = tmp_path / "pop.parquet"
-    code, _, err = invoke("export", "gtzan", "--features", "fma518", "--genres", "hiphop,rock",
-                          "--where", "track_id <> 'gtzan:rock.00000'", "--out", str(out),
+    code, _, err = invoke("export", "gtzan", "--features", "fma518", "--split", "official",
+                          "--genres", "hiphop,rock",
+                          "--where", "track_id <> 'gtzan:hiphop.00000'", "--out", str(out),
                           "--store", str(root))
     assert code == 0, err
     assert pl.read_parquet(out)["track_id"].to_list() == t.track_id.tolist()
@@ -161,11 +162,11 @@ def test_sql_is_mfs_sql(root: Path, tmp_path: Path) -> None:
     s = open_store(root)
     query = "SELECT genre, count(*) AS n FROM tracks GROUP BY genre ORDER BY genre"
     frame = s.sql(query)
-    assert frame.to_dicts() == [{"genre": "country", "n": 1}, {"genre": "hiphop", "n": 3},
-                                {"genre": "rock", "n": 2}]
+    assert frame.to_dicts() == [{"genre": "country", "n": 1}, {"genre": "hiphop", "n": 2},
+                                {"genre": "rock", "n": 1}]
     code, out, _ = invoke("sql", query, "--format", "json", "--store", str(root))
     assert code == 0 and json.loads(out) == frame.to_dicts()
-    assert s.sql("SELECT count(*) AS n FROM fma518", as_="arrow").to_pylist() == [{"n": 6}]
+    assert s.sql("SELECT count(*) AS n FROM fma518", as_="arrow").to_pylist() == [{"n": 4}]
     with pytest.raises(ValueError, match="COPY statements are refused"):
         s.sql(f"COPY tracks TO '{tmp_path / 'x.csv'}'")
     with pytest.raises(ValueError, match="reads only the store's files"):
