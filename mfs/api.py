@@ -1,12 +1,14 @@
 """The store from Python, for notebooks: the same tables the CLI prints and writes.
 
-    >>> from mfs import open_store
-    >>> s = open_store("data/store")
-    >>> t = s.training_table("gtzan", ["fma518", "musicnn-msd"], split="official")
-    >>> t.X, t.y, t.split, t.track_id, t.feature_names      # numpy arrays, list of names
-    >>> t.to_polars()                                        # or .to_pandas(), .to_arrow()
-    >>> s.features("musicnn-msd", library="gtzan")           # newest row per track, one config
-    >>> s.sql("SELECT genre, count(*) AS n FROM tracks GROUP BY genre")
+    from mfs import open_store
+    s = open_store("data/store")
+    t = s.training_table("gtzan", ["fma518", "musicnn-msd"], split="official")
+    t.X, t.y, t.split, t.track_id, t.feature_names      # numpy arrays, list of names
+    t.to_polars()                                        # or .to_pandas(), .to_arrow()
+    s.features("musicnn-msd", library="gtzan")           # newest row per track, one config
+    s.sql("SELECT genre, count(*) AS n FROM tracks GROUP BY genre")
+
+(README.md, "Read the store in a notebook", has the same as a doctest that the tests run.)
 
 Why not read the Parquet files directly: a glob over `features/<extractor>/` mixes every
 library and every config of the extractor, and a track extracted twice has two rows; the
@@ -29,10 +31,14 @@ from typing import TYPE_CHECKING, Literal
 from mfs.store import Store
 
 if TYPE_CHECKING:
+    import pandas
+    import polars
     import pyarrow as pa
 
     from mfs.analysis.export import TrainingData
     from mfs.analysis.selection import Selection
+
+    Frame = polars.DataFrame | polars.LazyFrame | pa.Table | pandas.DataFrame
 
 As = Literal["polars", "lazy", "arrow", "pandas"]
 FORMATS = ("polars", "lazy", "arrow", "pandas")
@@ -95,7 +101,7 @@ class StoreHandle:
         return training_data(self.store, library, _specs(features, split_specs), split, folds,
                              seed, population, require_label=labelled_only)
 
-    def features(self, spec: str, library: str | None = None, as_: As = "polars"):
+    def features(self, spec: str, library: str | None = None, as_: As = "polars") -> Frame:
         """One extractor config's stored rows: `track_id`, provenance (`config_hash`,
         `model_hash`, `created_at`, …) and the selected embedding columns as fixed-size
         lists, one row per track (the newest, as the views keep), sorted by track_id.
@@ -138,7 +144,7 @@ class StoreHandle:
         finally:
             con.close()
 
-    def sql(self, query: str, as_: As = "polars"):
+    def sql(self, query: str, as_: As = "polars") -> Frame:
         """`mfs sql`: read-only SQL over the store's views (tracks, the extractor views,
         features, leaderboard, runs, failures; store/SCHEMA.md); the last statement's
         result. Writing statements and files outside the store are refused in one line."""
@@ -171,7 +177,7 @@ def _check_as(as_: str) -> None:
         raise ValueError(f"as_={as_!r}: use one of {', '.join(FORMATS)}")
 
 
-def _convert(table: pa.Table, as_: As):
+def _convert(table: pa.Table, as_: As) -> Frame:
     if as_ == "arrow":
         return table
     if as_ == "pandas":
