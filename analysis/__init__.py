@@ -11,7 +11,10 @@ Modules, by job:
 - `preprocessing`, `models`, `predictors`: pruning/PCA, classifiers, concat/vote ensembles
 - `splits`, `metrics`, `results`, `benchmark`, `zero_shot`: protocols and scores
 - `population`: the label and track filters of a benchmark or export
-- `leaderboard`: the stored results; `export`, `report`/`plots`: outputs for people
+- `leaderboard`: the stored results; `export` (`training_data`: the exported table in
+  memory, which `mfs.api`'s `training_table` returns), `report`/`plots`: outputs for people
+
+For notebooks, `from mfs import open_store` (`mfs/api.py`) is the short way in.
 
 From Python, a population is a `Population` handed to `bench_configs`, `export` or
 `load_training_table` (the CLI's `--label/--subset/--genres/--exclude-genres/--where/

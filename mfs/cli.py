@@ -127,19 +127,10 @@ def sql_command(
 
     Example: mfs sql "SELECT genre, count(*) FROM tracks GROUP BY genre" --format csv
     """
-    import duckdb
+    from mfs.read_only_sql import run_read_only
 
-    from mfs.read_only_sql import connect_read_only, read_only_statements, sql_error
-
-    statements = read_only_statements(query)
-    con = connect_read_only(Store(store))
-    try:
-        for statement in statements:
-            result = con.execute(statement)
-        columns = [d[0] for d in result.description]
-        rows = result.fetchall()
-    except duckdb.Error as error:
-        raise sql_error(error) from None
+    columns, rows = run_read_only(Store(store), query, lambda result: (
+        list(result.columns), result.fetchall()))
     print_rows(columns, rows, fmt)
 
 

@@ -1,4 +1,4 @@
-"""Read-only SQL over the store, for `mfs sql`.
+"""Read-only SQL over the store, for `mfs sql` and the Python API's `sql` (`mfs.api`).
 
 `mfs sql` runs without the store's writer lock (readers never lock), so it must never
 write: a `COPY … TO` into `tracks/` empties a library, one with `OVERWRITE` over
@@ -14,6 +14,8 @@ write: a `COPY … TO` into `tracks/` empties a library, one with `OVERWRITE` ov
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 import duckdb
 
@@ -22,6 +24,7 @@ from mfs.store import Store
 READING = frozenset({duckdb.StatementType.SELECT})
 # EXPLAIN ANALYZE runs the statement it explains, so that statement is checked as well.
 _EXPLAIN = re.compile(r"\bexplain\s*(?:analy[sz]e\b|\([^)]*\))?", re.IGNORECASE)
+T = TypeVar("T")
 HINT = ("mfs sql only reads the store (write tables with mfs export, or print them with "
         "--format csv)")
 
@@ -35,6 +38,25 @@ def read_only_statements(query: str) -> list[duckdb.Statement]:
     for statement in statements:
         _check_reading(statement)
     return statements
+
+
+def run_read_only(store: Store, query: str, fetch: Callable[[duckdb.DuckDBPyRelation], T]
+                  ) -> T:
+    """Check `query`, run its statements on a read-only connection and return what `fetch`
+    takes from the last one's result (rows, an Arrow table); DuckDB errors as one line."""
+    statements = read_only_statements(query)
+    con = connect_read_only(store)
+    try:
+        for statement in statements[:-1]:
+            con.execute(statement)
+            con.abort()  # only the last statement's rows are returned
+        # A relation, not an execute() result: DuckDB hands a relation to Arrow without
+        # the extra copy it makes (and warns about) for a DB-API result.
+        return fetch(con.sql(statements[-1]))
+    except duckdb.Error as error:
+        raise sql_error(error) from None
+    finally:
+        con.close()
 
 
 def connect_read_only(store: Store) -> duckdb.DuckDBPyConnection:
