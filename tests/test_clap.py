@@ -14,13 +14,15 @@ import pytest
 import soundfile as sf
 import soxr
 import torch
-from conftest import run_mfs, shared
+from conftest import invoke, shared
 from hf_checks import bf16_cosines, forward, pooled_row, real_clip, windows_of
 from tiny_clap import save_clap
 from tiny_models import rename_weights_to_pth, tiny_hf_home, write_hf_cache
 
 from mfs.extractors import registry
 from mfs.extractors.clap.frontend import ClapFrontEnd, ClapSettings
+from mfs.flows.extract import run_extract
+from mfs.store import Store
 
 # An empty Hugging Face cache and no models root unless a test makes them.
 pytestmark = pytest.mark.usefixtures("hf_offline")
@@ -150,10 +152,13 @@ def test_text_embeddings_are_clap_models_own(saved: Path) -> None:
                                                         "model.safetensors"}
 
 
-def test_cli_extract_then_zero_shot_bench(tmp_path: Path) -> None:
-    """scan a 2-genre GTZAN folder of 3 clips, extract ast and clap-music, nothing left to do on a
-    re-run, then zero-shot genre through `mfs bench`: the leaderboard row has its CI and
-    the prompt table one row per genre (tiny random CLAP: the accuracy means nothing)."""
+def test_cli_extract_then_zero_shot_bench(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """scan a 2-genre GTZAN folder of 3 clips, extract ast and clap-music (the extract-library
+    recipe called directly: `mfs extract` through Prefect runs every registered extractor in
+    test_cli_extract.py), then zero-shot genre through `mfs bench`: the leaderboard row has
+    its CI and the prompt table one row per genre (tiny random CLAP: the accuracy means
+    nothing)."""
     genres = tmp_path / "gtzan" / "genres"
     clips = {"blues": ["blues.00000.flac", "blues.00001.flac"], "jazz": ["jazz.00000.flac"]}
     for genre, names in clips.items():
@@ -161,40 +166,36 @@ def test_cli_extract_then_zero_shot_bench(tmp_path: Path) -> None:
         for name in names:
             shutil.copy(shared("gtzan-excerpts/genres") / genre / name, genres / genre)
     store = str(tmp_path / "store")
-    env = {**tiny_hf_home(tmp_path / "hf"), "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
-    scan = run_mfs("scan", str(tmp_path / "gtzan"), "--kind", "gtzan", "--name", "g",
-                   "--store", store)
-    assert scan.returncode == 0, scan.stderr
-    args = ["extract", "g", "-e", "ast", "-e", "clap-music", "--store", store]
-    result = run_mfs(*args, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr
+    for key, value in tiny_hf_home(tmp_path / "hf").items():
+        monkeypatch.setenv(key, value)
+    code, _, err = invoke("scan", str(tmp_path / "gtzan"), "--kind", "gtzan", "--name", "g",
+                          "--store", store)
+    assert code == 0, err
+    counts = run_extract(Store(store), "g", ["ast", "clap-music"])["extractors"]
     for name in ("ast", "clap-music"):
-        assert f"{name}: 3 extracted, 0 failed" in result.stdout
-    query = run_mfs("sql", "SELECT len(c.audio_mean) AS clap, len(c.audio_unit_mean) AS unit, "
-                    "len(a.logits_max) AS logits, c.n_windows AS windows FROM clap_music c "
-                    "JOIN ast a USING (track_id) ORDER BY track_id", "--format", "json",
-                    "--store", store)
-    assert query.returncode == 0, query.stderr
-    rows = json.loads(query.stdout)
+        assert (counts[name]["ok"], counts[name]["failed"]) == (3, 0)
+    code, out, err = invoke(
+        "sql", "SELECT len(c.audio_mean) AS clap, len(c.audio_unit_mean) AS unit, "
+        "len(a.logits_max) AS logits, c.n_windows AS windows FROM clap_music c "
+        "JOIN ast a USING (track_id) ORDER BY track_id", "--format", "json", "--store", store)
+    assert code == 0, err
+    rows = json.loads(out)
     assert len(rows) == 3 and {(r["clap"], r["unit"], r["logits"]) for r in rows} == {
         (16, 16, 5)}
     assert all(r["windows"] == 2 for r in rows)  # 15-19 s: two 10 s windows each
-    again = run_mfs(*args, env=env)
-    assert again.returncode == 0 and "nothing missing" in again.stdout, again.stderr
 
-    bench = run_mfs("bench", "g", "--features", "clap-music", "--model", "zero-shot",
-                    "--store", store, env=env)
-    assert bench.returncode == 0, bench.stderr
-    board = run_mfs("sql", "SELECT model, accuracy_low, accuracy_high, n_test, n_features_in, "
-                    "model_params "
-                    "FROM leaderboard", "--format", "json", "--store", store)
-    [entry] = json.loads(board.stdout)
+    code, _, err = invoke("bench", "g", "--features", "clap-music", "--model", "zero-shot",
+                          "--store", store)
+    assert code == 0, err
+    code, out, _ = invoke("sql", "SELECT model, accuracy_low, accuracy_high, n_test, "
+                          "n_features_in, model_params FROM leaderboard", "--format", "json",
+                          "--store", store)
+    [entry] = json.loads(out)
     assert entry["model"] == "zero-shot" and entry["n_test"] == 3
     assert entry["n_features_in"] == 16  # audio_unit_mean alone
     assert 0 <= entry["accuracy_low"] <= entry["accuracy_high"] <= 1
     assert json.loads(entry["model_params"])["column"] == "audio_unit_mean"
-    prompts = run_mfs("sql", "SELECT genre, prompt, len(embedding) AS dim FROM prompts "
-                      "ORDER BY genre", "--format", "json", "--store", store)
-    assert json.loads(prompts.stdout) == [
+    code, out, _ = invoke("sql", "SELECT genre, prompt, len(embedding) AS dim FROM prompts "
+                          "ORDER BY genre", "--format", "json", "--store", store)
+    assert json.loads(out) == [
         {"genre": g, "prompt": f"This audio is a {g} song.", "dim": 16} for g in clips]

@@ -20,14 +20,11 @@ import numpy as np
 import pytest
 import torch
 from cnn_weights import cnn14_state, write_labels
-from conftest import invoke, run_mfs, write_audio
 
 from mfs.extractors.base import ExtractorUnavailable
 from mfs.extractors.panns.extractor import FRONT_ENDS, Cnn14Config, PannsCnn14
 from mfs.extractors.registry import create
 from mfs.extractors.vggish.extractor import VGGish, VGGishConfig
-from mfs.store import Store
-from mfs.store.views import view_name
 
 CPU = torch.device("cpu")
 
@@ -175,29 +172,3 @@ def test_misfitting_checkpoints_are_one_line(tmp_path: Path,
     with pytest.raises(ExtractorUnavailable, match=r"v\.pth: not a VGGish checkpoint: missing "
                        r"features\.0\.bias, .*wrong shapes: features\.0\.weight \(3,\)"):
         VGGish(VGGishConfig(pca=False, weights=str(tmp_path / "v.pth"))).load(CPU)
-
-
-def test_cli_extracts_both_from_a_models_tree(models_env: Path, tmp_path: Path) -> None:
-    """`mfs scan` + `mfs extract LIB -e panns-cnn14 -e vggish` with $MFS_MODELS: one row per
-    track, AudioSet's names on the probabilities; a 0.5 s track is embedded too."""
-    write_audio(tmp_path / "music" / "a.wav", seconds=2.0, rate=22050, freq=440)
-    write_audio(tmp_path / "music" / "b.wav", seconds=0.5, rate=44100, freq=880)
-    store = tmp_path / "store"
-    code, _, err = invoke("scan", str(tmp_path / "music"), "--kind", "folder", "--name", "lib",
-                          "--store", str(store))
-    assert code == 0, err
-    env = {"MFS_MODELS": str(models_env), "HOME": os.environ["HOME"],
-           "TORCH_HOME": os.environ["TORCH_HOME"], "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
-    result = run_mfs("extract", "lib", "-e", "panns-cnn14", "-e", "vggish", "--store",
-                     str(store), env=env, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "panns-cnn14: 2 extracted, 0 failed" in result.stdout
-    assert "vggish: 2 extracted, 0 failed" in result.stdout
-    con = Store(store).connect()
-    rows = con.execute(f'SELECT n_windows, len(embedding_mean), len(audioset_max) FROM '
-                       f'"{view_name("panns-cnn14")}" ORDER BY seconds').fetchall()
-    assert rows == [(1, 2048, 527), (1, 2048, 527)]
-    rows = con.execute(f'SELECT n_windows, len(embedding_mean), len(raw_std) FROM '
-                       f'"{view_name("vggish")}" ORDER BY seconds').fetchall()
-    assert rows == [(1, 128, 128), (3, 128, 128)]  # 0.5 s: one padded example; 2 s: 2 + end

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import run_mfs, shared
+from conftest import shared
 from tiny_encodec import save_encodec
-from tiny_models import rename_weights_to_pth, tiny_hf_home, write_hf_cache
+from tiny_models import rename_weights_to_pth, write_hf_cache
 
 from mfs.extractors.base import ExtractorUnavailable
 from mfs.extractors.encodec.extractor import Encodec24kHz, EncodecConfig
@@ -196,31 +196,3 @@ def test_bfloat16_is_close_to_float32(cached: Path, tmp_path: Path) -> None:
     a = np.concatenate([exact[c] for c in columns])
     b = np.concatenate([half[c] for c in columns])
     assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) >= 0.99
-
-
-def test_extract_from_the_cli_then_nothing_to_do(tmp_path: Path) -> None:
-    music = tmp_path / "music"
-    music.mkdir()
-    for genre in ("blues", "jazz"):
-        shutil.copy(clip(genre), music)
-    store = tmp_path / "store"
-    env = {**tiny_hf_home(tmp_path / "hf"), "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
-    scan = run_mfs("scan", str(music), "--kind", "folder", "--name", "lib", "--store",
-                   str(store))
-    assert scan.returncode == 0, scan.stderr
-    args = ("extract", "lib", "-e", "encodec-24khz", "--store", str(store))
-    result = run_mfs(*args, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "encodec-24khz: 2 extracted, 0 failed" in result.stdout
-    query = run_mfs("sql", "SELECT n_windows, len(latent_mean_mean) AS d1, "
-                    "len(latent_mean_std) AS d2, len(latent_std_mean) AS d3, precision "
-                    "FROM encodec_24khz", "--store", str(store), "--format", "json")
-    assert query.returncode == 0, query.stderr
-    stored = json.loads(query.stdout)
-    assert [(r["d1"], r["d2"], r["d3"], r["precision"]) for r in stored] == [
-        (DIM, DIM, DIM, "float32")] * 2
-    assert all(r["n_windows"] == 2 for r in stored)  # 15-19 s excerpts: 2 windows
-    again = run_mfs(*args, env=env)
-    assert again.returncode == 0, again.stderr
-    assert "encodec-24khz: 0 extracted" in again.stdout and "nothing missing" in again.stdout

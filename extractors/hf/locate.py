@@ -153,6 +153,6 @@ def find_model(source: ModelSource, model_path: str | None = None) -> FoundModel
                                    f"(expected a {source.hub_id} model folder)")
     raise ExtractorUnavailable(
         f"model {source.hub_id} not found offline (looked in {looked}); download it on a "
-        f"machine with network (`huggingface-cli download {source.hub_id}`) and copy the "
+        f"machine with network (`hf download {source.hub_id}`) and copy the "
         f"cache, set {MODELS_ENV}=/path/to/AI_models holding {source.folders[0]}/, or give "
         f"model_path=DIR in the extractor spec")
