@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def confusion_png(matrix: np.ndarray, labels: list[str], title: str, path: Path) -> Path:
@@ -47,8 +48,9 @@ def importance_png(shares: dict[str, float], title: str, path: Path, top: int = 
 
 def scores_png(names: list[str], scores: np.ndarray, lows: np.ndarray, highs: np.ndarray,
                path: Path, metric: str = "accuracy") -> Path:
-    """One row per entry, best on top: the score as a dot with its 95 % interval as a bar."""
-    order = np.argsort(scores)  # barh draws bottom-up, so the best ends on top
+    """One row per entry in the given order (best first) from the top: the score as a dot
+    with its 95 % interval as a bar."""
+    order = np.arange(len(names))[::-1]  # rows are drawn bottom-up
     scores, lows, highs = (100 * np.asarray(a, dtype=float)[order] for a in (scores, lows, highs))
     figure = Figure(figsize=(9, 1.0 + 0.26 * len(order)))
     axes = figure.add_subplot()
@@ -69,6 +71,7 @@ def layers_png(lines: dict[str, tuple[list[int], list[float], list[float], list[
         axes.plot(layers, 100 * np.asarray(scores), marker="o", markersize=3, label=name)
         axes.fill_between(layers, 100 * np.asarray(lows), 100 * np.asarray(highs), alpha=0.2)
     axes.set_xlabel("layer")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(f"{metric} % (95% CI)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7)

@@ -79,7 +79,7 @@ def _provenance(store: Store) -> str:
 
 
 def _summary(board: pd.DataFrame, out_dir: Path) -> str:
-    """Every entry's accuracy with its 95 % interval, best on top."""
+    """Every entry's accuracy with its 95 % interval, in the board's order (best first)."""
     if board.empty:
         return ""
     names = [f"#{n} {row.feature_set} · {row.model}" for n, row in enumerate(
