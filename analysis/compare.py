@@ -118,10 +118,12 @@ def compare_predictions(a: pd.DataFrame, b: pd.DataFrame, name_a: str = "A",
 def compare_rows(store: Store, key_a: str, key_b: str, library: str | None = None,
                  con: duckdb.DuckDBPyConnection | None = None) -> Comparison:
     """Compare two leaderboard rows named by id (or prefix) or feature set
-    (`leaderboard.find_row`), on the predictions of each row's own seed."""
+    (`leaderboard.find_row`; B's with A's model, split and seed where there is one), on
+    the predictions of each row's own seed."""
     con = con or store.connect()
     board = read_leaderboard(store, library, con=con)
-    row_a, row_b = find_row(board, key_a), find_row(board, key_b)
+    row_a = find_row(board, key_a)
+    row_b = find_row(board, key_b, like=row_a)
     if row_a["row_id"] == row_b["row_id"]:
         raise ValueError(f"{key_a!r} and {key_b!r} name the same leaderboard row")
     return compare_loaded(con, row_a, row_b)

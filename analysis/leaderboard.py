@@ -78,9 +78,10 @@ def spread_text(mean: float, std: float, seeds: int) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f} ({int(seeds)} seeds)"
 
 
-def find_row(board: pd.DataFrame, key: str) -> pd.Series:
+def find_row(board: pd.DataFrame, key: str, like: pd.Series | None = None) -> pd.Series:
     """The leaderboard row named by `key`: a row id or a unique prefix of one, else the
-    newest row whose feature set is `key`."""
+    newest row whose feature set is `key` — among those, one with the model, split and
+    seed of `like` first (the row it is to be paired with)."""
     ids = board["row_id"].fillna("")
     by_id = board[ids.str.startswith(key)] if key else board.iloc[:0]
     if len(by_id) > 1:
@@ -92,6 +93,11 @@ def find_row(board: pd.DataFrame, key: str) -> pd.Series:
     if by_features.empty:
         raise KeyError(f"no leaderboard row has id or feature set {key!r} (mfs leaderboard "
                        "lists them)")
+    if like is not None:
+        same = by_features[(by_features["model"] == like["model"])
+                           & (by_features["split"] == like["split"])
+                           & (by_features["seed"] == like["seed"])]
+        by_features = same if not same.empty else by_features
     return by_features.iloc[0]  # the board is newest first
 
 
