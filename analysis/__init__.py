@@ -11,6 +11,7 @@ Modules, by job:
 - `preprocessing`, `models`, `predictors`: pruning/PCA, classifiers, concat/vote ensembles
 - `splits`, `metrics`, `results`, `benchmark`, `zero_shot`: protocols and scores
 - `population`: the label and track filters of a benchmark or export
+- `leakage`: splits known to leak; `compare`: paired tests of two leaderboard rows
 - `leaderboard`: the stored results; `export`, `report`/`plots`: outputs for people
 
 From Python, a population is a `Population` handed to `bench_configs`, `export` or
