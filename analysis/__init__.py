@@ -11,6 +11,7 @@ Modules, by job:
 - `preprocessing`, `models`, `predictors`: pruning/PCA, classifiers, concat/vote ensembles
 - `splits`, `metrics`, `results`, `benchmark`, `zero_shot`: protocols and scores
 - `population`: the label and track filters of a benchmark or export
+- `leakage`: splits known to leak; `compare`: paired tests of two leaderboard rows
 - `leaderboard`: the stored results; `export` (`training_data`: the exported table in
   memory, which `mfs.api`'s `training_table` returns), `report`/`plots`: outputs for people
 

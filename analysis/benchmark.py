@@ -8,16 +8,24 @@ configuration, and appends one leaderboard row per configuration.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from mfs.analysis.leaderboard import append_results
+from mfs.analysis.leakage import known_leak
 from mfs.analysis.models import MODELS, check_class_weight, model_params
 from mfs.analysis.population import Population, check_genre_count
 from mfs.analysis.predictors import Predictor, Recipe
-from mfs.analysis.results import BenchmarkConfig, BenchmarkResult, score_folds
+from mfs.analysis.results import (
+    BenchmarkConfig,
+    BenchmarkResult,
+    merge_columns,
+    prediction_rows,
+    score_folds,
+)
 from mfs.analysis.selection import check_distinct_columns, expand_layer_sweeps, split_specs
-from mfs.analysis.splits import make_folds, resolve_split
+from mfs.analysis.splits import Fold, make_folds, resolve_split
 from mfs.analysis.training_table import Block, TrainingTable, load_training_table
 from mfs.analysis.zero_shot import ZERO_SHOT, evaluate_zero_shot
 from mfs.store import Store
@@ -47,6 +55,7 @@ def run_benchmarks(store: Store, configs: list[BenchmarkConfig],
     check_genre_count(table.genre, population, table.library)
     results = [evaluate_zero_shot(store, table, c, con) if c.model == ZERO_SHOT
                else evaluate(table, c) for c in configs]
+    results = [replace(r, leak=known_leak(store, con, table.library, r.split)) for r in results]
     if save:
         append_results(store, results)
     return results
@@ -57,13 +66,16 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
                   pca: float | None = None, split: str = "auto", folds: int = 5,
                   seed: int = 0, prompts: str | None = None,
                   population: Population | None = None,
-                  class_weight: str | None = None) -> list[BenchmarkConfig]:
+                  class_weight: str | None = None, seeds: int = 1,
+                  store: Store | None = None) -> list[BenchmarkConfig]:
     """Every (model, feature set, ensemble) combination; `a+b` sets are concatenated,
     voted, or both (`ensemble="both"`), single selections are just themselves; a layer
-    sweep (`x:layer=0..12`) is one feature set per layer. Every configuration shares
-    `population`; `class_weight` applies to each trained model (zero-shot trains nothing,
-    so its entries have none)."""
+    sweep (`x:layer=4-12`, or `x:layer=all` with `store`) is one feature set per layer.
+    Every configuration shares `population`; `class_weight` and `seeds` apply to each
+    trained model (zero-shot trains nothing, so its entries have neither)."""
     check_class_weight(class_weight)
+    if seeds < 1:
+        raise ValueError(f"--seeds {seeds}: repeat at least once")
     population = population or Population()
     modes = {"concat": ("concat",), "vote": ("vote",), "both": ("concat", "vote")}
     if ensemble not in modes:
@@ -81,51 +93,83 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
                          f"--features {voted[0].replace('|', '+')!r} --ensemble vote")
     configs = []
     for model in models:
-        for text in expand_layer_sweeps(feature_sets):
+        for text in expand_layer_sweeps(feature_sets, store):
             specs = tuple(split_specs(text, "+"))
             for mode in modes[ensemble] if len(specs) > 1 else ("concat",):
                 configs.append(BenchmarkConfig(
                     library, specs, model, mode, prune, pca, split, folds, seed, prompts,
-                    population, None if model == ZERO_SHOT else class_weight))
+                    population, None if model == ZERO_SHOT else class_weight,
+                    1 if model == ZERO_SHOT else seeds))
     return configs
 
 
 def evaluate(table: TrainingTable, config: BenchmarkConfig) -> BenchmarkResult:
-    """Fit and score `config` on every fold of its split."""
+    """Fit and score `config` on every fold of its split, once per seed (`config.seeds`):
+    the first seed gives the scores and interval, every seed its own scores for the spread,
+    and every test prediction is kept for paired comparisons (`analysis/compare.py`)."""
     started = time.perf_counter()
     genres = table.genre.astype(str)
     labels = sorted(set(genres))
     y = np.searchsorted(labels, genres)
     split = resolve_split(config.split, table.split)
-    # Folds stratify on the names (the same folds as on y), so errors name the genre.
-    folds = make_folds(split, genres, table.split, table.artist, config.seed, config.folds)
     blocks = [table.block(spec) for spec in config.features]
     check_distinct_columns([block.selection for block in blocks])
-    recipe = Recipe(config.model, config.ensemble, config.prune, config.pca, config.seed,
-                    config.class_weight)
-    truths, predictions, shares, used = [], [], [], []
-    for fold in folds:
-        predictor = Predictor(recipe, blocks, table.feature_names)
-        predictor.fit(table.X, fold.train, y[fold.train], len(labels))
-        truths.append(y[fold.test])
-        predictions.append(predictor.predict(table.X, fold.test))
-        shares.append(predictor.gain_shares())
-        used.append(predictor.n_features_used())
-    importance = _mean_shares(shares)
+    runs = [_run_seed(table, config, blocks, genres, y, len(labels), split, seed)
+            for seed in range(config.seed, config.seed + config.seeds)]
+    first = runs[0]
+    scored = score_folds(first.truths, first.predictions, labels, config.seed)
+    seed_scores = [{"seed": config.seed, **scored["scores"]}] + [
+        {"seed": run.seed, **score_folds(run.truths, run.predictions, labels, run.seed)["scores"]}
+        for run in runs[1:]]
+    importance = _mean_shares(first.shares)
     return BenchmarkResult(
         config=config, split=split, labels=labels,
         selections=[b.selection.describe() for b in blocks],
-        n_tracks=len(y), n_train=int(np.mean([len(f.train) for f in folds])),
-        n_test=int(np.mean([len(f.test) for f in folds])),
+        n_tracks=len(y), n_train=int(np.mean([len(f.train) for f in first.folds])),
+        n_test=int(np.mean([len(f.test) for f in first.folds])),
         n_features_in=sum(b.stop - b.start for b in blocks),
-        n_features_used=int(round(np.mean(used))),
-        **score_folds(truths, predictions, labels, config.seed),
+        n_features_used=int(round(np.mean(first.used))),
+        **scored,
         dropped=table.dropped, duration_s=time.perf_counter() - started,
         model_params=model_params(config.model, config.seed, config.class_weight),
         importance=dict(list(importance.items())[:TOP_FEATURES]),
         importance_by_selection=_by_selection(importance, table, blocks),
         population=table.population,
+        predictions=merge_columns([prediction_rows(
+            table.track_ids, labels, run.truths, run.predictions,
+            [f.test for f in run.folds], [f.name for f in run.folds], run.seed) for run in runs]),
+        seed_scores=seed_scores,
     )
+
+
+@dataclass
+class _SeedRun:
+    """One seed's folds and what was fitted and predicted on them."""
+
+    seed: int
+    folds: list[Fold]
+    truths: list[np.ndarray] = field(default_factory=list)
+    predictions: list[np.ndarray] = field(default_factory=list)
+    shares: list[dict[str, float]] = field(default_factory=list)
+    used: list[int] = field(default_factory=list)
+
+
+def _run_seed(table: TrainingTable, config: BenchmarkConfig, blocks: list[Block],
+              genres: np.ndarray, y: np.ndarray, n_labels: int, split: str,
+              seed: int) -> _SeedRun:
+    # Folds stratify on the names (the same folds as on y), so errors name the genre.
+    run = _SeedRun(seed, make_folds(split, genres, table.split, table.artist, seed,
+                                    config.folds))
+    recipe = Recipe(config.model, config.ensemble, config.prune, config.pca, seed,
+                    config.class_weight)
+    for fold in run.folds:
+        predictor = Predictor(recipe, blocks, table.feature_names)
+        predictor.fit(table.X, fold.train, y[fold.train], n_labels)
+        run.truths.append(y[fold.test])
+        run.predictions.append(predictor.predict(table.X, fold.test))
+        run.shares.append(predictor.gain_shares())
+        run.used.append(predictor.n_features_used())
+    return run
 
 
 def _mean_shares(per_fold: list[dict[str, float]]) -> dict[str, float]:

@@ -8,6 +8,7 @@ and library versions, so rerunning `command` on the same store gives the same nu
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from mfs.analysis.sqlfiles import sql_text
 from mfs.store import Store
 from mfs.store.provenance import library_versions
 from mfs.store.runs import Run, recorded
-from mfs.store.schema import LEADERBOARD
+from mfs.store.schema import LEADERBOARD, PREDICTIONS
 
 if TYPE_CHECKING:
     import duckdb
@@ -33,8 +34,17 @@ def append_results(store: Store, results: list[BenchmarkResult]) -> str:
               sorted({s["extractor"] for r in results for s in r.selections}))
     rows = [_row(result, run.run_id, run.started_at) for result in results]
     table = pa.Table.from_pylist(rows, schema=LEADERBOARD)
+    predictions = pa.concat_tables(
+        [pa.table(result.predictions | {"row_id": [row["row_id"]] * len(
+            result.predictions["track_id"])}).select(PREDICTIONS.names).cast(PREDICTIONS)
+         for row, result in zip(rows, results, strict=True) if result.predictions]
+        or [PREDICTIONS.empty_table()])
     run.counts["entries"] = len(rows)
     with store.writing("benchmark") as writer, recorded(writer, run):
+        # Predictions first: a run killed between the two leaves predictions no row names
+        # (never read), not a row whose predictions are missing.
+        if predictions.num_rows:
+            writer.append_predictions(predictions)
         writer.append_leaderboard(table)
     return run.run_id
 
@@ -58,6 +68,37 @@ def row_interval(row, metric: str) -> str:
     """`interval_text` of a leaderboard row's `metric` and its `_low`/`_high` columns."""
     return interval_text(getattr(row, metric), getattr(row, f"{metric}_low"),
                          getattr(row, f"{metric}_high"))
+
+
+def spread_text(mean: float, std: float, seeds: int) -> str:
+    """Mean ± standard deviation over seeds in percent, e.g. "80.9 ± 1.2 (5 seeds)"; empty
+    for a single seed (or a row made before repeats existed)."""
+    if pd.isna(seeds) or seeds <= 1:
+        return ""
+    return f"{100 * mean:.1f} ± {100 * std:.1f} ({int(seeds)} seeds)"
+
+
+def find_row(board: pd.DataFrame, key: str, like: pd.Series | None = None) -> pd.Series:
+    """The leaderboard row named by `key`: a row id or a unique prefix of one, else the
+    newest row whose feature set is `key` — among those, one with the model, split and
+    seed of `like` first (the row it is to be paired with)."""
+    ids = board["row_id"].fillna("")
+    by_id = board[ids.str.startswith(key)] if key else board.iloc[:0]
+    if len(by_id) > 1:
+        raise KeyError(f"row id prefix {key!r} names {len(by_id)} leaderboard rows; give more "
+                       "of it")
+    if len(by_id) == 1:
+        return by_id.iloc[0]
+    by_features = board[board["feature_set"] == key]
+    if by_features.empty:
+        raise KeyError(f"no leaderboard row has id or feature set {key!r} (mfs leaderboard "
+                       "lists them)")
+    if like is not None:
+        same = by_features[(by_features["model"] == like["model"])
+                           & (by_features["split"] == like["split"])
+                           & (by_features["seed"] == like["seed"])]
+        by_features = same if not same.empty else by_features
+    return by_features.iloc[0]  # the board is newest first
 
 
 def optional_number(value: float | None) -> str:
@@ -86,6 +127,11 @@ def _row(result: BenchmarkResult, run_id: str, created_at: datetime) -> dict:
         "command": replace(config, split=result.split).command(),
         "versions": library_versions(),
         "duration_s": result.duration_s,
+        "row_id": uuid.uuid4().hex, "seeds": config.seeds,
+        "seed_scores": json.dumps(result.seed_scores),
+        "accuracy_seed_mean": result.seed_spread("accuracy")[0],
+        "accuracy_seed_std": result.seed_spread("accuracy")[1],
+        "leak": result.leak,
     }
     for metric, value in result.scores.items():
         low, high = result.intervals[metric]

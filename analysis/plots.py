@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def confusion_png(matrix: np.ndarray, labels: list[str], title: str, path: Path) -> Path:
@@ -42,6 +43,38 @@ def importance_png(shares: dict[str, float], title: str, path: Path, top: int = 
     axes.tick_params(axis="y", labelsize=7)
     axes.set_xlabel("share of total XGBoost gain")
     axes.set_title(title, fontsize=9)
+    return _save(figure, path)
+
+
+def scores_png(names: list[str], scores: np.ndarray, lows: np.ndarray, highs: np.ndarray,
+               path: Path, metric: str = "accuracy") -> Path:
+    """One row per entry in the given order (best first) from the top: the score as a dot
+    with its 95 % interval as a bar."""
+    order = np.arange(len(names))[::-1]  # rows are drawn bottom-up
+    scores, lows, highs = (100 * np.asarray(a, dtype=float)[order] for a in (scores, lows, highs))
+    figure = Figure(figsize=(9, 1.0 + 0.26 * len(order)))
+    axes = figure.add_subplot()
+    axes.errorbar(scores, np.arange(len(order)), xerr=[scores - lows, highs - scores],
+                  fmt="o", color="#4a7ab5", ecolor="#9ab", capsize=2, markersize=4)
+    axes.set_yticks(range(len(order)), [names[i] for i in order], fontsize=7)
+    axes.set_xlabel(f"{metric} % (95% CI)")
+    axes.grid(axis="x", alpha=0.3)
+    return _save(figure, path)
+
+
+def layers_png(lines: dict[str, tuple[list[int], list[float], list[float], list[float]]],
+               path: Path, metric: str = "accuracy") -> Path:
+    """Score against layer, one line per (model, extractor) with its 95 % interval as a band."""
+    figure = Figure(figsize=(8, 4.2))
+    axes = figure.add_subplot()
+    for name, (layers, scores, lows, highs) in lines.items():
+        axes.plot(layers, 100 * np.asarray(scores), marker="o", markersize=3, label=name)
+        axes.fill_between(layers, 100 * np.asarray(lows), 100 * np.asarray(highs), alpha=0.2)
+    axes.set_xlabel("layer")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel(f"{metric} % (95% CI)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
     return _save(figure, path)
 
 

@@ -1,5 +1,8 @@
-"""A self-contained HTML report of a library: leaderboard, confusion matrices, feature
-importance, per-extractor statistics, and the command and versions behind every number.
+"""A self-contained HTML report of a library: a summary chart of every entry's score and
+interval, accuracy against layer for layer sweeps, paired comparisons of the best entries,
+the leaderboard, confusion matrices and feature importance (each entry collapsed in its own
+<details>, so the page stays short), per-extractor statistics, and the command and versions
+behind every number.
 
 Leaderboard rows come from the store (newest row per distinct command, since a command
 reproduces its numbers); statistics are computed fresh. Figures are PNGs beside the page.
@@ -17,9 +20,15 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from mfs.analysis.leaderboard import optional_number, read_leaderboard, row_interval
-from mfs.analysis.plots import confusion_png, importance_png
-from mfs.analysis.selection import stored_configs
+from mfs.analysis.compare import compare_loaded
+from mfs.analysis.leaderboard import (
+    optional_number,
+    read_leaderboard,
+    row_interval,
+    spread_text,
+)
+from mfs.analysis.plots import confusion_png, importance_png, layers_png, scores_png
+from mfs.analysis.selection import parse_spec, stored_configs
 from mfs.analysis.stats import feature_stats, summarise
 from mfs.store import Store
 from mfs.store.atomic import write_bytes_atomic
@@ -29,6 +38,7 @@ if TYPE_CHECKING:
     import duckdb
 
 MAX_ENTRIES = 30
+COMPARED = 4  # the best entry is compared with the next COMPARED - 1
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1150px; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
@@ -37,6 +47,8 @@ th { background: #eef; } td.text, th.text { text-align: left; }
 code, pre { background: #f5f5f5; font-size: 12px; white-space: pre-wrap; word-break: break-all; }
 .entry { border-top: 2px solid #99b; margin-top: 2em; padding-top: 0.5em; }
 .figures img { max-width: 540px; vertical-align: top; margin-right: 1em; }
+img.wide { max-width: 100%; }
+details > summary { cursor: pointer; font-weight: bold; margin: 0.3em 0; }
 """
 
 
@@ -48,10 +60,12 @@ def write_report(store: Store, library: str, out_dir: Path) -> Path:
     board = read_leaderboard(store, library, latest=True, con=con).sort_values(
         ["accuracy", "feature_set"], ascending=[False, True], ignore_index=True)
     parts = [f"<h1>Genre benchmarks: {escape(library)}</h1>", _provenance(store),
+             _summary(board, out_dir), _layers(board, out_dir), _comparisons(board, con),
              "<h2>Leaderboard</h2>", _leaderboard_table(board)]
     for number, row in enumerate(board.head(MAX_ENTRIES).itertuples(index=False), start=1):
         parts.append(_entry(row, number, out_dir))
-    parts += ["<h2>Per-extractor statistics</h2>", _statistics(store, library, con)]
+    parts += ["<details><summary>Per-extractor statistics</summary>",
+              _statistics(store, library, con), "</details>"]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>mfs report: "
             f"{escape(library)}</title><style>{STYLE}</style></head><body>"
             + "\n".join(parts) + "</body></html>")
@@ -64,13 +78,67 @@ def _provenance(store: Store) -> str:
             f"</code>; versions <code>{escape(library_versions())}</code>.</p>")
 
 
+def _summary(board: pd.DataFrame, out_dir: Path) -> str:
+    """Every entry's accuracy with its 95 % interval, in the board's order (best first)."""
+    if board.empty:
+        return ""
+    names = [f"#{n} {row.feature_set} · {row.model}" for n, row in enumerate(
+        board.itertuples(index=False), start=1)]
+    chart = scores_png(names, board["accuracy"].to_numpy(), board["accuracy_low"].to_numpy(),
+                       board["accuracy_high"].to_numpy(), out_dir / "img" / "summary.png")
+    return (f"<h2>Summary</h2><img class=wide alt='accuracy of every entry with its 95% CI' "
+            f"src='{chart.relative_to(out_dir)}'>")
+
+
+def _layers(board: pd.DataFrame, out_dir: Path) -> str:
+    """Accuracy against layer, one line per model and extractor (config and the rest of the
+    selection), for entries that select one layer (`x:layer=N`); none below two layers."""
+    lines: dict[str, dict[int, tuple[float, float, float]]] = {}
+    for row in board.itertuples(index=False):
+        if len(row.features) != 1:
+            continue
+        extractor, config_hash, column = parse_spec(row.features[0])
+        if column is None or not column.startswith("layer=") or not column[6:].isdigit():
+            continue
+        name = f"{row.model} · {extractor}" + (f"@{config_hash}" if config_hash else "")
+        # The board holds the newest row per command first: keep that one per layer.
+        lines.setdefault(name, {}).setdefault(
+            int(column[6:]), (row.accuracy, row.accuracy_low, row.accuracy_high))
+    series = {name: (sorted(points), *(list(v) for v in zip(
+        *(points[k] for k in sorted(points)), strict=True)))
+              for name, points in lines.items() if len(points) > 1}
+    if not series:
+        return ""
+    chart = layers_png(series, out_dir / "img" / "layers.png")
+    return (f"<h2>Accuracy by layer</h2><img class=wide alt='accuracy against layer' "
+            f"src='{chart.relative_to(out_dir)}'>")
+
+
+def _comparisons(board: pd.DataFrame, con: duckdb.DuckDBPyConnection) -> str:
+    """The best entry against the next few, paired on the same test tracks."""
+    if len(board) < 2:
+        return ""
+    best, rows = board.iloc[0], []
+    for number in range(2, min(COMPARED, len(board)) + 1):
+        other = board.iloc[number - 1]
+        try:
+            verdict = compare_loaded(con, best, other).verdict()
+        except ValueError as error:  # other tracks, or made before predictions were kept
+            verdict = f"not compared: {error}"
+        rows.append(f"<tr><td>#1 vs #{number}</td><td class=text>{escape(verdict)}</td></tr>")
+    return ("<h2>Is the best entry better than the next?</h2><p>McNemar exact test and "
+            "paired bootstrap over the same test tracks (<code>mfs compare</code>).</p>"
+            f"<table>{''.join(rows)}</table>")
+
+
 def _leaderboard_table(board: pd.DataFrame) -> str:
     if board.empty:
         return "<p>No benchmark results for this library yet (run <code>mfs bench</code>).</p>"
     header = ("<tr><th>#</th><th class=text>features</th><th class=text>model</th>"
               "<th class=text>split</th><th>seed</th><th>prune</th><th>pca</th>"
               "<th>train/test</th><th>dims in→used</th><th>accuracy % [95% CI]</th>"
-              "<th>balanced acc. %</th><th>macro-F1 %</th></tr>")
+              "<th>balanced acc. %</th><th>macro-F1 %</th><th>accuracy over seeds</th>"
+              "<th class=text>id</th></tr>")
     rows = []
     for number, row in enumerate(board.itertuples(index=False), start=1):
         link = (f"<a href='#entry{number}'>{number}</a>" if number <= MAX_ENTRIES
@@ -79,12 +147,16 @@ def _leaderboard_table(board: pd.DataFrame) -> str:
             f"<tr><td>{link}</td><td class=text>{escape(row.feature_set)}</td>"
             f"<td class=text>{escape(row.model)}</td>"
             f"<td class=text>{escape(row.split)} ({row.folds} fold{'s' * (row.folds > 1)})"
-            f"</td><td>{row.seed}</td><td>{optional_number(row.prune)}</td>"
+            + (f" <b title='{escape(row.leak)}'>leaks</b>" if isinstance(row.leak, str) else "")
+            + f"</td><td>{row.seed}</td><td>{optional_number(row.prune)}</td>"
             f"<td>{optional_number(row.pca)}</td><td>{row.n_train}/{row.n_test}</td>"
             f"<td>{row.n_features_in}→{row.n_features_used}</td>"
             f"<td>{row_interval(row, 'accuracy')}</td>"
             f"<td>{row_interval(row, 'balanced_accuracy')}</td>"
-            f"<td>{row_interval(row, 'macro_f1')}</td></tr>")
+            f"<td>{row_interval(row, 'macro_f1')}</td>"
+            f"<td>{spread_text(row.accuracy_seed_mean, row.accuracy_seed_std, row.seeds)}</td>"
+            f"<td class=text>{escape(row.row_id[:8] if isinstance(row.row_id, str) else '')}"
+            "</td></tr>")
     return f"<table>{header}{''.join(rows)}</table>"
 
 
@@ -104,8 +176,10 @@ def _entry(row, number: int, out_dir: Path) -> str:
         for g, v in per_genre.items())
     by_selection = ", ".join(f"{escape(k)}: {100 * v:.1f}%"
                              for k, v in json.loads(row.importance_by_selection).items())
+    leak = (f"<p><b>Warning:</b> {escape(row.leak)}</p>" if isinstance(row.leak, str) else "")
     return (
-        f"<div class=entry id='entry{number}'><h3>{escape(title)}</h3>"
+        f"<details class=entry id='entry{number}'><summary>{escape(title)} · "
+        f"{row_interval(row, 'accuracy')}</summary>{leak}"
         f"<p>Command: <code>{escape(row.command)}</code><br>Intervals: "
         f"{escape(row.ci_method)}. Run {escape(row.run_id)} at {row.created_at}.</p>"
         + _population(getattr(row, "population", None)) +
@@ -117,7 +191,7 @@ def _entry(row, number: int, out_dir: Path) -> str:
         f"<pre>{escape(json.dumps(json.loads(row.config), indent=1))}\n"
         f"{escape(row.selections)}\nmodel: {escape(row.model_params)}\n"
         f"dropped: {escape(row.dropped)}\nversions: {escape(row.versions)}</pre></details>"
-        "</div>")
+        "</details>")
 
 
 def _population(text: str | None) -> str:

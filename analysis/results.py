@@ -31,7 +31,8 @@ class BenchmarkConfig:
     `prompts` is the prompt template of a zero-shot entry (`{genre}` filled in; None:
     `analysis.prompts.DEFAULT_TEMPLATE`); `population` the label and track filters;
     `class_weight="balanced"` weighs each training track by the inverse of its genre's
-    frequency."""
+    frequency; `seeds` repeats training (and k-fold shuffles) with seeds `seed` …
+    `seed + seeds - 1`, whose spread is reported beside the first seed's interval."""
 
     library: str
     features: tuple[str, ...]
@@ -45,6 +46,7 @@ class BenchmarkConfig:
     prompts: str | None = None
     population: Population = Population()
     class_weight: str | None = None
+    seeds: int = 1
 
     @property
     def feature_set(self) -> str:
@@ -52,10 +54,12 @@ class BenchmarkConfig:
         return ("|" if self.ensemble == "vote" else "+").join(self.features)
 
     def to_json(self) -> str:
-        """The settings as JSON; population and class weight only when set, so entries
-        made before they existed keep their JSON."""
+        """The settings as JSON; population, class weight and repeats only when set, so
+        entries made before they existed keep their JSON."""
         settings = asdict(self)
         settings["population"] = self.population.settings()
+        if self.seeds == 1:
+            del settings["seeds"]
         for key in ("population", "class_weight"):
             if not settings[key]:
                 del settings[key]
@@ -77,6 +81,8 @@ class BenchmarkConfig:
             args += ["--prompts", self.prompts]
         if self.class_weight is not None:
             args += ["--class-weight", self.class_weight]
+        if self.seeds > 1:
+            args += ["--seeds", str(self.seeds)]
         return shlex.join(args + self.population.arguments())
 
 
@@ -103,6 +109,36 @@ class BenchmarkResult:
     importance: dict[str, float] = field(default_factory=dict)
     importance_by_selection: dict[str, float] = field(default_factory=dict)
     population: dict = field(default_factory=dict)
+    # Per test track of every seed: track_id, truth, predicted (label names), fold, seed.
+    predictions: dict[str, list] = field(default_factory=dict)
+    # The three metrics per seed (one entry unless `config.seeds` > 1).
+    seed_scores: list[dict] = field(default_factory=list)
+    leak: str | None = None  # one line when the split is known to leak (analysis/leakage.py)
+
+    def seed_spread(self, metric: str) -> tuple[float, float]:
+        """Mean and standard deviation (ddof=1; 0 with one seed) of `metric` over seeds."""
+        values = np.array([s[metric] for s in self.seed_scores] or [self.scores[metric]])
+        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def prediction_rows(track_ids: np.ndarray, labels: list[str], truths: list[np.ndarray],
+                    predictions: list[np.ndarray], tests: list[np.ndarray],
+                    fold_names: list[str], seed: int) -> dict[str, list]:
+    """Columns of the `predictions` table for one seed's folds (label indices → names)."""
+    names = np.asarray(labels, dtype=object)
+    return {
+        "track_id": [str(t) for test in tests for t in track_ids[test]],
+        "truth": [str(g) for t in truths for g in names[t]],
+        "predicted": [str(g) for p in predictions for g in names[p]],
+        "fold": [name for name, test in zip(fold_names, tests, strict=True)
+                 for _ in range(len(test))],
+        "seed": [seed] * sum(len(test) for test in tests),
+    }
+
+
+def merge_columns(parts: list[dict[str, list]]) -> dict[str, list]:
+    """Column-wise concatenation of `prediction_rows` of several seeds."""
+    return {key: [v for part in parts for v in part[key]] for key in parts[0]} if parts else {}
 
 
 def score_folds(truths: list[np.ndarray], predictions: list[np.ndarray], labels: list[str],

@@ -1,8 +1,8 @@
 """Which stored features an analysis uses: `extractor[@config_hash][:column]` specs.
 
 `column` is an embedding column (`tags_mean`), a glob over them (`tags_*`) or a layer
-(`layer=7` picks every `<output>_l07_<stat>` column; `layer=0..12` in `mfs bench` is a sweep,
-one feature set per layer, `expand_layer_sweeps`). Without it, every embedding column of
+(`layer=7` picks every `<output>_l07_<stat>` column; `layer=4-12` or `layer=all` in `mfs bench`
+is a sweep, one feature set per layer, `expand_layer_sweeps`). Without it, every embedding column of
 the extractor is used. Without `@config_hash`, the extractor must have exactly one stored
 config for the library, so a benchmark never silently mixes or picks between configs.
 """
@@ -78,14 +78,15 @@ def split_specs(text: str, separator: str = ",") -> list[str]:
     return [part.strip() for part in text.split(separator) if part.strip()]
 
 
-_SWEEP = re.compile(r"layer=(\d+)\.\.(\d+)")
+_SWEEP = re.compile(r"layer=(?:(\d+)-(\d+)|all)(?=$|\+)")
 
 
-def expand_layer_sweeps(feature_sets: list[str]) -> list[str]:
-    """Feature sets with a layer sweep `x:layer=A..B` expanded into one set per layer,
-    `x:layer=A` … `x:layer=B` (in a `+` join the other selections stay as they are), so one
-    `mfs bench` compares every layer of a model on the same tracks and folds. One sweep per
-    set: two would be their product, rarely what is meant, so it is refused."""
+def expand_layer_sweeps(feature_sets: list[str], store: Store | None = None) -> list[str]:
+    """Feature sets with a layer sweep `x:layer=A-B` (or `x:layer=all`: every layer the
+    store holds for x) expanded into one set per layer, `x:layer=A` … `x:layer=B` (in a `+`
+    join the other selections stay as they are), so one `mfs bench` compares every layer
+    of a model on the same tracks and folds. `layer=all` needs `store`. One sweep per set:
+    two would be their product, rarely what is meant, so it is refused."""
     expanded = []
     for text in feature_sets:
         sweeps = list(_SWEEP.finditer(text))
@@ -96,12 +97,30 @@ def expand_layer_sweeps(feature_sets: list[str]) -> list[str]:
             raise ValueError(f"--features {text!r} sweeps layers twice; sweep one "
                              "selection per feature set")
         sweep = sweeps[0]
-        first, last = int(sweep[1]), int(sweep[2])
-        if last < first:
-            raise ValueError(f"--features {text!r}: layer range {sweep[0]!r} is empty")
+        if sweep[1] is None:
+            spec = text[:sweep.start()].rpartition("+")[2].rstrip(":")
+            layers = stored_layers(store, spec) if store is not None else []
+            if not layers:
+                raise ValueError(f"--features {text!r}: {spec!r} has no stored layers "
+                                 "(layer=all sweeps the layers of an extractor that has them)")
+        else:
+            first, last = int(sweep[1]), int(sweep[2])
+            if last < first:
+                raise ValueError(f"--features {text!r}: layer range {sweep[0]!r} is empty")
+            layers = list(range(first, last + 1))
         expanded += [f"{text[:sweep.start()]}layer={layer}{text[sweep.end():]}"
-                     for layer in range(first, last + 1)]
+                     for layer in layers]
     return list(dict.fromkeys(expanded))  # a layer also named on its own is run once
+
+
+def stored_layers(store: Store, spec: str) -> list[int]:
+    """The layer numbers stored for `extractor[@config_hash]`, from the Parquet footers of
+    its config folders (every config when none is named; `resolve` later insists on one)."""
+    extractor, config_hash, _ = parse_spec(spec)
+    folders = sorted((store.features_dir / extractor).glob(config_hash or "*"))
+    layers = {parse_column(column).layer for folder in folders
+              for column in stored_layout(store, extractor, folder.name)[0]}
+    return sorted(layers - {None})
 
 
 def resolve(store: Store, con: duckdb.DuckDBPyConnection, spec: str,

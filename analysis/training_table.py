@@ -118,15 +118,12 @@ def load_training_table(store: Store, library: str, specs: list[str],
         "track_id": keys.column("track_id"),
         "row_idx": pa.array(np.arange(keys.num_rows, dtype=np.int64))}))
     X = np.empty((keys.num_rows, sum(s.dim for s in selections)), dtype=np.float32)
-    incomplete = np.zeros(keys.num_rows, dtype=bool)
-    blocks, start, non_finite = [], 0, 0
-    for selection in selections:
-        lacking, bad = _fill_block(con, selection, X, start)
+    lacking_rows, non_finite = _fill_blocks(con, selections, X)
+    blocks, start = [], 0
+    for selection, lacking in zip(selections, lacking_rows, strict=True):
         dropped[f"missing {selection.spec}"] += int(lacking.sum())
         if lacking.any():
             funnel.drop(f"missing {selection.spec}", ~_full_mask(lacking, rows, len(labels)))
-        incomplete |= lacking
-        non_finite += bad
         blocks.append(Block(selection, start, start + selection.dim))
         start += selection.dim
     if population.min_per_genre:
@@ -167,20 +164,32 @@ def _library_tracks(con, library: str, selections: list[Selection],
     """All tracks of the library with labels and one `has_<i>` flag per selection.
 
     The flags look at keys only: testing the vector columns for NULL here would read every
-    vector once more (3 s per 100k × 1024 column); `_fill_block` finds those instead.
+    vector once more (3 s per 100k × 1024 column); `_fill_blocks` finds those instead.
     """
+    first = _first_of_config(selections)
     has = "".join(
         f", t.track_id IN (SELECT track_id FROM {ident(s.view)} WHERE config_hash = $h{i}) "
-        f"AS has_{i}" for i, s in enumerate(selections))
-    params = {"library": library} | {f"h{i}": s.config_hash for i, s in enumerate(selections)}
+        f"AS has_{i}" for i, s in enumerate(selections) if first[i] == i)
+    params = {"library": library} | {f"h{i}": s.config_hash for i, s in enumerate(selections)
+                                     if first[i] == i}
     # genre_levels only when a level is the label: a store scanned before it has none.
     levels = ", t.genre_levels" if population.level is not None else ""
     if levels and "genre_levels" not in {c[0] for c in con.sql(
             "SELECT * FROM tracks LIMIT 0").description}:
         raise ValueError(f"--label {population.label}: library {library!r} was scanned before "
                          "mfs kept genre levels; rescan it (mfs scan --name LIBRARY)")
-    return con.sql(sql_text("training_tracks").format(has_columns=has, level_column=levels),
-                   params=params).to_arrow_table()
+    tracks = con.sql(sql_text("training_tracks").format(has_columns=has, level_column=levels),
+                     params=params).to_arrow_table()
+    for i, j in enumerate(first):  # selections of one config share its flag
+        if j != i:
+            tracks = tracks.append_column(f"has_{i}", tracks.column(f"has_{j}"))
+    return tracks
+
+
+def _first_of_config(selections: list[Selection]) -> list[int]:
+    """Per selection, the index of the first selection of the same extractor config."""
+    first: dict[tuple[str, str], int] = {}
+    return [first.setdefault((s.view, s.config_hash), i) for i, s in enumerate(selections)]
 
 
 def _keep(tracks: pa.Table, selections: list[Selection], require_label: bool
@@ -200,32 +209,47 @@ def _keep(tracks: pa.Table, selections: list[Selection], require_label: bool
     return keep, dropped | {"kept": kept, "dropped": tracks.num_rows - kept}
 
 
-def _fill_block(con, selection: Selection, X: np.ndarray, start: int
-                ) -> tuple[np.ndarray, int]:
-    """Stream one selection's vectors into X[:, start:…]. Returns which rows lack a
-    selected column (NULL there: a column that only later parts have) and how many values
-    were not finite."""
-    columns = ", ".join(f"v.{ident(c.name)}" for c in selection.columns)
-    sql = sql_text("training_vectors").format(columns=columns, view=ident(selection.view))
-    reader = con.sql(sql, params={"config_hash": selection.config_hash}).to_arrow_reader(
-        BATCH_ROWS)
-    lacking, non_finite = np.zeros(len(X), dtype=bool), 0
-    for batch in reader:
-        rows = batch.column(0).to_numpy()
-        offset = start
-        for column, values in zip(selection.columns, batch.columns[1:], strict=True):
-            if values.null_count:
-                valid = values.is_valid().to_numpy(zero_copy_only=False)
-                lacking[rows[~valid]] = True
-                rows_here, values = rows[valid], values.filter(pa.array(valid))
-            else:
+def _fill_blocks(con, selections: list[Selection], X: np.ndarray
+                 ) -> tuple[list[np.ndarray], int]:
+    """Stream every selection's vectors into its columns of X, one query per extractor
+    config however many selections it has (a 25-layer sweep reads its store once, not 25
+    times; a column two selections share is read once and written twice). Returns, per
+    selection, which rows lack a selected column (NULL there: a column that only later
+    parts have), and how many values were not finite."""
+    starts = np.cumsum([0] + [s.dim for s in selections])
+    lacking = [np.zeros(len(X), dtype=bool) for _ in selections]
+    groups: dict[int, list[int]] = {}
+    for i, j in enumerate(_first_of_config(selections)):
+        groups.setdefault(j, []).append(i)
+    non_finite = 0
+    for first, members in groups.items():
+        # column name → its size and every (selection, matrix offset) it goes to
+        targets: dict[str, tuple[int, list[tuple[int, int]]]] = {}
+        for i in members:
+            offset = int(starts[i])
+            for column in selections[i].columns:
+                targets.setdefault(column.name, (column.dim, []))[1].append((i, offset))
+                offset += column.dim
+        columns = ", ".join(f"v.{ident(name)}" for name in targets)
+        sql = sql_text("training_vectors").format(columns=columns,
+                                                  view=ident(selections[first].view))
+        reader = con.sql(sql, params={"config_hash": selections[first].config_hash}
+                         ).to_arrow_reader(BATCH_ROWS)
+        for batch in reader:
+            rows = batch.column(0).to_numpy()
+            for (dim, places), values in zip(targets.values(), batch.columns[1:], strict=True):
                 rows_here = rows
-            flat = pc.list_flatten(values).to_numpy(zero_copy_only=False)
-            block = flat.reshape(len(rows_here), column.dim)
-            bad = ~np.isfinite(block)
-            if bad.any():
-                non_finite += int(bad.sum())
-                block = np.where(bad, np.float32(np.nan), block)
-            X[rows_here, offset: offset + column.dim] = block
-            offset += column.dim
+                if values.null_count:
+                    valid = values.is_valid().to_numpy(zero_copy_only=False)
+                    for i, _ in places:
+                        lacking[i][rows[~valid]] = True
+                    rows_here, values = rows[valid], values.filter(pa.array(valid))
+                flat = pc.list_flatten(values).to_numpy(zero_copy_only=False)
+                block = flat.reshape(len(rows_here), dim)
+                bad = ~np.isfinite(block)
+                if bad.any():
+                    non_finite += int(bad.sum()) * len(places)
+                    block = np.where(bad, np.float32(np.nan), block)
+                for _, offset in places:
+                    X[rows_here, offset: offset + dim] = block
     return lacking, non_finite

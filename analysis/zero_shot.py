@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mfs.analysis.prompts import DEFAULT_TEMPLATE, prompt_embeddings
-from mfs.analysis.results import BenchmarkConfig, BenchmarkResult, score_folds
+from mfs.analysis.results import (
+    BenchmarkConfig,
+    BenchmarkResult,
+    prediction_rows,
+    score_folds,
+)
 from mfs.analysis.splits import resolve_split
 from mfs.analysis.training_table import Block, TrainingTable
 from mfs.store import Store
@@ -84,12 +89,16 @@ def evaluate_zero_shot(store: Store, table: TrainingTable, config: BenchmarkConf
     # Only the library's genres compete: one prompt each.
     y_pred = cosine_scores(audio, text).argmax(axis=1)
     y_true = np.searchsorted(labels, table.genre[rows].astype(str))
+    scored = score_folds([y_true], [y_pred], labels, config.seed)
     return BenchmarkResult(
         config=config, split=split, labels=labels,
         selections=[block.selection.describe()], n_tracks=len(table.genre), n_train=0,
         n_test=len(rows), n_features_in=audio.shape[1], n_features_used=audio.shape[1],
-        **score_folds([y_true], [y_pred], labels, config.seed),
+        **scored,
         dropped=table.dropped, duration_s=time.perf_counter() - started,
         model_params={"template": template, "column": column, "similarity": "cosine"},
         population=table.population,
+        predictions=prediction_rows(table.track_ids, labels, [y_true], [y_pred], [rows],
+                                    [split], config.seed),
+        seed_scores=[{"seed": config.seed, **scored["scores"]}],
     )

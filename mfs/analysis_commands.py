@@ -1,5 +1,5 @@
 """Analysis commands of the `mfs` CLI: stats, export, import-features, bench, leaderboard,
-report. `register(app)` adds them to the main Typer app; the work is in `mfs.analysis`.
+compare, report. `register(app)` adds them to the main Typer app; the work is in `mfs.analysis`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
     """Add the analysis commands to `app`, each turning user errors into one line."""
     for name, command in (("stats", stats_command), ("export", export_command),
                           ("import-features", import_command), ("bench", bench_command),
-                          ("leaderboard", leaderboard_command), ("report", report_command)):
+                          ("leaderboard", leaderboard_command), ("compare", compare_command),
+                          ("report", report_command)):
         app.command(name)(one_line_errors(command))
 
 
@@ -149,7 +150,7 @@ def bench_command(
     library: Annotated[str, typer.Argument(help="Library to benchmark on.")],
     features: Annotated[str, typer.Option(
         help="Feature sets separated by ',', selections in a set joined by '+'; "
-             "x:layer=0..12 is one set per layer.")],
+             "x:layer=4-12 or x:layer=all is one set per layer.")],
     model: Annotated[str, typer.Option(
         help="xgboost, logreg, svm, mlp or zero-shot; several separated by ','.")] = "xgboost",
     ensemble: Annotated[str, typer.Option(
@@ -161,6 +162,9 @@ def bench_command(
     split: SplitOption = "auto",
     folds: FoldsOption = 5,
     seed: SeedOption = 0,
+    seeds: Annotated[int, typer.Option(
+        help="Train N times (seeds seed…seed+N-1, new k-fold shuffles each) and report "
+             "accuracy mean ± std beside the first seed's CI.")] = 1,
     prompts: Annotated[str | None, typer.Option(
         help="zero-shot: prompt template with {genre} (default: "
              "'This audio is a {genre} song.').")] = None,
@@ -186,20 +190,27 @@ def bench_command(
     --min-per-genre 1000 --class-weight balanced
     """
     from mfs.analysis.benchmark import bench_configs, run_benchmarks
-    from mfs.analysis.leaderboard import interval_text
+    from mfs.analysis.leaderboard import interval_text, spread_text
     from mfs.analysis.metrics import METRICS
     from mfs.analysis.selection import split_specs
 
     population = _population(label, subset, genres, exclude_genres, where, min_per_genre)
+    the_store = Store(store)
     configs = bench_configs(library, split_specs(features), split_specs(model), ensemble,
-                            prune, pca, split, folds, seed, prompts, population, class_weight)
-    results = run_benchmarks(Store(store), configs, save=save)
+                            prune, pca, split, folds, seed, prompts, population, class_weight,
+                            seeds, the_store)
+    results = run_benchmarks(the_store, configs, save=save)
+    repeated = seeds > 1
     rows = [[r.config.feature_set, r.config.model, r.split, f"{r.n_train}/{r.n_test}",
              f"{r.n_features_in}→{r.n_features_used}",
              *(interval_text(r.scores[m], *r.intervals[m]) for m in METRICS),
+             *([spread_text(*r.seed_spread("accuracy"), r.config.seeds)] if repeated else []),
              round(r.duration_s, 1)] for r in results]
     print_rows(["features", "model", "split", "train/test", "dims", "accuracy",
-                "balanced acc.", "macro-F1", "seconds"], rows, title=f"{library} (95% CI)")
+                "balanced acc.", "macro-F1", *(["accuracy over seeds"] if repeated else []),
+                "seconds"], rows, title=f"{library} (95% CI)")
+    for leak in dict.fromkeys(r.leak for r in results if r.leak):
+        console.print(f"warning: {leak}", style="yellow", highlight=False, soft_wrap=True)
     console.print(f"tracks: {_dropped_line(results[0].dropped)}"
                   + ("; saved to the leaderboard" if save else ""), highlight=False)
     if population.filtered or population.label != "genre_top":
@@ -218,7 +229,12 @@ def leaderboard_command(
 
     Example: mfs leaderboard --library gtzan --format csv
     """
-    from mfs.analysis.leaderboard import optional_number, read_leaderboard, row_interval
+    from mfs.analysis.leaderboard import (
+        optional_number,
+        read_leaderboard,
+        row_interval,
+        spread_text,
+    )
     from mfs.analysis.metrics import METRICS
 
     board = read_leaderboard(Store(store), library, latest=not every)
@@ -229,15 +245,48 @@ def leaderboard_command(
     if fmt != "table":
         _print_frame(board, fmt)
         return
-    rows = [[number, r.library, r.feature_set, r.model, r.split, r.seed,
+    rows = [[number, r.row_id[:8] if isinstance(r.row_id, str) else "", r.library,
+             r.feature_set, r.model,
+             r.split + (" (leaks)" if isinstance(r.leak, str) else ""), r.seed,
              optional_number(r.prune), optional_number(r.pca), f"{r.n_train}/{r.n_test}",
-             *(row_interval(r, m) for m in METRICS)]
+             *(row_interval(r, m) for m in METRICS),
+             spread_text(r.accuracy_seed_mean, r.accuracy_seed_std, r.seeds)]
             for number, r in enumerate(board.itertuples(index=False), start=1)]
-    print_rows(["#", "library", "features", "model", "split", "seed", "prune", "pca",
-                "train/test", "accuracy", "balanced acc.", "macro-F1"], rows,
-               title="Leaderboard (95% CI)")
+    print_rows(["#", "id", "library", "features", "model", "split", "seed", "prune", "pca",
+                "train/test", "accuracy", "balanced acc.", "macro-F1", "accuracy over seeds"],
+               rows, title="Leaderboard (95% CI)")
     for number, command in enumerate(board["command"], start=1):
         console.print(f"{number}: {command}", highlight=False, soft_wrap=True)
+
+
+def compare_command(
+    row_a: Annotated[str, typer.Argument(help="Leaderboard row id (or a prefix of it), or a "
+                                              "feature set (its newest row).")],
+    row_b: Annotated[str, typer.Argument(help="The row to compare it with, named the same way.")],
+    library: Annotated[str | None, typer.Option(help="Only this library's rows.")] = None,
+    fmt: FormatOption = "table",
+    store: StoreOption = None,
+) -> None:
+    """Paired test of two leaderboard rows on the same test tracks: McNemar exact test and a
+    paired bootstrap CI of the accuracy difference, and whether it is more than noise.
+
+    Example: mfs compare 3f2a9c1e 7b0d4e22   (ids from mfs leaderboard)
+    """
+    from dataclasses import asdict
+
+    from mfs.analysis.compare import compare_rows
+
+    result = compare_rows(Store(store), row_a, row_b, library)
+    if fmt != "table":
+        record = asdict(result) | {"difference": result.difference,
+                                   "distinguishable": result.distinguishable}
+        print_rows(list(record), [list(record.values())], fmt)
+        return
+    console.print(f"A = {result.a[:8]} {result.name_a}: {100 * result.accuracy_a:.1f}%; "
+                  f"B = {result.b[:8]} {result.name_b}: {100 * result.accuracy_b:.1f}% "
+                  f"(pooled over the same {result.n_tracks} test tracks)", highlight=False,
+                  soft_wrap=True)
+    console.print(result.verdict(), highlight=False, soft_wrap=True)
 
 
 def report_command(

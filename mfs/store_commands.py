@@ -116,6 +116,9 @@ def _consequences(store: Store, damaged: list[Damage],
         elif table == "failures":
             lines.append(f"{damage.rel}: those failure records are gone, so their tracks' "
                          "retry counts restart and the next scan or extract tries them again")
+        elif table == "predictions":
+            lines.append(f"{damage.rel}: those entries' predictions are gone, so `mfs "
+                         "compare` refuses them; rerun their `mfs bench` command")
         else:
             lines.append(f"{damage.rel}: those leaderboard entries are gone; rerun that "
                          "`mfs bench` command to get them back")

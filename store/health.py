@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from mfs.store.text import squeeze
 
-TABLE_FOLDERS = ("tracks", "failures", "runs", "leaderboard")
+TABLE_FOLDERS = ("tracks", "failures", "runs", "leaderboard", "predictions")
 # Tables kept per extractor and config: `<table>/<extractor>/<config_hash>/part-….parquet`.
 OUTPUT_FOLDERS = ("features", "windows")
 QUARANTINE = "quarantine"
@@ -216,7 +216,8 @@ def holdings(damage: Damage) -> str:
     if table == "tracks":
         return f"the tracks of library {Path(rest[0]).stem!r} ({rows})"
     what = {"runs": "run records", "failures": "failure records",
-            "leaderboard": "benchmark entries of one `mfs bench` command"}[table]
+            "leaderboard": "benchmark entries of one `mfs bench` command",
+            "predictions": "test predictions of one `mfs bench` command's entries"}[table]
     return f"{what} ({rows}); {written}"
 
 

@@ -149,6 +149,22 @@ LEADERBOARD = pa.schema([
     ("command", pa.string()),
     ("versions", pa.string()),
     ("duration_s", pa.float64()),
+    ("row_id", pa.string()),
+    ("seeds", pa.int32()),
+    ("seed_scores", pa.string()),
+    ("accuracy_seed_mean", pa.float64()),
+    ("accuracy_seed_std", pa.float64()),
+    ("leak", pa.string()),
+])
+
+# Every test prediction behind a leaderboard row, for paired comparisons (`mfs compare`).
+PREDICTIONS = pa.schema([
+    ("row_id", pa.string()),
+    ("track_id", pa.string()),
+    ("truth", pa.string()),
+    ("predicted", pa.string()),
+    ("fold", pa.string()),
+    ("seed", pa.int64()),
 ])
 
 # Text-prompt embeddings of a joint audio/text extractor (CLAP), one row per prompt, under

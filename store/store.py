@@ -77,6 +77,10 @@ class Store:
         return self.root / "leaderboard"
 
     @property
+    def predictions_dir(self) -> Path:
+        return self.root / "predictions"
+
+    @property
     def prompts_dir(self) -> Path:
         return self.root / "prompts"
 
@@ -178,6 +182,11 @@ class StoreWriter:
         """Add one benchmark command's entries as an immutable leaderboard part."""
         table = table.cast(schema.LEADERBOARD)
         return write_parquet_atomic(table, self.store.leaderboard_dir / new_part_name())
+
+    def append_predictions(self, table: pa.Table) -> Path:
+        """Add one benchmark command's test predictions as an immutable part."""
+        table = table.cast(schema.PREDICTIONS)
+        return write_parquet_atomic(table, self.store.predictions_dir / new_part_name())
 
     def append_prompts(self, extractor: str, config_hash: str, table: pa.Table) -> Path:
         """Add text-prompt embeddings of one extractor config as an immutable part of

@@ -24,13 +24,16 @@ def view_name(extractor: str) -> str:
 
 def create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     """Create `tracks`, `failures`, `failures_latest`, `runs`, `runs_history`,
-    `leaderboard`, `prompts` (every stored prompt embedding), one view per extractor (and
-    `<view>_windows` where windows were kept) and the long `features` view on `con`.
+    `leaderboard`, `predictions`, `prompts` (every stored prompt embedding), one view per
+    extractor (and `<view>_windows` where windows were kept) and the long `features` view
+    on `con`.
     Damaged files are left out (one warning line)."""
     damaged = _table_view(con, "tracks", store.tracks_dir, schema.TRACKS, store.root)
     damaged += create_failure_views(con, store, warn=False)
     damaged += create_run_views(con, store)
     damaged += _table_view(con, "leaderboard", store.leaderboard_dir, schema.LEADERBOARD,
+                           store.root)
+    damaged += _table_view(con, "predictions", store.predictions_dir, schema.PREDICTIONS,
                            store.root)
     prompt_parts, left_out = _read_parts(store.root,
                                          sorted(store.prompts_dir.glob("*/*/*.parquet")),

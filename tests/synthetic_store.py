@@ -83,3 +83,29 @@ def write_synthetic_library(store: Store, library: str = "synth", n_tracks: int 
                     model_hash="none", run_id=run_id)
                 writer.append_features(extractor, batch.column("config_hash")[0].as_py(), batch)
     return lib
+
+
+def write_layered_extractor(store: Store, lib: SyntheticLibrary, extractor: str = "layered",
+                            layers: int = 5, dim: int = 8, best_layer: int = 2,
+                            separation: float = 1.5, seed: int = 0,
+                            batch_rows: int = 10_000) -> None:
+    """One `hidden_lNN_mean` column per layer, as a transformer extractor stores them, whose
+    genre separation peaks at `best_layer` (halving per layer away from it), so a layer
+    sweep has a known best layer."""
+    rng = np.random.default_rng(seed)
+    genres = sorted(set(lib.genres.astype(str)))
+    genre_index = np.searchsorted(np.asarray(genres), lib.genres.astype(str))
+    centroids = rng.standard_normal((layers, len(genres), dim)).astype(np.float32)
+    scale = separation * 0.5 ** np.abs(np.arange(layers) - best_layer)
+    run_id = uuid.uuid4().hex
+    with store.writing(f"synthetic layers {extractor}") as writer:
+        for start in range(0, len(lib.track_ids), batch_rows):
+            rows = slice(start, min(start + batch_rows, len(lib.track_ids)))
+            n = rows.stop - rows.start
+            columns = {f"hidden_l{layer:02d}_mean": centroids[layer][genre_index[rows]]
+                       * scale[layer] + rng.standard_normal((n, dim), dtype=np.float32)
+                       for layer in range(layers)}
+            batch = feature_table(extractor, {"synthetic": True, "layers": layers, "dim": dim},
+                                  lib.track_ids[rows], columns, model_hash="none",
+                                  run_id=run_id)
+            writer.append_features(extractor, batch.column("config_hash")[0].as_py(), batch)

@@ -13,7 +13,8 @@ from synthetic_store import write_synthetic_library
 from mfs.store import Store
 
 COMMANDS = ("scan", "status", "sql", "extractors", "extract", "backfill", "demo", "stats",
-            "export", "import-features", "bench", "leaderboard", "report", "serve")
+            "export", "import-features", "bench", "leaderboard", "compare", "report",
+            "serve")
 PRINTING = {  # commands that print data, with the arguments they need
     "status": [], "sql": ["SELECT 1 AS n, 2 AS m"], "extractors": [], "stats": ["synth-a"],
     "leaderboard": [],

@@ -262,16 +262,16 @@ def test_layer_sweeps_expand_to_one_feature_set_per_layer() -> None:
     from mfs.analysis.benchmark import bench_configs
     from mfs.analysis.selection import _matches, expand_layer_sweeps
 
-    assert expand_layer_sweeps(["a:layer=0..2+b", "c"]) == [
+    assert expand_layer_sweeps(["a:layer=0-2+b", "c"]) == [
         "a:layer=0+b", "a:layer=1+b", "a:layer=2+b", "c"]
-    configs = bench_configs("lib", ["m:layer=3..4"], ["logreg"])
+    configs = bench_configs("lib", ["m:layer=3-4"], ["logreg"])
     assert [c.features for c in configs] == [("m:layer=3",), ("m:layer=4",)]
     with pytest.raises(ValueError, match="sweeps layers twice"):
-        expand_layer_sweeps(["a:layer=0..1+b:layer=0..1"])
+        expand_layer_sweeps(["a:layer=0-1+b:layer=0-1"])
     with pytest.raises(ValueError, match="is empty"):
-        expand_layer_sweeps(["a:layer=3..1"])
+        expand_layer_sweeps(["a:layer=3-1"])
     with pytest.raises(ValueError, match="only mfs bench --features expands"):
-        _matches("hidden_l00_mean", "layer=0..2")  # export, stats: one layer
+        _matches("hidden_l00_mean", "layer=0-2")  # export, stats: one layer
 
 
 def test_cli_extract_then_bench_a_layer_and_a_layer_sweep(
@@ -313,7 +313,7 @@ def test_cli_extract_then_bench_a_layer_and_a_layer_sweep(
     assert "mert-v1-95m: 0 extracted" in out and "nothing missing" in out
 
     code, _, err = invoke("bench", "lib", "--features",
-                          "mert-v1-95m:layer=1,mert-v1-95m:layer=0..2", "--model", "logreg",
+                          "mert-v1-95m:layer=1,mert-v1-95m:layer=all", "--model", "logreg",
                           "--split", "kfold", "--folds", "2", "--store", store)
     assert code == 0, err
     code, out, err = invoke("leaderboard", "--format", "json", "--store", store)
