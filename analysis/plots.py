@@ -15,22 +15,25 @@ from matplotlib.ticker import MaxNLocator
 
 
 def confusion_png(matrix: np.ndarray, labels: list[str], title: str, path: Path) -> Path:
-    """Confusion matrix (rows = true genre) with counts in the cells."""
+    """Confusion matrix (rows = true genre) normalised per true genre, on one fixed colour
+    scale (0 to 100 % of the genre's tracks), so matrices of different entries and of
+    genres of different sizes compare side by side; each cell shows its share and count."""
     matrix = np.asarray(matrix)
+    totals = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
     size = 1.6 + 0.45 * len(labels)
     figure = Figure(figsize=(size + 1.2, size))
     axes = figure.add_subplot()
-    image = axes.imshow(matrix, cmap="Blues")
-    figure.colorbar(image, ax=axes, fraction=0.046)
+    image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true genre")
     axes.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
     axes.set_yticks(range(len(labels)), labels, fontsize=8)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title, fontsize=9)
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for (i, j), value in np.ndenumerate(matrix):
-        axes.text(j, i, str(value), ha="center", va="center", fontsize=7,
-                  color="white" if value > threshold else "black")
+    for (i, j), share in np.ndenumerate(shares):
+        axes.text(j, i, f"{100 * share:.0f}%\n{matrix[i, j]}", ha="center", va="center",
+                  fontsize=6, color="white" if share > 0.5 else "black")
     return _save(figure, path)
 
 

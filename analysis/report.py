@@ -48,6 +48,8 @@ code, pre { background: #f5f5f5; font-size: 12px; white-space: pre-wrap; word-br
 .entry { border-top: 2px solid #99b; margin-top: 2em; padding-top: 0.5em; }
 .figures img { max-width: 540px; vertical-align: top; margin-right: 1em; }
 img.wide { max-width: 100%; }
+.side { display: flex; gap: 0.5em; overflow-x: auto; }
+.side img { max-width: 24vw; min-width: 260px; }
 details > summary { cursor: pointer; font-weight: bold; margin: 0.3em 0; }
 """
 
@@ -60,10 +62,11 @@ def write_report(store: Store, library: str, out_dir: Path) -> Path:
     board = read_leaderboard(store, library, latest=True, con=con).sort_values(
         ["accuracy", "feature_set"], ascending=[False, True], ignore_index=True)
     parts = [f"<h1>Genre benchmarks: {escape(library)}</h1>", _provenance(store),
-             _summary(board, out_dir), _layers(board, out_dir), _comparisons(board, con),
-             "<h2>Leaderboard</h2>", _leaderboard_table(board)]
-    for number, row in enumerate(board.head(MAX_ENTRIES).itertuples(index=False), start=1):
-        parts.append(_entry(row, number, out_dir))
+             _summary(board, out_dir), _layers(board, out_dir), _comparisons(board, con)]
+    entries = [_entry(row, number, out_dir) for number, row in
+               enumerate(board.head(MAX_ENTRIES).itertuples(index=False), start=1)]
+    parts += [_side_by_side(out_dir, len(entries)), "<h2>Leaderboard</h2>",
+              _leaderboard_table(board), *entries]
     parts += ["<details><summary>Per-extractor statistics</summary>",
               _statistics(store, library, con), "</details>"]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>mfs report: "
@@ -88,6 +91,23 @@ def _summary(board: pd.DataFrame, out_dir: Path) -> str:
                        board["accuracy_high"].to_numpy(), out_dir / "img" / "summary.png")
     return (f"<h2>Summary</h2><img class=wide alt='accuracy of every entry with its 95% CI' "
             f"src='{chart.relative_to(out_dir)}'>")
+
+
+# Entries whose confusion matrices are set side by side at the top of the page.
+SIDE_BY_SIDE = 4
+
+
+def _side_by_side(out_dir: Path, entries: int) -> str:
+    """The best entries' normalised confusion matrices in one row (one colour scale),
+    reusing the images each entry draws (`_entry`), so where each entry errs compares
+    at a glance."""
+    count = min(entries, SIDE_BY_SIDE)
+    if count < 2:
+        return ""
+    images = "".join(f"<a href='#entry{n}'><img alt='confusion matrix of entry #{n}' "
+                     f"src='img/confusion-{n}.png'></a>" for n in range(1, count + 1))
+    return (f"<h2>Confusion matrices of the best {count}, side by side</h2>"
+            f"<p>Rows: true genre, normalised to its tracks.</p><div class=side>{images}</div>")
 
 
 def _layers(board: pd.DataFrame, out_dir: Path) -> str:
@@ -230,12 +250,26 @@ def _statistics(store: Store, library: str, con: duckdb.DuckDBPyConnection) -> s
     for extractor in store.extractors():
         for config in stored_configs(con, extractor, library):
             spec = f"{extractor}@{config}"
-            summary = summarise(feature_stats(store, spec, library, con=con))
+            stats = feature_stats(store, spec, library, con=con)
+            summary = summarise(stats)
             sections.append(
                 f"<h3>{escape(spec)}</h3><p><code>mfs stats {escape(spec)} --library "
                 f"{escape(library)}</code></p>" + _frame_html(summary.drop(
-                    columns=["extractor", "config_hash", "group"])))
+                    columns=["extractor", "config_hash", "group"])) + _dead_names(stats))
     return "".join(sections) or "<p>No features stored for this library.</p>"
+
+
+def _dead_names(stats: pd.DataFrame, most: int = 40) -> str:
+    """Which dimensions are dead (constant over the library), by name: a count says that
+    something is wrong, the names say what (a silent band, an unused tag)."""
+    dead = stats[stats["dead"].astype(bool)]
+    if dead.empty:
+        return ""
+    names = [f"{column}/{feature}" for column, feature in zip(dead["column"], dead["feature"],
+                                                                strict=True)]
+    shown = ", ".join(escape(str(name)) for name in names[:most])
+    more = f" … and {len(names) - most} more" if len(names) > most else ""
+    return f"<p>Dead dimensions ({len(names)}): {shown}{more}</p>"
 
 
 def _frame_html(frame: pd.DataFrame) -> str:

@@ -18,7 +18,6 @@ from mfs.extractors.base import Extractor, ExtractorConfig
 
 # name -> "module:ClassName"
 EXTRACTORS: dict[str, str] = {
-    "encodec-24khz": "mfs.extractors.encodec.extractor:Encodec24kHz",
     "fma518": "mfs.extractors.fma518.extractor:Fma518",
     "musicnn-mtt": "mfs.extractors.musicnn.extractor:MusicnnMTT",
     "musicnn-msd": "mfs.extractors.musicnn.extractor:MusicnnMSD",
@@ -27,6 +26,7 @@ EXTRACTORS: dict[str, str] = {
     "opensmile-egemaps": "mfs.extractors.opensmile.extractor:OpenSmileEgemaps",
     "opensmile-compare": "mfs.extractors.opensmile.extractor:OpenSmileCompare",
     "essentia-music": "mfs.extractors.essentia.extractor:EssentiaMusic",
+    "encodec-24khz": "mfs.extractors.encodec.extractor:Encodec24kHz",
     "mert-v1-95m": "mfs.extractors.hubert.extractor:MertV1_95M",
     "mert-v1-330m": "mfs.extractors.hubert.extractor:MertV1_330M",
     "hubert-large": "mfs.extractors.hubert.extractor:HubertLarge",

@@ -6,12 +6,13 @@ import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.image import imread
 from synthetic_store import write_synthetic_library
 
 from mfs.analysis.benchmark import bench_configs, run_benchmarks
-from mfs.analysis.report import write_report
+from mfs.analysis.report import _dead_names, write_report
 from mfs.store import Store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -33,8 +34,11 @@ def test_page_has_leaderboard_figures_statistics_and_provenance(report):
     html = report.read_text()
     for text in ("Leaderboard", "a+b", "a|b", "xgboost", "logreg", "t-interval over 3 folds",
                  "mfs bench lib --features a+b --model xgboost --split official --seed 0",
-                 "Per-extractor statistics", "mfs stats a@", "scikit-learn", "dead_dims"):
+                 "Per-extractor statistics", "mfs stats a@", "scikit-learn", "dead_dims",
+                 "Confusion matrices of the best 4, side by side"):
         assert text in html, text
+    side = html.split("<div class=side>")[1].split("</div>")[0]
+    assert side.count("<img") == 4 and "src='img/confusion-1.png'" in side
     images = sorted(p.name for p in (report.parent / "img").glob("*.png"))
     assert [n for n in images if n.startswith("confusion")] == [
         f"confusion-{i}.png" for i in range(1, 5)]
@@ -42,6 +46,16 @@ def test_page_has_leaderboard_figures_statistics_and_provenance(report):
     for name in images:
         assert (report.parent / "img" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"src='img/{name}'" in html
+
+
+def test_dead_dimensions_are_named():
+    """A count of dead dimensions says something is wrong; their names say what."""
+    stats = pd.DataFrame({"column": ["tags_mean"] * 3, "feature": ["rock", "harp", "opera"],
+                          "dead": [False, True, True]})
+    assert _dead_names(stats) == "<p>Dead dimensions (2): tags_mean/harp, tags_mean/opera</p>"
+    assert _dead_names(stats.assign(dead=False)) == ""
+    many = pd.DataFrame({"column": "x", "feature": [str(i) for i in range(45)], "dead": True})
+    assert _dead_names(many).endswith("x/39 … and 5 more</p>")
 
 
 def test_empty_library_report_says_what_to_run(tmp_path):
