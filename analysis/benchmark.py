@@ -8,17 +8,19 @@ configuration, and appends one leaderboard row per configuration.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from mfs.analysis.leaderboard import append_results
-from mfs.analysis.models import MODELS, check_class_weight, model_params
+from mfs.analysis.models import EARLY_STOPPED, MODELS, check_class_weight, model_params
 from mfs.analysis.population import Population, check_genre_count
 from mfs.analysis.predictors import Predictor, Recipe
 from mfs.analysis.results import BenchmarkConfig, BenchmarkResult, score_folds
 from mfs.analysis.selection import check_distinct_columns, expand_layer_sweeps, split_specs
 from mfs.analysis.splits import make_folds, resolve_split
 from mfs.analysis.training_table import Block, TrainingTable, load_training_table
+from mfs.analysis.tuning import Choice, choose, tuning_record
 from mfs.analysis.zero_shot import ZERO_SHOT, evaluate_zero_shot
 from mfs.store import Store
 
@@ -57,12 +59,12 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
                   pca: float | None = None, split: str = "auto", folds: int = 5,
                   seed: int = 0, prompts: str | None = None,
                   population: Population | None = None,
-                  class_weight: str | None = None) -> list[BenchmarkConfig]:
+                  class_weight: str | None = None, tune: bool = False) -> list[BenchmarkConfig]:
     """Every (model, feature set, ensemble) combination; `a+b` sets are concatenated,
     voted, or both (`ensemble="both"`), single selections are just themselves; a layer
     sweep (`x:layer=0..12`) is one feature set per layer. Every configuration shares
-    `population`; `class_weight` applies to each trained model (zero-shot trains nothing,
-    so its entries have none)."""
+    `population`; `class_weight` and `tune` apply to each trained model (zero-shot trains
+    nothing, so its entries have neither)."""
     check_class_weight(class_weight)
     population = population or Population()
     modes = {"concat": ("concat",), "vote": ("vote",), "both": ("concat", "vote")}
@@ -86,12 +88,14 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
             for mode in modes[ensemble] if len(specs) > 1 else ("concat",):
                 configs.append(BenchmarkConfig(
                     library, specs, model, mode, prune, pca, split, folds, seed, prompts,
-                    population, None if model == ZERO_SHOT else class_weight))
+                    population, None if model == ZERO_SHOT else class_weight,
+                    tune and model != ZERO_SHOT))
     return configs
 
 
 def evaluate(table: TrainingTable, config: BenchmarkConfig) -> BenchmarkResult:
-    """Fit and score `config` on every fold of its split."""
+    """Fit and score `config` on every fold of its split (with `tune`, on the settings
+    chosen for that fold without its test rows; see `analysis.tuning`)."""
     started = time.perf_counter()
     genres = table.genre.astype(str)
     labels = sorted(set(genres))
@@ -103,10 +107,18 @@ def evaluate(table: TrainingTable, config: BenchmarkConfig) -> BenchmarkResult:
     check_distinct_columns([block.selection for block in blocks])
     recipe = Recipe(config.model, config.ensemble, config.prune, config.pca, config.seed,
                     config.class_weight)
-    truths, predictions, shares, used = [], [], [], []
+    truths, predictions, shares, used, fitted, choices = [], [], [], [], [], []
     for fold in folds:
-        predictor = Predictor(recipe, blocks, table.feature_names)
-        predictor.fit(table.X, fold.train, y[fold.train], len(labels))
+        fold_recipe, fit_rows = recipe, fold.train
+        if config.tune:
+            choice = choose(recipe, blocks, table.feature_names, table.X, y, len(labels), fold)
+            choices.append(choice)
+            fold_recipe = replace(recipe, params=tuple(choice.params.items()))
+            fit_rows = choice.fit_rows
+        predictor = Predictor(fold_recipe, blocks, table.feature_names)
+        predictor.fit(table.X, fit_rows, y[fit_rows], len(labels),
+                      (fold.validation, y[fold.validation]) if len(fold.validation) else None)
+        fitted.append(len(fit_rows))
         truths.append(y[fold.test])
         predictions.append(predictor.predict(table.X, fold.test))
         shares.append(predictor.gain_shares())
@@ -115,17 +127,31 @@ def evaluate(table: TrainingTable, config: BenchmarkConfig) -> BenchmarkResult:
     return BenchmarkResult(
         config=config, split=split, labels=labels,
         selections=[b.selection.describe() for b in blocks],
-        n_tracks=len(y), n_train=int(np.mean([len(f.train) for f in folds])),
+        n_tracks=len(y), n_train=int(np.mean(fitted)),
         n_test=int(np.mean([len(f.test) for f in folds])),
         n_features_in=sum(b.stop - b.start for b in blocks),
         n_features_used=int(round(np.mean(used))),
         **score_folds(truths, predictions, labels, config.seed),
         dropped=table.dropped, duration_s=time.perf_counter() - started,
-        model_params=model_params(config.model, config.seed, config.class_weight),
+        model_params=_recorded_params(config, folds, choices),
         importance=dict(list(importance.items())[:TOP_FEATURES]),
         importance_by_selection=_by_selection(importance, table, blocks),
         population=table.population,
     )
+
+
+def _recorded_params(config: BenchmarkConfig, folds: list, choices: list[Choice]) -> dict:
+    """The classifier's settings for the leaderboard: the defaults, or with `tune` the
+    chosen ones (when one fold) and the search under `tuning`; early-stopped models say
+    what they stopped on."""
+    chosen = choices[0].params if len(choices) == 1 else None
+    params = model_params(config.model, config.seed, config.class_weight, chosen)
+    if choices:
+        params["tuning"] = tuning_record(config.model, choices)
+    if config.model in EARLY_STOPPED:
+        params["early_stopping_on"] = ("validation part" if len(folds[0].validation)
+                                       else "a stratified tenth of the training rows")
+    return params
 
 
 def _mean_shares(per_fold: list[dict[str, float]]) -> dict[str, float]:

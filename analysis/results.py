@@ -31,7 +31,7 @@ class BenchmarkConfig:
     `prompts` is the prompt template of a zero-shot entry (`{genre}` filled in; None:
     `analysis.prompts.DEFAULT_TEMPLATE`); `population` the label and track filters;
     `class_weight="balanced"` weighs each training track by the inverse of its genre's
-    frequency."""
+    frequency; `tune` chooses the classifier's settings first (`analysis.tuning`)."""
 
     library: str
     features: tuple[str, ...]
@@ -45,6 +45,7 @@ class BenchmarkConfig:
     prompts: str | None = None
     population: Population = Population()
     class_weight: str | None = None
+    tune: bool = False
 
     @property
     def feature_set(self) -> str:
@@ -52,11 +53,11 @@ class BenchmarkConfig:
         return ("|" if self.ensemble == "vote" else "+").join(self.features)
 
     def to_json(self) -> str:
-        """The settings as JSON; population and class weight only when set, so entries
-        made before they existed keep their JSON."""
+        """The settings as JSON; population, class weight and tune only when set, so
+        entries made before they existed keep their JSON."""
         settings = asdict(self)
         settings["population"] = self.population.settings()
-        for key in ("population", "class_weight"):
+        for key in ("population", "class_weight", "tune"):
             if not settings[key]:
                 del settings[key]
         return json.dumps(settings, sort_keys=True)
@@ -77,6 +78,8 @@ class BenchmarkConfig:
             args += ["--prompts", self.prompts]
         if self.class_weight is not None:
             args += ["--class-weight", self.class_weight]
+        if self.tune:
+            args += ["--tune"]
         return shlex.join(args + self.population.arguments())
 
 

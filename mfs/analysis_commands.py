@@ -151,7 +151,9 @@ def bench_command(
         help="Feature sets separated by ',', selections in a set joined by '+'; "
              "x:layer=0..12 is one set per layer.")],
     model: Annotated[str, typer.Option(
-        help="xgboost, logreg, svm, mlp or zero-shot; several separated by ','.")] = "xgboost",
+        help="xgboost, logreg, svm, mlp, probe (MARBLE's: 512 hidden, dropout 0.2, Adam, "
+             "early-stopped; torch, GPU if present) or zero-shot; several separated by ','.")
+                 ] = "xgboost",
     ensemble: Annotated[str, typer.Option(
         help="How a+b is combined: concat, vote, or both.")] = "concat",
     prune: Annotated[float | None, typer.Option(help="Drop one of each |r| > this pair.")
@@ -167,6 +169,10 @@ def bench_command(
     class_weight: Annotated[str | None, typer.Option(
         help="balanced: weigh training tracks by 1/(genre frequency), every trained model "
              "(XGBoost and MLP through sample weights).", show_default=False)] = None,
+    tune: Annotated[bool, typer.Option(
+        "--tune", help="Choose each model's settings from a small grid (see "
+        "analysis/tuning.py) on the validation part, else on 3 inner folds of train; "
+        "then refit (train+validation) and score the test part once.")] = False,
     label: LabelOption = "genre_top",
     subset: SubsetOption = None,
     genres: GenresOption = None,
@@ -184,6 +190,8 @@ def bench_command(
 
     Example: mfs bench fma --features fma518 --subset medium --exclude-genres International
     --min-per-genre 1000 --class-weight balanced
+
+    Example: mfs bench gtzan --features musicnn-msd:features_max --model svm,probe --tune
     """
     from mfs.analysis.benchmark import bench_configs, run_benchmarks
     from mfs.analysis.leaderboard import interval_text
@@ -192,9 +200,11 @@ def bench_command(
 
     population = _population(label, subset, genres, exclude_genres, where, min_per_genre)
     configs = bench_configs(library, split_specs(features), split_specs(model), ensemble,
-                            prune, pca, split, folds, seed, prompts, population, class_weight)
+                            prune, pca, split, folds, seed, prompts, population, class_weight,
+                            tune)
     results = run_benchmarks(Store(store), configs, save=save)
-    rows = [[r.config.feature_set, r.config.model, r.split, f"{r.n_train}/{r.n_test}",
+    rows = [[r.config.feature_set, r.config.model + (" (tuned)" if r.config.tune else ""),
+             r.split, f"{r.n_train}/{r.n_test}",
              f"{r.n_features_in}→{r.n_features_used}",
              *(interval_text(r.scores[m], *r.intervals[m]) for m in METRICS),
              round(r.duration_s, 1)] for r in results]
