@@ -116,13 +116,18 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
 
 @contextmanager
 def _deterministic(device: torch.device) -> Iterator[None]:
-    """Torch's deterministic algorithms for the block, then the caller's setting again.
-    cuBLAS needs a fixed workspace for reproducible matmuls (set before its first use)."""
+    """Torch's deterministic algorithms and a private random state for the block, then the
+    caller's again. cuBLAS needs a fixed workspace for reproducible matmuls (set before
+    its first use)."""
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     before = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
+    # The probe seeds torch's global generators (dropout draws from them); forking keeps
+    # the caller's random state as it was.
+    devices = [device.index or 0] if device.type == "cuda" else []
     try:
-        yield
+        with torch.random.fork_rng(devices=devices):
+            yield
     finally:
         torch.use_deterministic_algorithms(before)

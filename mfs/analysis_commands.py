@@ -239,7 +239,8 @@ def leaderboard_command(
     if fmt != "table":
         _print_frame(board, fmt)
         return
-    rows = [[number, r.library, r.feature_set, r.model, r.split, r.seed,
+    rows = [[number, r.library, r.feature_set, r.model + (" (tuned)" if _tuned(r) else ""),
+             r.split, r.seed,
              optional_number(r.prune), optional_number(r.pca), f"{r.n_train}/{r.n_test}",
              *(row_interval(r, m) for m in METRICS)]
             for number, r in enumerate(board.itertuples(index=False), start=1)]
@@ -263,6 +264,13 @@ def report_command(
 
     page = write_report(Store(store), library, out)
     console.print(f"report written to {page}")
+
+
+def _tuned(row) -> bool:
+    """Whether a leaderboard row's settings were chosen by `--tune`."""
+    import json
+
+    return bool(json.loads(row.config).get("tune"))
 
 
 def _population(label: str, subset: str | None, genres: str | None,

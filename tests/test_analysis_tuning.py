@@ -105,3 +105,5 @@ def test_cli_tune_is_stored_and_its_command_reproduces_the_row(tmp_path):
     assert board["accuracy"].nunique() == 1
     assert board["model_params"].nunique() == 1
     assert json.loads(first.model_params)["tuning"]["chosen"][0] in candidates("svm")
+    code, out, _ = invoke("leaderboard", "--store", str(root))
+    assert code == 0 and "svm (tuned)" in out
