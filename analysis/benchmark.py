@@ -14,7 +14,7 @@ import numpy as np
 
 from mfs.analysis.leaderboard import append_results
 from mfs.analysis.leakage import known_leak
-from mfs.analysis.models import MODELS, check_class_weight, model_params
+from mfs.analysis.models import EARLY_STOPPED, MODELS, check_class_weight, model_params
 from mfs.analysis.population import Population, check_genre_count
 from mfs.analysis.predictors import Predictor, Recipe
 from mfs.analysis.results import (
@@ -27,6 +27,7 @@ from mfs.analysis.results import (
 from mfs.analysis.selection import check_distinct_columns, expand_layer_sweeps, split_specs
 from mfs.analysis.splits import Fold, make_folds, resolve_split
 from mfs.analysis.training_table import Block, TrainingTable, load_training_table
+from mfs.analysis.tuning import Choice, choose, tuning_record
 from mfs.analysis.zero_shot import ZERO_SHOT, evaluate_zero_shot
 from mfs.store import Store
 
@@ -67,12 +68,12 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
                   seed: int = 0, prompts: str | None = None,
                   population: Population | None = None,
                   class_weight: str | None = None, seeds: int = 1,
-                  store: Store | None = None) -> list[BenchmarkConfig]:
+                  store: Store | None = None, tune: bool = False) -> list[BenchmarkConfig]:
     """Every (model, feature set, ensemble) combination; `a+b` sets are concatenated,
     voted, or both (`ensemble="both"`), single selections are just themselves; a layer
     sweep (`x:layer=4-12`, or `x:layer=all` with `store`) is one feature set per layer.
-    Every configuration shares `population`; `class_weight` and `seeds` apply to each
-    trained model (zero-shot trains nothing, so its entries have neither)."""
+    Every configuration shares `population`; `class_weight`, `seeds` and `tune` apply to
+    each trained model (zero-shot trains nothing, so its entries have none of them)."""
     check_class_weight(class_weight)
     if seeds < 1:
         raise ValueError(f"--seeds {seeds}: repeat at least once")
@@ -99,14 +100,16 @@ def bench_configs(library: str, feature_sets: list[str], models: list[str],
                 configs.append(BenchmarkConfig(
                     library, specs, model, mode, prune, pca, split, folds, seed, prompts,
                     population, None if model == ZERO_SHOT else class_weight,
-                    1 if model == ZERO_SHOT else seeds))
+                    1 if model == ZERO_SHOT else seeds, tune and model != ZERO_SHOT))
     return configs
 
 
 def evaluate(table: TrainingTable, config: BenchmarkConfig) -> BenchmarkResult:
     """Fit and score `config` on every fold of its split, once per seed (`config.seeds`):
     the first seed gives the scores and interval, every seed its own scores for the spread,
-    and every test prediction is kept for paired comparisons (`analysis/compare.py`)."""
+    and every test prediction is kept for paired comparisons (`analysis/compare.py`). With
+    `tune`, each fold fits the settings chosen for it without its test rows
+    (`analysis.tuning`)."""
     started = time.perf_counter()
     genres = table.genre.astype(str)
     labels = sorted(set(genres))
@@ -125,13 +128,13 @@ def evaluate(table: TrainingTable, config: BenchmarkConfig) -> BenchmarkResult:
     return BenchmarkResult(
         config=config, split=split, labels=labels,
         selections=[b.selection.describe() for b in blocks],
-        n_tracks=len(y), n_train=int(np.mean([len(f.train) for f in first.folds])),
+        n_tracks=len(y), n_train=int(np.mean(first.fitted)),
         n_test=int(np.mean([len(f.test) for f in first.folds])),
         n_features_in=sum(b.stop - b.start for b in blocks),
         n_features_used=int(round(np.mean(first.used))),
         **scored,
         dropped=table.dropped, duration_s=time.perf_counter() - started,
-        model_params=model_params(config.model, config.seed, config.class_weight),
+        model_params=_recorded_params(config, first.folds, first.choices),
         importance=dict(list(importance.items())[:TOP_FEATURES]),
         importance_by_selection=_by_selection(importance, table, blocks),
         population=table.population,
@@ -152,6 +155,8 @@ class _SeedRun:
     predictions: list[np.ndarray] = field(default_factory=list)
     shares: list[dict[str, float]] = field(default_factory=list)
     used: list[int] = field(default_factory=list)
+    fitted: list[int] = field(default_factory=list)  # rows each fold's model was fitted on
+    choices: list[Choice] = field(default_factory=list)  # with `tune`: each fold's settings
 
 
 def _run_seed(table: TrainingTable, config: BenchmarkConfig, blocks: list[Block],
@@ -163,13 +168,35 @@ def _run_seed(table: TrainingTable, config: BenchmarkConfig, blocks: list[Block]
     recipe = Recipe(config.model, config.ensemble, config.prune, config.pca, seed,
                     config.class_weight)
     for fold in run.folds:
-        predictor = Predictor(recipe, blocks, table.feature_names)
-        predictor.fit(table.X, fold.train, y[fold.train], n_labels)
+        fold_recipe, fit_rows = recipe, fold.train
+        if config.tune:
+            choice = choose(recipe, blocks, table.feature_names, table.X, y, n_labels, fold)
+            run.choices.append(choice)
+            fold_recipe = replace(recipe, params=tuple(choice.params.items()))
+            fit_rows = choice.fit_rows
+        predictor = Predictor(fold_recipe, blocks, table.feature_names)
+        predictor.fit(table.X, fit_rows, y[fit_rows], n_labels,
+                      (fold.validation, y[fold.validation]) if len(fold.validation) else None)
+        run.fitted.append(len(fit_rows))
         run.truths.append(y[fold.test])
         run.predictions.append(predictor.predict(table.X, fold.test))
         run.shares.append(predictor.gain_shares())
         run.used.append(predictor.n_features_used())
     return run
+
+
+def _recorded_params(config: BenchmarkConfig, folds: list, choices: list[Choice]) -> dict:
+    """The classifier's settings for the leaderboard: the defaults, or with `tune` the
+    chosen ones (when one fold) and the search under `tuning`; early-stopped models say
+    what they stopped on."""
+    chosen = choices[0].params if len(choices) == 1 else None
+    params = model_params(config.model, config.seed, config.class_weight, chosen)
+    if choices:
+        params["tuning"] = tuning_record(config.model, choices)
+    if config.model in EARLY_STOPPED:
+        params["early_stopping_on"] = ("validation part" if len(folds[0].validation)
+                                       else "a stratified tenth of the training rows")
+    return params
 
 
 def _mean_shares(per_fold: list[dict[str, float]]) -> dict[str, float]:

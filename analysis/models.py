@@ -19,18 +19,28 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from mfs.analysis.preprocessing import CorrelationPruner, make_pca
 
-MODELS = ("xgboost", "logreg", "svm", "mlp")
+MODELS = ("xgboost", "logreg", "svm", "mlp", "probe")
 CLASS_WEIGHTS = ("balanced",)
 # Models without a class_weight setting: balanced weights reach them as sample weights.
-SAMPLE_WEIGHTED = ("xgboost", "mlp")
+SAMPLE_WEIGHTED = ("xgboost", "mlp", "probe")
+# Models that early-stop on a validation set passed to `fit` (`eval_set`).
+EARLY_STOPPED = ("probe",)
 SMALL_MATRIX_CELLS = 2_000_000
 
 
 def make_classifier(model: str, seed: int, probabilities: bool = False,
-                    class_weight: str | None = None):
+                    class_weight: str | None = None, params: dict | None = None):
     """A fresh, seeded classifier. `probabilities` asks for calibrated `predict_proba`
     where the model has none of its own (SVM), as soft voting needs. `class_weight` is set
-    on the models that have it (logreg, SVM); the others get `sample_weights`."""
+    on the models that have it (logreg, SVM); the others get `sample_weights`. `params`
+    replace the defaults below (the settings `--tune` chose)."""
+    classifier = _default_classifier(model, seed, class_weight).set_params(**(params or {}))
+    if model == "svm" and probabilities:
+        return CalibratedClassifierCV(classifier, ensemble=False)
+    return classifier
+
+
+def _default_classifier(model: str, seed: int, class_weight: str | None):
     if model == "xgboost":
         from xgboost import XGBClassifier
 
@@ -40,12 +50,15 @@ def make_classifier(model: str, seed: int, probabilities: bool = False,
     if model == "logreg":
         return LogisticRegression(C=1.0, max_iter=3000, class_weight=class_weight)
     if model == "svm":
-        svm = SVC(C=1.0, kernel="rbf", random_state=seed, class_weight=class_weight)
-        return CalibratedClassifierCV(svm, ensemble=False) if probabilities else svm
+        return SVC(C=1.0, kernel="rbf", random_state=seed, class_weight=class_weight)
     if model == "mlp":
-        # MARBLE-style probe: one hidden layer of 512 units.
+        # One hidden layer of 512 units, early-stopped on 10 % of its training rows.
         return MLPClassifier(hidden_layer_sizes=(512,), alpha=1e-3, max_iter=300,
                              early_stopping=True, random_state=seed)
+    if model == "probe":
+        from mfs.analysis.probe import ProbeClassifier
+
+        return ProbeClassifier(seed=seed)
     raise ValueError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
 
 
@@ -70,9 +83,10 @@ def sample_weights(class_weight: str | None, model: str, y: np.ndarray) -> np.nd
     return compute_sample_weight(class_weight, y)
 
 
-def model_params(model: str, seed: int, class_weight: str | None = None) -> dict:
+def model_params(model: str, seed: int, class_weight: str | None = None,
+                 params: dict | None = None) -> dict:
     """The classifier's settings as recorded in the leaderboard (unset ones left out)."""
-    params = make_classifier(model, seed, class_weight=class_weight).get_params()
+    params = make_classifier(model, seed, class_weight=class_weight, params=params).get_params()
     if class_weight is not None and model in SAMPLE_WEIGHTED:
         params["class_weight"] = f"{class_weight} (as sample weights)"
     return {k: v for k, v in sorted(params.items()) if v is not None}
@@ -80,13 +94,14 @@ def model_params(model: str, seed: int, class_weight: str | None = None) -> dict
 
 def build_pipeline(model: str, prune: float | None = None, pca: float | None = None,
                    seed: int = 0, probabilities: bool = False,
-                   class_weight: str | None = None) -> Pipeline:
-    """The benchmark pipeline; `prune` is the |r| threshold, `pca` components or fraction."""
+                   class_weight: str | None = None, params: dict | None = None) -> Pipeline:
+    """The benchmark pipeline; `prune` is the |r| threshold, `pca` components or fraction,
+    `params` the classifier's settings that differ from its defaults."""
     steps = [("impute", SimpleImputer(strategy="mean", keep_empty_features=True))]
     if prune is not None:
         steps.append(("prune", CorrelationPruner(prune)))
     steps.append(("scale", StandardScaler()))
     if (reducer := make_pca(pca, seed)) is not None:
         steps.append(("pca", reducer))
-    steps.append(("model", make_classifier(model, seed, probabilities, class_weight)))
+    steps.append(("model", make_classifier(model, seed, probabilities, class_weight, params)))
     return Pipeline(steps)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from mfs.analysis.models import build_pipeline, sample_weights, xgboost_threads
+from mfs.analysis.models import EARLY_STOPPED, build_pipeline, sample_weights, xgboost_threads
 from mfs.analysis.training_table import Block
 
 ENSEMBLES = ("concat", "vote")
@@ -28,6 +28,10 @@ class Recipe:
     pca: float | None
     seed: int
     class_weight: str | None = None
+    params: tuple[tuple[str, object], ...] = ()  # classifier settings off its defaults
+
+    def settings(self) -> dict:
+        return dict(self.params)
 
 
 class Predictor:
@@ -44,8 +48,11 @@ class Predictor:
         self.groups = [(_columns(group), _names(group, feature_names)) for group in groups]
         self.pipelines: list[Pipeline] = []
 
-    def fit(self, X: np.ndarray, rows: np.ndarray, y: np.ndarray, n_classes: int) -> Predictor:
-        """Fit on `X[rows]` (only the columns each pipeline uses are copied)."""
+    def fit(self, X: np.ndarray, rows: np.ndarray, y: np.ndarray, n_classes: int,
+            validation: tuple[np.ndarray, np.ndarray] | None = None) -> Predictor:
+        """Fit on `X[rows]` (only the columns each pipeline uses are copied). `validation`
+        (rows, labels) is the early-stopping set of the models that have one (the probe);
+        the others never see it."""
         missing = sorted(set(range(n_classes)) - set(np.unique(y)))
         if missing:
             raise ValueError(f"the training rows lack {len(missing)} of the {n_classes} "
@@ -56,10 +63,15 @@ class Predictor:
             train = _submatrix(X, rows, columns)
             pipeline = build_pipeline(r.model, r.prune, r.pca, r.seed,
                                       probabilities=len(self.groups) > 1,
-                                      class_weight=r.class_weight)
+                                      class_weight=r.class_weight, params=r.settings())
             if r.model == "xgboost":
                 pipeline.set_params(model__n_jobs=xgboost_threads(*train.shape))
             weights = sample_weights(r.class_weight, r.model, y)
+            if r.model in EARLY_STOPPED:
+                held = None if validation is None else (
+                    _submatrix(X, validation[0], columns), validation[1])
+                self.pipelines.append(_fit_early_stopped(pipeline, train, y, weights, held))
+                continue
             fit_params = {} if weights is None else {"model__sample_weight": weights}
             self.pipelines.append(pipeline.fit(train, y, **fit_params))
         return self
@@ -92,6 +104,18 @@ class Predictor:
                 name = str(out_names[int(key.removeprefix("f"))])
                 shares[name] = shares.get(name, 0.0) + gain / total / len(self.pipelines)
         return shares
+
+
+def _fit_early_stopped(pipeline: Pipeline, train: np.ndarray, y: np.ndarray,
+                       weights: np.ndarray | None,
+                       validation: tuple[np.ndarray, np.ndarray] | None) -> Pipeline:
+    """Fit the preprocessing on the training rows, then the classifier with the validation
+    rows passed through that same preprocessing (never fitted on them)."""
+    features = pipeline[:-1].fit_transform(train, y)
+    eval_set = None if validation is None or not len(validation[1]) else (
+        pipeline[:-1].transform(validation[0]), validation[1])
+    pipeline[-1].fit(features, y, sample_weight=weights, eval_set=eval_set)
+    return pipeline
 
 
 def _columns(blocks: list[Block]) -> slice | np.ndarray:

@@ -32,7 +32,8 @@ class BenchmarkConfig:
     `analysis.prompts.DEFAULT_TEMPLATE`); `population` the label and track filters;
     `class_weight="balanced"` weighs each training track by the inverse of its genre's
     frequency; `seeds` repeats training (and k-fold shuffles) with seeds `seed` …
-    `seed + seeds - 1`, whose spread is reported beside the first seed's interval."""
+    `seed + seeds - 1`, whose spread is reported beside the first seed's interval; `tune`
+    chooses the classifier's settings first (`analysis.tuning`)."""
 
     library: str
     features: tuple[str, ...]
@@ -47,6 +48,7 @@ class BenchmarkConfig:
     population: Population = Population()
     class_weight: str | None = None
     seeds: int = 1
+    tune: bool = False
 
     @property
     def feature_set(self) -> str:
@@ -54,13 +56,13 @@ class BenchmarkConfig:
         return ("|" if self.ensemble == "vote" else "+").join(self.features)
 
     def to_json(self) -> str:
-        """The settings as JSON; population, class weight and repeats only when set, so
-        entries made before they existed keep their JSON."""
+        """The settings as JSON; population, class weight, repeats and tune only when set,
+        so entries made before they existed keep their JSON."""
         settings = asdict(self)
         settings["population"] = self.population.settings()
         if self.seeds == 1:
             del settings["seeds"]
-        for key in ("population", "class_weight"):
+        for key in ("population", "class_weight", "tune"):
             if not settings[key]:
                 del settings[key]
         return json.dumps(settings, sort_keys=True)
@@ -83,6 +85,8 @@ class BenchmarkConfig:
             args += ["--class-weight", self.class_weight]
         if self.seeds > 1:
             args += ["--seeds", str(self.seeds)]
+        if self.tune:
+            args += ["--tune"]
         return shlex.join(args + self.population.arguments())
 
 

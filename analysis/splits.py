@@ -1,6 +1,7 @@
 """Train/test splits without leakage, deterministic for a seed.
 
-- `official`: the dataset's own split column (fit on `train`, score on `test`);
+- `official`: the dataset's own split column (fit on `train`, score on `test`; its
+  `validation` tracks are kept apart for tuning and early stopping);
 - `kfold`: stratified k-fold over all labelled tracks;
 - `artist`: stratified group k-fold with the artist as group, so no artist is on both sides;
 - `auto`: `official` when the library's tracks carry train and test splits, else `kfold`.
@@ -8,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
@@ -21,6 +22,9 @@ class Fold:
     name: str
     train: np.ndarray  # row indices
     test: np.ndarray
+    # The dataset's validation part (official split only): chooses settings and stops
+    # early; k-fold splits have none, tuning uses inner folds of `train` instead.
+    validation: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
 
 
 def resolve_split(split: str, dataset_split: np.ndarray) -> str:
@@ -42,7 +46,7 @@ def make_folds(split: str, labels: np.ndarray, dataset_split: np.ndarray,
         if not len(train) or not len(test):
             raise ValueError("the official split needs tracks marked train and test; "
                              "this library has none, use --split kfold")
-        return [Fold("official", train, test)]
+        return [Fold("official", train, test, np.flatnonzero(dataset_split == "validation"))]
     _check_fold_count(labels, k)
     rows = np.arange(len(labels))
     if split == "kfold":

@@ -152,7 +152,9 @@ def bench_command(
         help="Feature sets separated by ',', selections in a set joined by '+'; "
              "x:layer=4-12 or x:layer=all is one set per layer.")],
     model: Annotated[str, typer.Option(
-        help="xgboost, logreg, svm, mlp or zero-shot; several separated by ','.")] = "xgboost",
+        help="xgboost, logreg, svm, mlp, probe (MARBLE's: 512 hidden, dropout 0.2, Adam, "
+             "early-stopped; torch, GPU if present) or zero-shot; several separated by ','.")
+                 ] = "xgboost",
     ensemble: Annotated[str, typer.Option(
         help="How a+b is combined: concat, vote, or both.")] = "concat",
     prune: Annotated[float | None, typer.Option(help="Drop one of each |r| > this pair.")
@@ -171,6 +173,10 @@ def bench_command(
     class_weight: Annotated[str | None, typer.Option(
         help="balanced: weigh training tracks by 1/(genre frequency), every trained model "
              "(XGBoost and MLP through sample weights).", show_default=False)] = None,
+    tune: Annotated[bool, typer.Option(
+        "--tune", help="Choose each model's settings from a small grid (see "
+        "analysis/tuning.py) on the validation part, else on 3 inner folds of train; "
+        "then refit (train+validation) and score the test part once.")] = False,
     label: LabelOption = "genre_top",
     subset: SubsetOption = None,
     genres: GenresOption = None,
@@ -188,6 +194,8 @@ def bench_command(
 
     Example: mfs bench fma --features fma518 --subset medium --exclude-genres International
     --min-per-genre 1000 --class-weight balanced
+
+    Example: mfs bench gtzan --features musicnn-msd:features_max --model svm,probe --tune
     """
     from mfs.analysis.benchmark import bench_configs, run_benchmarks
     from mfs.analysis.leaderboard import interval_text, spread_text
@@ -198,10 +206,11 @@ def bench_command(
     the_store = Store(store)
     configs = bench_configs(library, split_specs(features), split_specs(model), ensemble,
                             prune, pca, split, folds, seed, prompts, population, class_weight,
-                            seeds, the_store)
+                            seeds, the_store, tune)
     results = run_benchmarks(the_store, configs, save=save)
     repeated = seeds > 1
-    rows = [[r.config.feature_set, r.config.model, r.split, f"{r.n_train}/{r.n_test}",
+    rows = [[r.config.feature_set, r.config.model + (" (tuned)" if r.config.tune else ""),
+             r.split, f"{r.n_train}/{r.n_test}",
              f"{r.n_features_in}→{r.n_features_used}",
              *(interval_text(r.scores[m], *r.intervals[m]) for m in METRICS),
              *([spread_text(*r.seed_spread("accuracy"), r.config.seeds)] if repeated else []),
@@ -246,7 +255,7 @@ def leaderboard_command(
         _print_frame(board, fmt)
         return
     rows = [[number, r.row_id[:8] if isinstance(r.row_id, str) else "", r.library,
-             r.feature_set, r.model,
+             r.feature_set, r.model + (" (tuned)" if _tuned(r) else ""),
              r.split + (" (leaks)" if isinstance(r.leak, str) else ""), r.seed,
              optional_number(r.prune), optional_number(r.pca), f"{r.n_train}/{r.n_test}",
              *(row_interval(r, m) for m in METRICS),
@@ -302,6 +311,13 @@ def report_command(
 
     page = write_report(Store(store), library, out)
     console.print(f"report written to {page}")
+
+
+def _tuned(row) -> bool:
+    """Whether a leaderboard row's settings were chosen by `--tune`."""
+    import json
+
+    return bool(json.loads(row.config).get("tune"))
 
 
 def _population(label: str, subset: str | None, genres: str | None,
