@@ -145,6 +145,8 @@ def test_worker_killed_mid_run_leaves_no_duplicates(tmp_path, api_url):
         assert killed, "no worker was busy while parts were landing"
         again = flow("lib", ["slow-energy"], store=str(store.root), rescan=False,
                      tracks_per_part=2)
+    print(f"killed worker pid {killed[0]}; first run: "
+          f"{result.get('error') or result['extractors']['slow-energy']}")
     if "error" not in result:
         assert result["extractors"]["slow-energy"]["ok"] == 12
         assert again["extractors"]["slow-energy"]["planned"] == 0
