@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
@@ -40,7 +41,7 @@ from mfs.flows.settings import TRACKS_PER_PART, ExtractSettings
 from mfs.store import Store
 from mfs.store.failures import Failure
 from mfs.store.runs import Run, recorded
-from mfs.store.store import StoreWriter
+from mfs.store.store import StoreWriter, batch_part_name, batch_part_prefix, part_stamp
 
 # A part is also written once this many seconds have passed since the last one, so a slow
 # model killed mid-run keeps what it computed (tests lower it).
@@ -92,12 +93,30 @@ class ExtractorJob:
     failure or a part is written. A plain class (not a dataclass): Prefect walks dataclass
     task arguments field by field, and this one holds a model and the store's writer."""
 
-    def __init__(self, spec: str, extractor: Extractor, writer: StoreWriter, run_id: str,
+    def __init__(self, spec: str, extractor: Extractor, writer: StoreWriter, run: RunKey,
                  batch_size: int) -> None:
         self.spec, self.extractor, self.writer = spec, extractor, writer
-        self.run_id, self.batch_size = run_id, batch_size
+        self.run, self.run_id, self.batch_size = run, run.run_id, batch_size
         self.config_hash = extractor.config_hash()
         self.builder: RowBuilder | None = None
+
+    def part_name(self, batch: Batch, chunk: int) -> str:
+        return batch_part_name(self.run.stamp, self.run_id, self.extractor.name,
+                               self.config_hash, batch.number, chunk)
+
+    def earlier_attempt(self, batch: Batch) -> EarlierAttempt:
+        """What an earlier attempt at `batch` in this run stored before its process died
+        (a Dask worker killed mid-batch, whose task Dask then runs again): those tracks
+        are not extracted twice, and the next chunk gets a fresh name."""
+        prefix = batch_part_prefix(self.run.stamp, self.run_id, self.extractor.name,
+                                   self.config_hash, batch.number)
+        store = self.writer.store
+        folder = store.features_dir / self.extractor.name / self.config_hash
+        stored = sorted(folder.glob(f"{prefix}-c*.parquet"))
+        failed = sorted(store.failures_dir.glob(f"{prefix}-c*.parquet"))
+        chunks = [int(p.stem.rsplit("-c", 1)[1]) for p in [*stored, *failed]]
+        return EarlierAttempt(_track_ids(stored), _track_ids(failed),
+                              max(chunks, default=-1) + 1)
 
     def load(self, device: str) -> None:
         """Load the model, then its row builder (which hashes the model's files): only a
@@ -111,18 +130,18 @@ class ExtractorJob:
                        reason=failure.reason, run_id=self.run_id, track_id=failure.track_id,
                        config_hash=self.config_hash, attempts=attempts + 1)
 
-    def write(self, rows: list[dict], windows: list[pa.Table], failures: list[Failure]
-              ) -> None:
-        """Store `rows` as one part and `failures` beside it, then empty the lists. The
+    def write(self, name: str, rows: list[dict], windows: list[pa.Table],
+              failures: list[Failure]) -> None:
+        """Store `rows` as part `name` and `failures` beside it, then empty the lists. The
         tracks' `windows` go first (`StoreWriter.append_windows`): a feature row is only
         ever stored after its windows, so a track the planner skips has them."""
         if windows:
             self.writer.append_windows(self.extractor.name, self.config_hash,
-                                       pa.concat_tables(windows))
+                                       pa.concat_tables(windows), name)
         if rows:
             self.writer.append_features(self.extractor.name, self.config_hash,
-                                        self.builder.table(rows))
-        self.writer.append_failures([failure.row() for failure in failures])
+                                        self.builder.table(rows), name)
+        self.writer.append_failures([failure.row() for failure in failures], name)
         rows.clear()
         windows.clear()
         failures.clear()
@@ -130,15 +149,19 @@ class ExtractorJob:
 
 def extract_batch(job: ExtractorJob, batch: Batch,
                   on_track: Callable[[], None] | None = None) -> dict[str, int]:
-    """Extract and store one batch (`job` loaded); returns {"ok": n, "failed": n}.
-    `on_track` is called as each track finishes (progress)."""
+    """Extract and store one batch (`job` loaded); returns {"ok": n, "failed": n}, the
+    tracks an earlier attempt at it stored included. `on_track` is called as each track
+    finishes (progress)."""
     location = {track_id: (path, attempts) for track_id, path, attempts in batch.tracks}
-    counts = {"ok": 0, "failed": 0}
+    earlier = job.earlier_attempt(batch)
+    counts = {"ok": len(earlier.ok), "failed": len(earlier.failed)}
+    chunk = earlier.next_chunk
     rows: list[dict] = []
     windows: list[pa.Table] = []
     failures: list[Failure] = []
     last_write = time.monotonic()
-    tracks = ((track_id, path) for track_id, path, _ in batch.tracks)
+    tracks = ((track_id, path) for track_id, path, _ in batch.tracks
+              if track_id not in earlier.ok and track_id not in earlier.failed)
     for item in extract_tracks(job.builder, tracks, job.batch_size):
         if isinstance(item, TrackFailure):
             counts["failed"] += 1
@@ -149,22 +172,55 @@ def extract_batch(job: ExtractorJob, batch: Batch,
             if item.windows is not None:
                 windows.append(item.windows)
         if time.monotonic() - last_write >= SECONDS_PER_PART:
-            job.write(rows, windows, failures)
+            job.write(job.part_name(batch, chunk), rows, windows, failures)
+            chunk += 1
             last_write = time.monotonic()
         if on_track is not None:
             on_track()
-    job.write(rows, windows, failures)
+    job.write(job.part_name(batch, chunk), rows, windows, failures)
     return counts
 
 
 @dataclass(frozen=True)
+class RunKey:
+    """What names a run's parts: its id and its start as part names write it."""
+
+    run_id: str
+    stamp: str
+
+    @classmethod
+    def of(cls, run: Run) -> RunKey:
+        return cls(run.run_id, part_stamp(run.started_at))
+
+
+@dataclass(frozen=True)
+class EarlierAttempt:
+    """Tracks of a batch already stored in this run (extracted / failed), and the number
+    its next part takes."""
+
+    ok: frozenset[str]
+    failed: frozenset[str]
+    next_chunk: int
+
+
+def _track_ids(parts: list[Path]) -> frozenset[str]:
+    if not parts:
+        return frozenset()
+    return frozenset(pq.read_table(parts, columns=["track_id"]).column(0).to_pylist())
+
+
+@dataclass(frozen=True)
 class Steps:
-    """How a run calls its steps: directly (`DIRECT`), or as Prefect tasks (`IN_TASKS`)."""
+    """How a run calls its steps: directly (`DIRECT`), as Prefect tasks (`IN_TASKS`), or
+    with the batches spread over a Dask cluster (`spread.ON_CLUSTER`)."""
 
     plan: Callable[[Store, str | None, Extractor, int], Plan] = plan_missing
     batch: Callable[..., dict[str, int]] = extract_batch
     # Held while a model is loaded and extracting (a flow: the GPU's concurrency slot).
     device_slot: Callable[[str], AbstractContextManager] = lambda _device: nullcontext()
+    # Set when the flow runs on a Dask cluster (`flows/spread.py`): submits every batch to
+    # the workers and yields each batch's counts as it completes (calling `on_tracks(n)`).
+    spread: Callable[..., Iterator[dict[str, int]]] | None = None
 
 
 DIRECT = Steps()
@@ -186,7 +242,7 @@ def run_extract(store: Store, library: str | None, specs: list[str],
             recorded(writer, run):
         for spec, extractor in zip(specs, extractors, strict=True):
             plan = steps.plan(store, library, extractor, settings.max_attempts)
-            job = ExtractorJob(spec, extractor, writer, run.run_id, settings.batch_size)
+            job = ExtractorJob(spec, extractor, writer, RunKey.of(run), settings.batch_size)
             run.counts[spec] = extract_plan(job, plan, settings, progress, steps)
     return {"run_id": run.run_id, "library": library, "extractors": run.counts}
 
@@ -201,16 +257,20 @@ def extract_plan(job: ExtractorJob, plan: Plan, settings: ExtractSettings,
     started = time.monotonic()
     with steps.device_slot(settings.device), progress(job.extractor.name,
                                                       len(plan.todo)) as update:
-        job.load(settings.device)
         done = 0
 
-        def on_track() -> None:
+        def on_tracks(n: int = 1) -> None:
             nonlocal done
-            done += 1
+            done += n
             update(done, time.monotonic() - started)
 
-        for batch in batches(plan.todo, settings.tracks_per_part):
-            batch_counts = steps.batch(job, batch, on_track)
+        todo = batches(plan.todo, settings.tracks_per_part)
+        if steps.spread is not None:  # the workers load the model, the run only waits
+            results = steps.spread(job, todo, settings, on_tracks)
+        else:
+            job.load(settings.device)
+            results = (steps.batch(job, batch, on_tracks) for batch in todo)
+        for batch_counts in results:
             counts["ok"] += batch_counts["ok"]
             counts["failed"] += batch_counts["failed"]
     counts["seconds"] = round(time.monotonic() - started, 3)
@@ -262,8 +322,11 @@ def _run_in_flow(store: Store, library: str | None, specs: list[str],
                  settings: ExtractSettings) -> dict:
     """`run_extract` as a flow runs it: steps as tasks, a progress artifact beside any
     progress display, and the summary as a log line and a table artifact."""
+    from mfs.flows.spread import steps_for_this_flow
+
     result = run_extract(store, library, specs, settings,
-                         report.both(DISPLAY.get(), report.artifact_progress), IN_TASKS)
+                         report.both(DISPLAY.get(), report.artifact_progress),
+                         steps_for_this_flow(IN_TASKS))
     report.publish_summary(store, result)
     return result
 

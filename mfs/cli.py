@@ -168,19 +168,35 @@ def extract_command(
     batch_size: Annotated[int, typer.Option(help="Windows per model call.")] = 16,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps")] = "auto",
     rescan: Annotated[bool, typer.Option(help="Rescan the library first.")] = True,
+    tracks_per_part: Annotated[int, typer.Option(
+        help="Tracks per batch task (what one Dask worker takes) and per stored part.")] = 64,
+    dask_workers: Annotated[int, typer.Option(
+        help="Spread batches over a local Dask cluster of N worker processes.")] = 0,
+    dask_address: Annotated[str | None, typer.Option(
+        help="Spread batches over the Dask cluster at tcp://HOST:PORT (needs "
+             "PREFECT_API_URL).", show_default=False)] = None,
     store: StoreOption = None,
 ) -> None:
     """Extract what the library is missing (Prefect flow extract-library; default
     extractors fma518,musicnn-mtt).
 
-    Example: mfs extract gtzan --extractor fma518 --extractor musicnn-msd
+    Example: mfs extract gtzan --extractor fma518 --extractor musicnn-msd --dask-workers 4
     """
     from mfs.flows.prepare import DEFAULT_EXTRACTORS
     from mfs.flows.settings import ExtractSettings
 
+    if tracks_per_part < 1:
+        raise ValueError("--tracks-per-part must be at least 1")
+    if dask_workers < 0 or (dask_workers and dask_address):
+        raise ValueError("give --dask-workers N (N > 0) or --dask-address, not both")
+    if dask_address:
+        from mfs.flows.spread import require_server
+
+        require_server(dask_address)
     specs = extractor_specs(extractor or list(DEFAULT_EXTRACTORS))
     run_extraction("extract-library", Store(store), library, specs,
-                   ExtractSettings(batch_size, device), rescan)
+                   ExtractSettings(batch_size, device, tracks_per_part), rescan,
+                   (dask_address, dask_workers) if dask_workers or dask_address else None)
 
 
 @app.command("backfill")
@@ -213,8 +229,12 @@ def extractor_specs(values: list[str]) -> list[str]:
 
 
 def run_extraction(flow_name: str, store: Store, library: str | None, specs: list[str],
-                   settings: ExtractSettings, rescan: bool) -> None:
+                   settings: ExtractSettings, rescan: bool,
+                   cluster: tuple[str | None, int] | None = None) -> None:
     """Check and plan first (no Prefect); start Prefect's flow only when work is missing.
+
+    `cluster` (address, local workers) runs the batches on a Dask cluster
+    (`flows/spread.py`).
 
     The flow plans again itself (a deployment calls it directly), which costs one
     anti-join; it does not rescan again.
@@ -233,9 +253,14 @@ def run_extraction(flow_name: str, store: Store, library: str | None, specs: lis
     options = {"batch_size": settings.batch_size, "device": settings.device,
                "store": str(store.root), "tracks_per_part": settings.tracks_per_part}
     with quiet_console(enabled=not debug_enabled()), flows.displayed(bar_progress):
-        start_temporary_server()
+        api_url = start_temporary_server()
         if flow_name == "extract-library":
-            result = flows.extract_library(library, specs, rescan=False, **options)
+            flow = flows.extract_library
+            if cluster is not None:
+                from mfs.flows.spread import dask_task_runner
+
+                flow = flow.with_options(task_runner=dask_task_runner(*cluster, api_url))
+            result = flow(library, specs, rescan=False, **options)
         else:
             result = flows.backfill_model(specs, library, **options)
     print_extract_summary(result)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from mfs.store import health, schema
 from mfs.store.atomic import remove_stale_temporaries, write_bytes_atomic, write_parquet_atomic
-from mfs.store.lock import StoreLock
+from mfs.store.lock import StoreLock, read_holder
 from mfs.store.views import create_failure_views, create_views
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -42,8 +42,28 @@ def check_name(kind: str, name: str) -> str:
 
 def new_part_name() -> str:
     """Unique, time-ordered file name for one append-only part."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    return f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+    return f"part-{part_stamp(datetime.now(UTC))}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def batch_part_name(run_stamp: str, run_id: str, extractor: str, config_hash: str,
+                    batch: int, chunk: int) -> str:
+    """The name of chunk `chunk` of batch `batch` of one run's extractor config: the same
+    in `features/`, `windows/` and `failures/`, and the same whichever process (or Dask
+    worker) writes it, so a batch re-run after its worker died finds what it already
+    stored (`batch_part_prefix`) and an overwrite replaces a part instead of adding one.
+    `run_stamp` is the run's start (UTC), so names still sort by time."""
+    return f"{batch_part_prefix(run_stamp, run_id, extractor, config_hash, batch)}" \
+           f"-c{chunk:03d}.parquet"
+
+
+def batch_part_prefix(run_stamp: str, run_id: str, extractor: str, config_hash: str,
+                      batch: int) -> str:
+    return f"part-{run_stamp}-{run_id[:12]}-{extractor}-{config_hash}-b{batch:05d}"
+
+
+def part_stamp(moment: datetime) -> str:
+    """`moment` as part names write it."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
 
 
 class Store:
@@ -150,10 +170,29 @@ class Store:
 
 
 class StoreWriter:
-    """Write access to a store; only handed out while its lock is held."""
+    """Write access to a store; only handed out while its lock is held.
 
-    def __init__(self, store: Store) -> None:
+    One exception, by design: a run that holds the lock may hand its Dask workers a
+    writer (`flows/spread.py`) that only adds new feature, window and failure parts under
+    the run's deterministic batch names; such a writer checks before each part that the
+    lock's holder is still its run (`owner`), and never takes the lock itself.
+    """
+
+    def __init__(self, store: Store, owner: dict | None = None) -> None:
         self.store = store
+        self.owner = owner  # (worker writers) the lock holder's pid and host
+
+    def check_owner(self) -> None:
+        """(Worker writers) raise unless the store's lock is still held by the run that
+        handed this writer out: a worker of a dead run must not add parts under the next
+        run's lock, which planned without them."""
+        if self.owner is None:
+            return
+        holder = read_holder(self.store.root)
+        if (holder.get("pid"), holder.get("host")) != (self.owner["pid"], self.owner["host"]):
+            raise RuntimeError(
+                f"store {self.store.root} is no longer locked by the run that started this "
+                f"batch (pid {self.owner['pid']} on {self.owner['host']}): part not written")
 
     def save_library_config(self, library: str, config: dict) -> Path:
         path = self.store.libraries_dir / f"{check_name('library', library)}.json"
@@ -168,11 +207,12 @@ class StoreWriter:
         path = self.store.tracks_dir / f"{check_name('library', library)}.parquet"
         return write_parquet_atomic(table, path)
 
-    def append_failures(self, rows: list[dict]) -> Path | None:
+    def append_failures(self, rows: list[dict], name: str | None = None) -> Path | None:
         if not rows:
             return None
         table = pa.Table.from_pylist(rows, schema=schema.FAILURES)
-        return write_parquet_atomic(table, self.store.failures_dir / new_part_name())
+        self.check_owner()
+        return write_parquet_atomic(table, self.store.failures_dir / (name or new_part_name()))
 
     def append_run(self, row: dict) -> Path:
         table = pa.Table.from_pylist([row], schema=schema.RUNS)
@@ -195,15 +235,18 @@ class StoreWriter:
         folder = self.store.prompts_dir / check_name("extractor", extractor) / config_hash
         return write_parquet_atomic(table, folder / new_part_name())
 
-    def append_features(self, extractor: str, config_hash: str, table: pa.Table) -> Path:
+    def append_features(self, extractor: str, config_hash: str, table: pa.Table,
+                        name: str | None = None) -> Path:
         """Add one batch of feature rows as an immutable part of `features/<ext>/<hash>/`."""
         missing = set(schema.FEATURE_KEY_AND_PROVENANCE.names) - set(table.column_names)
         if missing:
             raise ValueError(f"feature batch for {extractor!r} lacks columns {sorted(missing)}")
         folder = self.store.features_dir / check_name("extractor", extractor) / config_hash
-        return write_parquet_atomic(table, folder / new_part_name())
+        self.check_owner()
+        return write_parquet_atomic(table, folder / (name or new_part_name()))
 
-    def append_windows(self, extractor: str, config_hash: str, table: pa.Table) -> Path:
+    def append_windows(self, extractor: str, config_hash: str, table: pa.Table,
+                       name: str | None = None) -> Path:
         """Add one batch of window rows as an immutable part of `windows/<ext>/<hash>/`.
         Written before the feature part of the same tracks: a run killed between the two
         leaves windows that no feature row pairs with, which the `_windows` view leaves
@@ -212,7 +255,8 @@ class StoreWriter:
         if missing:
             raise ValueError(f"window batch for {extractor!r} lacks columns {sorted(missing)}")
         folder = self.store.windows_dir / check_name("extractor", extractor) / config_hash
-        return write_parquet_atomic(table, folder / new_part_name())
+        self.check_owner()
+        return write_parquet_atomic(table, folder / (name or new_part_name()))
 
 def _with_new_columns(table: pa.Table, table_schema: pa.Schema) -> pa.Table:
     """`table` cast to `table_schema`, columns added since it was written read as null
