@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from cnn_weights import cnn14_state, write_labels
+from conftest import shared
 
 from mfs.extractors.base import ExtractorUnavailable
 from mfs.extractors.panns.extractor import FRONT_ENDS, Cnn14Config, PannsCnn14
@@ -128,6 +129,25 @@ def test_vggish_equals_torchvggish(models_env: Path, vggish_reference: types.Mod
     # quantised: a value on a rounding boundary may land one step apart
     assert (ours["embedding"][:count] - released).abs().max() <= 1.0
     assert (ours["embedding"][:count] == released).float().mean() > 0.99
+
+
+def test_a_30_s_clip_is_three_cnn14_windows_not_four() -> None:
+    """CNN14's default 10.25 s windows fit GTZAN's 30.0-30.12 s clips and FMA's 29.98 s in
+    3 windows at both rates; 10 s windows (version 1) made a 4th, end-aligned, of any clip
+    a sample over 30 s: a third more compute for 0.01 s of audio."""
+    import soundfile as sf
+
+    from mfs.extractors.windowing import window_samples, window_starts
+
+    clips = sorted(shared("gtzan-full/genres").glob("*/*.au"))
+    lengths = [sf.info(path).frames / sf.info(path).samplerate for path in clips]
+    assert len(lengths) == 10 and max(lengths) > 30.0
+    for rate in FRONT_ENDS:
+        window, hop = window_samples(PannsCnn14(Cnn14Config(sample_rate=rate)).windowing, rate)
+        for seconds in [*lengths, 29.98]:
+            assert len(window_starts(int(seconds * rate), window, hop)) == 3, (rate, seconds)
+    old = PannsCnn14(Cnn14Config(window_seconds=10.0)).windowing
+    assert len(window_starts(int(min(lengths) * 32000), *window_samples(old, 32000))) == 4
 
 
 def test_missing_weights_name_the_file_and_every_place(tmp_path: Path,

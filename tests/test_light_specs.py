@@ -16,12 +16,13 @@ from mfs.extractors.musicnn.extractor import MusicnnConfig, MusicnnMSD, MusicnnM
 
 # The default configs' hashes: a change re-extracts every store, so it must be deliberate.
 # fma518 hashes as before versions existed (version 1); musicnn is version 2 (short tracks
-# embedded from their real audio only), which was 812edda1a6a3 / b7fdc0a89659 at version 1.
+# embedded from their real audio only), which was 812edda1a6a3 / b7fdc0a89659 at version 1;
+# panns-cnn14 is version 2 (10.25 s windows, bench/bench_cnn.py), 7b6bdc25777c at version 1.
 DEFAULT_HASHES = {
     "fma518": "87e80b470e1c",
     "musicnn-mtt": "24ef45b75cea",
     "musicnn-msd": "c9815d3159cc",
-    "panns-cnn14": "7b6bdc25777c",
+    "panns-cnn14": "99dcebc241aa",
     "vggish": "d1e5ee024ad9",
     "essentia-music": "4808da3cad9e",
     "opensmile-compare": "0654d522babd",

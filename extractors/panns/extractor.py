@@ -1,5 +1,5 @@
 """PANNs CNN14 as the pipeline and the CLI see it: which published checkpoint (32 kHz or
-16 kHz), its front end, 10 s windows, where the weights and AudioSet's class names are.
+16 kHz), its front end, 10.25 s windows, where the weights and AudioSet's class names are.
 The network (`network.py`, torch) is imported in `build`.
 """
 
@@ -52,8 +52,8 @@ FRONT_ENDS = {
 
 @dataclass(frozen=True)
 class Cnn14Config(NeuralConfig):
-    """Which checkpoint (by its input rate), the hop between 10 s windows, and the weights
-    file when a spec names one.
+    """Which checkpoint (by its input rate), the windows (10.25 s every 10.25 s by
+    default; see `PannsCnn14`), and the weights file when a spec names one.
 
     `weights` enters the config hash only when set (a file the user names may hold other
     weights); found in the usual places, the published file is one output whose bytes'
@@ -61,6 +61,7 @@ class Cnn14Config(NeuralConfig):
     """
 
     sample_rate: int = 32000
+    window_seconds: float = 10.25
     hop_seconds: float | None = None
     weights: str | None = field(default=None, kw_only=True)
 
@@ -69,6 +70,9 @@ class Cnn14Config(NeuralConfig):
         if self.sample_rate not in FRONT_ENDS:
             raise ValueError(f"panns-cnn14 sample_rate={self.sample_rate} unknown; choose "
                              f"{' or '.join(map(str, FRONT_ENDS))} (the published checkpoints)")
+        if self.window_seconds <= 0:
+            raise ValueError(f"panns-cnn14 window_seconds={self.window_seconds} must be "
+                             "positive")
         if self.hop_seconds is not None and self.hop_seconds <= 0:
             raise ValueError(f"panns-cnn14 hop_seconds={self.hop_seconds} must be positive")
 
@@ -95,19 +99,22 @@ def read_labels(path: Path) -> tuple[str, ...]:
 class PannsCnn14(NeuralExtractor):
     """CNN14's 2048-d embedding and its 527 AudioSet clip-wise probabilities per window.
 
-    Windows are 10 s, the clips CNN14 was trained on, with no overlap by default. A GTZAN
-    clip (~30.01 s) thus runs as four windows: three regular ones and the pipeline's
-    end-aligned one for the last 0.01 s, which overlaps the third by 9.99 s (a third more
-    compute, and the last 10 s weigh twice in the means). Longer windows would change
-    what the model sees from what it was trained on; shorter ones still need the end
-    window. A track shorter than 10 s runs on its real samples alone
+    **Windows: 10.25 s every 10.25 s** (version 2; version 1 had 10 s). CNN14 was trained
+    on 10 s clips, but it is convolutional and pools over time, so a quarter second more
+    changes little of what it sees, and it fits a 30 s clip in three windows: GTZAN's
+    30.0-30.12 s clips (a few up to ~30.6 s) and FMA's 29.98 s ones. With 10 s windows a
+    30.013 s GTZAN clip ran as four, the pipeline's end-aligned one for the last 0.01 s
+    overlapping the third by 9.99 s: a third more compute (40 s for 30 s of audio, against
+    30.75 s now), and its last 10 s weighed twice in the means (0.74 s now). The same
+    choice as the HuBERT family's (`HubertFamilyConfig`); `window_seconds=10` gives the
+    trained length back. A track shorter than one window runs on its real samples alone
     (`short_windows.embed_real_samples`): CNN14 pools over time, so padding would change
     its embedding.
     """
 
     name = "panns-cnn14"
     config_class = Cnn14Config
-    version = 1
+    version = 2  # 1: 10 s windows
     uses_lengths = True
     config: Cnn14Config
 
@@ -121,7 +128,8 @@ class PannsCnn14(NeuralExtractor):
 
     @property
     def windowing(self) -> Windowing:
-        return Windowing(seconds=10.0, hop_seconds=self.config.hop_seconds or 10.0)
+        seconds = self.config.window_seconds
+        return Windowing(seconds=seconds, hop_seconds=self.config.hop_seconds or seconds)
 
     @cached_property
     def found(self) -> tuple[str, Path]:
