@@ -9,10 +9,10 @@ imported in `build`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from mfs.extractors.base import ExtractorUnavailable, OutputSpec, Windowing, check_windows
-from mfs.extractors.hf.extractor import HFConfig, HFExtractor
+from mfs.extractors.base import ExtractorUnavailable, OutputSpec, Windowing
+from mfs.extractors.hf.extractor import FixedInputConfig, HFExtractor
 from mfs.extractors.hf.locate import ModelSource
 
 if TYPE_CHECKING:
@@ -28,15 +28,8 @@ HIDDEN, LABELS = 768, 527
 
 
 @dataclass(frozen=True)
-class AstConfig(HFConfig):
-    """`hop_seconds=None`: consecutive windows (the last one aligned to the track's end);
-    a smaller hop overlaps them (another output)."""
-
-    hop_seconds: float | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_windows(WINDOW_SECONDS, self.hop_seconds)
+class AstConfig(FixedInputConfig):
+    window_seconds: ClassVar[float] = WINDOW_SECONDS
 
 
 class Ast(HFExtractor):
@@ -58,8 +51,7 @@ class Ast(HFExtractor):
 
     @property
     def windowing(self) -> Windowing:
-        return Windowing(seconds=WINDOW_SECONDS,
-                         hop_seconds=self.config.hop_seconds or WINDOW_SECONDS)
+        return self.config.windowing()
 
     def _model_config(self) -> dict:
         try:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from mfs.extractors.base import ExtractorUnavailable, OutputSpec, Windowing, check_windows
-from mfs.extractors.hf.extractor import HFConfig, HFExtractor
+from mfs.extractors.base import ExtractorUnavailable, OutputSpec, Windowing
+from mfs.extractors.hf.extractor import FixedInputConfig, HFExtractor
 from mfs.extractors.hf.locate import ModelSource
 
 if TYPE_CHECKING:
@@ -27,15 +27,8 @@ PROJECTION = 512  # the published model's, until a found config.json says otherw
 
 
 @dataclass(frozen=True)
-class ClapMusicConfig(HFConfig):
-    """`hop_seconds=None`: consecutive 10 s windows (the last aligned to the track's end);
-    a smaller hop overlaps them (another output)."""
-
-    hop_seconds: float | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_windows(WINDOW_SECONDS, self.hop_seconds)
+class ClapMusicConfig(FixedInputConfig):
+    window_seconds: ClassVar[float] = WINDOW_SECONDS
 
 
 class ClapMusic(HFExtractor):
@@ -60,8 +53,7 @@ class ClapMusic(HFExtractor):
 
     @property
     def windowing(self) -> Windowing:
-        return Windowing(seconds=WINDOW_SECONDS,
-                         hop_seconds=self.config.hop_seconds or WINDOW_SECONDS)
+        return self.config.windowing()
 
     @property
     def projection_dim(self) -> int:

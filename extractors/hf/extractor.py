@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
 
-from mfs.extractors.base import ExtractorUnavailable, NeuralConfig, NeuralExtractor
+from mfs.extractors.base import (
+    ExtractorUnavailable,
+    NeuralConfig,
+    NeuralExtractor,
+    Windowing,
+    check_windows,
+)
 from mfs.extractors.hf.locate import FoundModel, ModelSource, find_model
 from mfs.extractors.short_windows import embed_real_samples
 
@@ -39,6 +45,24 @@ class HFConfig(NeuralConfig):
         if config["model_path"] is None:
             del config["model_path"]
         return config
+
+
+@dataclass(frozen=True)
+class FixedInputConfig(HFConfig):
+    """The config of a model whose input has one length, `window_seconds` (AST's 10.24 s,
+    CLAP's 10 s): windows of that length; `hop_seconds=None` makes them consecutive (the
+    last one aligned to the track's end), a smaller hop overlaps them (another output)."""
+
+    window_seconds: ClassVar[float]
+    hop_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_windows(self.window_seconds, self.hop_seconds)
+
+    def windowing(self) -> Windowing:
+        return Windowing(seconds=self.window_seconds,
+                         hop_seconds=self.hop_seconds or self.window_seconds)
 
 
 class HFExtractor(NeuralExtractor):
