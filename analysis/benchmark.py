@@ -170,7 +170,8 @@ def _run_seed(table: TrainingTable, config: BenchmarkConfig, blocks: list[Block]
     for fold in run.folds:
         fold_recipe, fit_rows = recipe, fold.train
         if config.tune:
-            choice = choose(recipe, blocks, table.feature_names, table.X, y, n_labels, fold)
+            choice = choose(recipe, blocks, table.feature_names, table.X, y, n_labels, fold,
+                            table.artist)
             run.choices.append(choice)
             fold_recipe = replace(recipe, params=tuple(choice.params.items()))
             fit_rows = choice.fit_rows

@@ -4,8 +4,13 @@ Each model has a small documented grid (`SEARCH_SPACES`; small so that a tuned b
 costs seconds on GTZAN-sized data). Every candidate is scored by accuracy
 - on the dataset's validation part, when the fold has one (official split: GTZAN's
   fault-filtered `valid_filtered.txt`, FMA's `validation`); candidates are fitted on `train`;
-- else by the mean accuracy over `INNER_FOLDS` stratified folds of the training part,
-  seeded like the outer folds.
+- else by the mean accuracy over `INNER_FOLDS` stratified folds of the training part that
+  keep related tracks together, as the outer split keeps them apart: grouped by artist when
+  every training track has one (seeded like the outer folds), else contiguous runs of
+  tracks in track-id order. Shuffled inner folds would put one artist's or one album's
+  tracks on both sides (GTZAN numbers an artist's files consecutively): on the published
+  MSD-musicnn taggrams their accuracies were 87 % against 80 % for contiguous folds and
+  75 % on the artist-disjoint test part, so they rewarded settings that memorise artists.
 The best candidate wins; ties go to the earlier one in grid order, so the search is
 deterministic and rerunning the stored command (`--tune`) repeats it. Then the chosen
 settings are fitted once more, on train + validation (as GridSearchCV with a predefined
@@ -20,14 +25,14 @@ import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from mfs.analysis.models import EARLY_STOPPED
 from mfs.analysis.predictors import Predictor, Recipe
 from mfs.analysis.splits import Fold
 from mfs.analysis.training_table import Block
 
-INNER_FOLDS = 3
+INNER_FOLDS = 5
 SEARCH_SPACES: dict[str, dict[str, tuple]] = {
     "svm": {"C": (0.1, 1.0, 10.0, 100.0), "gamma": ("scale", 0.001, 0.01, 0.1)},
     "logreg": {"C": (0.001, 0.01, 0.1, 1.0, 10.0)},
@@ -61,14 +66,14 @@ def candidates(model: str) -> list[dict]:
 
 
 def choose(recipe: Recipe, blocks: list[Block], feature_names: list[str], X: np.ndarray,
-           y: np.ndarray, n_classes: int, fold: Fold) -> Choice:
-    """Search the model's grid on `fold`'s validation part or inner folds of its train."""
+           y: np.ndarray, n_classes: int, fold: Fold, artists: np.ndarray) -> Choice:
+    """Search the model's grid on `fold`'s validation part or inner folds of its train
+    (`artists`: per row of `X`, None where unknown)."""
     if len(fold.validation):
         checks = [(fold.train, fold.validation)]
         selected_on = f"validation part ({len(fold.validation)} tracks)"
     else:
-        checks = _inner_folds(fold.train, y, recipe.seed)
-        selected_on = f"{INNER_FOLDS} inner folds of the training part"
+        checks, selected_on = _inner_folds(fold.train, y, artists, recipe.seed)
     early_stopped = recipe.model in EARLY_STOPPED
     scores = []
     for params in candidates(recipe.model):
@@ -103,11 +108,21 @@ def tuning_record(model: str, choices: list[Choice]) -> dict:
             "selection_accuracy": [round(c.score, 4) for c in choices]}
 
 
-def _inner_folds(train: np.ndarray, y: np.ndarray,
-                 seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _inner_folds(train: np.ndarray, y: np.ndarray, artists: np.ndarray,
+                 seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """Inner (fit, score) row pairs over `train` and how they were made."""
     labels, counts = np.unique(y[train], return_counts=True)
     if counts.min() < INNER_FOLDS:
         raise ValueError(f"--tune: a genre has only {int(counts.min())} training tracks, "
                          f"fewer than the {INNER_FOLDS} inner folds it is tuned on")
-    splitter = StratifiedKFold(n_splits=INNER_FOLDS, shuffle=True, random_state=seed)
-    return [(train[a], train[b]) for a, b in splitter.split(train, y[train])]
+    train = np.sort(train)  # track-id order: rows of a training table are sorted by id
+    groups = artists[train]
+    if all(a is not None for a in groups) and len(set(groups)) >= INNER_FOLDS:
+        splitter = StratifiedGroupKFold(n_splits=INNER_FOLDS, shuffle=True, random_state=seed)
+        pairs = splitter.split(train, y[train], groups=groups.astype(str))
+        how = "artist-grouped"
+    else:
+        pairs = StratifiedKFold(n_splits=INNER_FOLDS).split(train, y[train])
+        how = "contiguous (track-id order)"
+    return ([(train[a], train[b]) for a, b in pairs],
+            f"{INNER_FOLDS} {how} inner folds of the training part")

@@ -54,13 +54,16 @@ def test_svm_on_max_pooled_taggrams_matches_the_published_number(gtzan):
     assert 0.72 <= result.scores["accuracy"] <= 0.82
 
 
-def test_tuned_svm_keeps_the_published_number_in_its_interval(gtzan):
+def test_tuned_svm_reaches_the_published_number(gtzan):
     """--tune on the fault-filtered split: the validation tracks have no taggrams, so the
-    settings come from inner folds of the 443 training tracks; test scored once."""
+    settings come from inner folds of the 443 training tracks, contiguous runs of track
+    numbers (GTZAN numbers an artist's files together); test scored once. Shuffled inner
+    folds (87 % inner accuracy, artists on both sides) chose settings that scored 74.1 %."""
     result = run_benchmark(gtzan, "gtzan", "musicnn-msd-taggram:features_max", model="svm",
                            save=False, tune=True)
     tuning = result.model_params["tuning"]
-    assert tuning["selected_on"] == "3 inner folds of the training part"
+    assert tuning["selected_on"] == ("5 contiguous (track-id order) inner folds of the "
+                                     "training part")
     assert tuning["fitted_on"] == "training part"
     assert (result.n_train, result.n_test) == (443, 290)
     chosen = tuning["chosen"][0]
@@ -68,7 +71,7 @@ def test_tuned_svm_keeps_the_published_number_in_its_interval(gtzan):
                                                                         chosen["gamma"])
     low, high = result.intervals["accuracy"]
     assert low <= PUBLISHED_SVM_MAX <= high
-    assert 0.72 <= result.scores["accuracy"] <= 0.82
+    assert 0.76 <= result.scores["accuracy"] <= 0.82  # 77.2 % [72.4, 81.4] here
 
 
 def test_marble_probe_on_max_pooled_taggrams(gtzan):

@@ -17,7 +17,7 @@ from mfs.analysis.benchmark import evaluate, run_benchmarks
 from mfs.analysis.leaderboard import read_leaderboard
 from mfs.analysis.results import BenchmarkConfig
 from mfs.analysis.training_table import load_training_table
-from mfs.analysis.tuning import SEARCH_SPACES, candidates
+from mfs.analysis.tuning import INNER_FOLDS, SEARCH_SPACES, _inner_folds, candidates
 from mfs.store import Store
 
 GENRES = ("alpha", "beta", "gamma", "delta")
@@ -56,10 +56,33 @@ def test_without_a_validation_part_inner_folds_of_each_training_fold_choose(synt
     result = evaluate(table, BenchmarkConfig("synth", ("sig",), "svm", split="kfold",
                                              folds=3, tune=True))
     tuning = result.model_params["tuning"]
-    assert tuning["selected_on"] == "3 inner folds of the training part"
+    assert tuning["selected_on"] == "5 artist-grouped inner folds of the training part"
     assert tuning["fitted_on"] == "training part"
     assert len(tuning["chosen"]) == len(result.fold_scores) == 3
     assert all(choice in candidates("svm") for choice in tuning["chosen"])
+
+
+def test_inner_folds_never_split_an_artist_and_otherwise_keep_neighbours_together():
+    """Inner folds mirror the leak-free outer split: an artist's tracks stay on one side;
+    without artists, each inner test part is a contiguous run of track ids per genre."""
+    rng = np.random.default_rng(0)
+    train = np.arange(3, 203)  # rows 0-2 belong to the outer test part
+    y = np.repeat(np.arange(4), 51)[:203]
+    artists = np.array([f"artist{i // 4}" for i in range(203)], dtype=object)
+    rng.shuffle(artists[3:])
+    pairs, how = _inner_folds(train, y, artists, seed=0)
+    assert how == f"{INNER_FOLDS} artist-grouped inner folds of the training part"
+    for fit, score in pairs:
+        assert not set(artists[fit]) & set(artists[score])
+        assert sorted(np.concatenate([fit, score])) == list(train)
+
+    artists[7] = None  # one track without an artist: contiguous runs instead
+    pairs, how = _inner_folds(train, y, artists, seed=0)
+    assert how == f"{INNER_FOLDS} contiguous (track-id order) inner folds of the training part"
+    for _, score in pairs:
+        for genre in range(4):
+            rows = score[y[score] == genre]
+            assert list(rows) == list(range(rows[0], rows[-1] + 1))
 
 
 def test_tuned_probe_keeps_stopping_on_the_validation_part(synth):
