@@ -147,7 +147,8 @@ def _comparisons(board: pd.DataFrame, con: duckdb.DuckDBPyConnection) -> str:
             verdict = f"not compared: {error}"
         rows.append(f"<tr><td>#1 vs #{number}</td><td class=text>{escape(verdict)}</td></tr>")
     return ("<h2>Is the best entry better than the next?</h2><p>McNemar exact test and "
-            "paired bootstrap over the same test tracks (<code>mfs compare</code>).</p>"
+            "paired bootstrap over the same test tracks; over seeds, a sign test on each "
+            "track's seed-averaged result (<code>mfs compare</code>).</p>"
             f"<table>{''.join(rows)}</table>")
 
 

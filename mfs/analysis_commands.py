@@ -278,6 +278,8 @@ def compare_command(
 ) -> None:
     """Paired test of two leaderboard rows on the same test tracks: McNemar exact test and a
     paired bootstrap CI of the accuracy difference, and whether it is more than noise.
+    Rows run with --seeds N are compared over their seeds (paired in order, tracks
+    resampled and sign-tested with each track's seed-averaged result).
 
     Example: mfs compare 3f2a9c1e 7b0d4e22   (ids from mfs leaderboard)
     """
@@ -293,7 +295,9 @@ def compare_command(
         return
     console.print(f"A = {result.a[:8]} {result.name_a}: {100 * result.accuracy_a:.1f}%; "
                   f"B = {result.b[:8]} {result.name_b}: {100 * result.accuracy_b:.1f}% "
-                  f"(pooled over the same {result.n_tracks} test tracks)", highlight=False,
+                  f"(pooled over the same {result.n_tracks} test tracks"
+                  f"{f', {result.n_seeds} paired seeds' if result.n_seeds > 1 else ''})",
+                  highlight=False,
                   soft_wrap=True)
     console.print(result.verdict(), highlight=False, soft_wrap=True)
 

@@ -60,6 +60,33 @@ def test_paired_bootstrap_interval_holds_the_difference():
     assert low <= 0.10 <= high and low >= 0 and high <= 0.2
 
 
+def test_seeds_are_paired_and_tracks_stay_the_unit():
+    """Over seeds, per track the share of seeds right: one seed is McNemar's test exactly;
+    three seeds of the same answers give the same verdict (no evidence tripled), and a
+    track A gets right in 2 of 3 seeds against B's 1 of 3 counts for A once."""
+    rng = np.random.default_rng(1)
+    truth = list(rng.choice(["rock", "jazz"], 200))
+    flip = {"rock": "jazz", "jazz": "rock"}
+    a = [t if i % 4 else flip[t] for i, t in enumerate(truth)]  # 75 % right
+    b = [t if i % 2 else flip[t] for i, t in enumerate(truth)]  # 50 % right
+    one = compare_predictions(_predictions(truth, a), _predictions(truth, b))
+    tripled = compare_predictions(*(pd.concat([_predictions(truth, p).assign(seed=s)
+                                               for s in (0, 1, 2)]) for p in (a, b)))
+    assert (one.n_seeds, tripled.n_seeds) == (1, 3)
+    assert (tripled.a_only, tripled.b_only, tripled.p_value) == (one.a_only, one.b_only,
+                                                                 one.p_value)
+    assert tripled.difference == pytest.approx(one.difference)
+    assert "over 3 paired seeds" in tripled.verdict()
+
+    right, wrong = truth[0], flip[truth[0]]
+    seeds_a = pd.DataFrame({"track_id": ["t0"] * 3, "seed": [0, 1, 2], "truth": [right] * 3,
+                            "predicted": [right, right, wrong]})
+    seeds_b = seeds_a.assign(seed=[5, 6, 7], predicted=[wrong, right, wrong])
+    mixed = compare_predictions(seeds_a, seeds_b)  # seeds paired in order, not by value
+    assert (mixed.a_only, mixed.b_only, mixed.n_tracks) == (1, 0, 1)
+    assert mixed.difference == pytest.approx(1 / 3)
+
+
 def test_layer_sweep_syntax():
     assert expand_layer_sweeps(["a:layer=0-2+b", "c"]) == [
         "a:layer=0+b", "a:layer=1+b", "a:layer=2+b", "c"]
@@ -110,6 +137,7 @@ def test_cli_compare_by_id_and_by_feature_set(swept):
                             str(store.root), env={"COLUMNS": "250"})
     assert code == 0, err
     assert "layered:layer=2 · logreg beats flat · logreg" in out
+    assert "200 test tracks, 2 paired seeds" in out and "over 2 paired seeds" in out
     assert "distinguishable from noise" in out and "not distinguishable" not in out
     code, out, err = invoke("compare", "flat", "flat", "--store", str(store.root))
     assert code == 1 and err.count("\n") == 1 and "the same leaderboard row" in err
@@ -131,5 +159,6 @@ def test_report_draws_layers_summary_and_comparisons(swept, tmp_path):
     store, _ = swept
     html = write_report(store, "lib", tmp_path / "out").read_text()
     for text in ("img/summary.png", "img/layers.png", "Is the best entry better",
-                 "McNemar exact p", "<details class=entry", "leaks", "(2 seeds)"):
+                 "McNemar exact test", "exact sign test over tracks p",
+                 "<details class=entry", "leaks", "(2 seeds)"):
         assert text in html, text
