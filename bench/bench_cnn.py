@@ -57,7 +57,9 @@ from model_bench import (  # noqa: E402
     matmul_rate,
     model_only,
     pipeline,
+    precisions,
     window_flops,
+    with_precision,
 )
 
 from mfs.extractors import registry  # noqa: E402
@@ -164,52 +166,68 @@ def profile(extractor: object, one: Naive, clip: Path, batch_size: int) -> None:
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
-def bench_model(name: str, args: argparse.Namespace, models: Path, work: Path) -> dict:
+def bench_model(name: str, args: argparse.Namespace, models: Path,
+                work: Path) -> list[dict]:
+    """Per repeat, back to back so all share the load of the moment: the naive loop, then
+    model only and pipeline for each `--precision`; one result per precision."""
     clips = full_clips(args.tracks)
     rate, one, reference = NAIVE[name](models, work)
-    extractor = registry.create(name)
-    location = extractor.model_location() or ""
-    if not location.startswith(f"$MFS_MODELS: {models}"):
-        raise SystemExit(f"{name}: found {location!r}, not the bench's model under {models}")
-    extractor.load(torch.device("cpu"))
+    specs = [with_precision(name, p) for p in precisions(args.precision)]
+    extractors = [registry.create_from_spec(spec) for spec in specs]
+    for extractor in extractors:
+        location = extractor.model_location() or ""
+        if not location.startswith(f"$MFS_MODELS: {models}"):
+            raise SystemExit(f"{name}: found {location!r}, not the bench's model under "
+                             f"{models}")
+        extractor.load(torch.device("cpu"))
     if args.profile:
-        profile(extractor, one, clips[0], args.batch_size)
-    naives, ours, pipes = [], [], []
-    for _ in range(args.repeats):  # back to back, so all three share the load of the moment
+        profile(extractors[-1], one, clips[0], args.batch_size)
+    naives: list[Timing] = []
+    ours: list[list[Timing]] = [[] for _ in specs]
+    pipes: list[list[Timing]] = [[] for _ in specs]
+    for _ in range(args.repeats):
         naives.append(naive_loop(one, rate, clips))
-        timing, n_windows = model_only(extractor, clips, args.batch_size)
-        ours.append(timing)
-        pipes.append(pipeline(name, clips, args.batch_size))
-    window = cut_windows(load_mono(clips[0], rate)[0], rate, extractor.windowing)[0]
-    n = len(clips)
-    return {"name": name, "tracks": n, "windows": n_windows,
-            "params": sum(p.numel() for p in reference.parameters()),
-            "naive": min(naives, key=lambda t: t.wall), "model": min(ours, key=lambda t: t.wall),
-            "pipeline": min(pipes, key=lambda t: t.wall),
-            "ratios": [nv.wall / p.wall for nv, p in zip(naives, pipes, strict=True)],
-            "gflop": window_flops(extractor, window) * n_windows / n / 1e9,
-            "naive_gflop": naive_flops(one, rate, clips[0]) / 1e9}
+        for i, (spec, extractor) in enumerate(zip(specs, extractors, strict=True)):
+            timing, n_windows = model_only(extractor, clips, args.batch_size)
+            ours[i].append(timing)
+            pipes[i].append(pipeline(spec, clips, args.batch_size))
+    window = cut_windows(load_mono(clips[0], rate)[0], rate, extractors[0].windowing)[0]
+    n, gflop = len(clips), window_flops(extractors[0], window) * n_windows / len(clips) / 1e9
+    return [{"name": name, "precision": extractor.precision, "tracks": n,
+             "windows": n_windows, "params": sum(p.numel() for p in reference.parameters()),
+             "naive": min(naives, key=lambda t: t.wall),
+             "model": min(ours[i], key=lambda t: t.wall),
+             "pipeline": min(pipes[i], key=lambda t: t.wall),
+             "ratios": [nv.wall / p.wall for nv, p in zip(naives, pipes[i], strict=True)],
+             "gflop": gflop, "naive_gflop": naive_flops(one, rate, clips[0]) / 1e9}
+            for i, extractor in enumerate(extractors)]
 
 
-def report(results: list[dict], fp_wall: float, fp_cpu: float) -> None:
-    print("\n| model | params | windows/track | naive tracks/s | model only tracks/s | "
+def report(results: list[dict], rates: dict[str, tuple[float, float]]) -> None:
+    """One row per model and precision; the model's FLOP rates are put against the matrix
+    product's in the row's precision, the naive loop's against float32's."""
+    fp_wall = rates["float32"][0]
+    print("\n| model | precision | params | windows/track | naive tracks/s | model only tracks/s | "
           "pipeline tracks/s | pipeline / naive | pipeline / model only | GFLOP/track "
-          "naive / ours | naive GFLOP/s (of fp32 mm) | ours GFLOP/s (of fp32 mm) | "
-          "ours GFLOP per CPU s (of fp32 mm) |")
-    print("|---" * 12 + "|")
+          "naive / ours | naive GFLOP/s (of fp32 mm) | ours GFLOP/s (of mm in its precision) | "
+          "ours GFLOP per CPU s (of mm in its precision) |")
+    print("|---" * 13 + "|")
     for r in results:
         n = r["tracks"]
         nb, mo, pl = (n / r[k].wall for k in ("naive", "model", "pipeline"))
         naive_rate = r["naive_gflop"] * nb  # includes decoding: a lower bound of the model's
         wall_rate, cpu_rate = r["gflop"] * mo, r["gflop"] * n / r["model"].cpu
-        print(f"| {r['name']} | {r['params'] / 1e6:.1f}M | {r['windows'] / n:.1f} | {nb:.3f} | "
+        mm_wall, mm_cpu = rates[r["precision"]]
+        print(f"| {r['name']} | {r['precision']} | {r['params'] / 1e6:.1f}M | "
+              f"{r['windows'] / n:.1f} | {nb:.3f} | "
               f"{mo:.3f} | {pl:.3f} | {pl / nb:.2f}x | {pl / mo:.2f} | "
               f"{r['naive_gflop']:.1f} / {r['gflop']:.1f} | {naive_rate:.0f} "
-              f"({naive_rate / fp_wall:.0%}) | {wall_rate:.0f} ({wall_rate / fp_wall:.0%}) | "
-              f"{cpu_rate:.0f} ({cpu_rate / fp_cpu:.0%}) |")
+              f"({naive_rate / fp_wall:.0%}) | {wall_rate:.0f} ({wall_rate / mm_wall:.0%}) | "
+              f"{cpu_rate:.0f} ({cpu_rate / mm_cpu:.0%}) |")
     for r in results:
         ratios = ", ".join(f"{x:.2f}" for x in r["ratios"])
-        print(f"{r['name']}: pipeline / naive per back-to-back repeat [{ratios}], median "
+        print(f"{r['name']} ({r['precision']}): pipeline / naive per back-to-back repeat "
+              f"[{ratios}], median "
               f"{statistics.median(r['ratios']):.2f}; CPU s naive {r['naive'].cpu:.1f}, model "
               f"{r['model'].cpu:.1f}, pipeline {r['pipeline'].cpu:.1f} (with its model load)")
 
@@ -220,6 +238,9 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=2, help="30 s GTZAN tracks (at most 10)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--precision", default="float32,auto",
+                        help="comma list of precisions to time (or `default`: the "
+                             "extractor's default config), each against the same naive loop")
     parser.add_argument("--profile", action="store_true", help="print where the time goes")
     args = parser.parse_args()
     full_clips(1)  # fails early, in one line, without the real tracks
@@ -230,17 +251,19 @@ def main() -> None:
         models = write_models_tree(work / "models")
         os.environ.update({"MFS_MODELS": str(models), "TORCH_HOME": str(work / "torch"),
                            "PREFECT_HOME": str(work / "prefect")})
-        fp_wall, fp_cpu = matmul_rate(torch.float32)
+        rates = {"float32": matmul_rate(torch.float32),
+                 "bfloat16": matmul_rate(torch.bfloat16)}
         load = os.getloadavg()
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
               f"{os.cpu_count()} cores, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
-        print(f"torch.mm float32: {fp_wall:.1f} GFLOP/s wall, {fp_cpu:.1f} GFLOP per CPU s")
+        for dtype, (wall, cpu) in rates.items():
+            print(f"torch.mm {dtype}: {wall:.1f} GFLOP/s wall, {cpu:.1f} GFLOP per CPU s")
         results = []
         for name in names:
             started = time.perf_counter()
-            results.append(bench_model(name, args, models, work))
+            results.extend(bench_model(name, args, models, work))
             print(f"{name}: done in {time.perf_counter() - started:.0f} s", flush=True)
-        report(results, fp_wall, fp_cpu)
+        report(results, rates)
         load = os.getloadavg()
         print(f"load average at the end {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
         if args.tracks < 10 or args.repeats < 3:

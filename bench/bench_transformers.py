@@ -18,7 +18,8 @@ real 30 s GTZAN tracks (`../shared/data/gtzan-full`), in the same run:
   than the pipeline, which covers every sample;
 * model only: the extractor's `embed` over the track's windows, decoded and cut
   beforehand, in batches of `--batch-size`, under its resolved precision: the most the
-  pipeline can reach;
+  pipeline can reach; once per `--precision` (default `float32,auto`: float32, then
+  bfloat16 where the CPU runs it natively), each against the same notebook loop;
 * pipeline: `run_extract` (what `mfs extract` runs, without Prefect): plan, decode,
   resample, windows, batches, model, pooling, Parquet parts, in a fresh store.
 
@@ -63,7 +64,9 @@ from model_bench import (  # noqa: E402
     matmul_rate,
     model_only,
     pipeline,
+    precisions,
     window_flops,
+    with_precision,
 )
 
 from mfs.extractors import registry  # noqa: E402
@@ -224,6 +227,7 @@ before = status("VmRSS")
 start = time.perf_counter()
 [row] = list(extract_rows(builder, [("long", Path(path))], batch_size=batch))
 print(json.dumps({"before": before, "peak": status("VmHWM"), "n_windows": row["n_windows"],
+                  "precision": extractor.precision,
                   "seconds": row["seconds"], "wall": time.perf_counter() - start}))
 """
 
@@ -244,33 +248,41 @@ def long_track_memory(name: str, minutes: float, batch_size: int, work: Path) ->
 
 
 # --- the run ----------------------------------------------------------------------------
-def bench_family(name: str, family: Family, args: argparse.Namespace, root: Path) -> dict:
+def bench_family(name: str, family: Family, args: argparse.Namespace,
+                 root: Path) -> list[dict]:
+    """The notebook loop once, then model only and pipeline per `--precision`, all on the
+    same tracks in this run; one result per precision."""
     clips = full_clips(args.tracks)
     model, feature_extractor = save_full_size(name, family, root)
     params = sum(p.numel() for p in model.parameters())
     notebook = notebook_loop(model, feature_extractor, family, clips)
     del model
-    extractor = registry.create(name)
-    where = extractor.found.where
-    if where != "$MFS_MODELS" or root not in extractor.found.directory.parents:
-        raise SystemExit(f"{name}: found {extractor.found.directory} ({where}), not the "
-                         f"bench's model under {root}")
-    extractor.load(torch.device("cpu"))
-    models, pipes = [], []
-    for _ in range(args.repeats):  # back to back, so both share the load of the moment
-        timing, n_windows = model_only(extractor, clips, args.batch_size)
-        models.append(timing)
-        pipes.append(pipeline(name, clips, args.batch_size))
-    window = cut_windows(load_mono(clips[0], extractor.sample_rate)[0],
-                         extractor.sample_rate, extractor.windowing)[0]
-    flops = window_flops(extractor, window) * n_windows
-    model = min(models, key=lambda t: t.wall)  # best of each side; the pairs are printed
-    pipe = min(pipes, key=lambda t: t.wall)
-    n = len(clips)
-    return {"name": name, "params": params, "precision": extractor.precision, "tracks": n,
-            "windows": n_windows, "notebook": notebook, "model": model, "pipeline": pipe,
+    results = []
+    for precision in precisions(args.precision):
+        spec = with_precision(name, precision)
+        extractor = registry.create_from_spec(spec)
+        where = extractor.found.where
+        if where != "$MFS_MODELS" or root not in extractor.found.directory.parents:
+            raise SystemExit(f"{name}: found {extractor.found.directory} ({where}), not the "
+                             f"bench's model under {root}")
+        extractor.load(torch.device("cpu"))
+        models, pipes = [], []
+        for _ in range(args.repeats):  # back to back, so both share the load of the moment
+            timing, n_windows = model_only(extractor, clips, args.batch_size)
+            models.append(timing)
+            pipes.append(pipeline(spec, clips, args.batch_size))
+        window = cut_windows(load_mono(clips[0], extractor.sample_rate)[0],
+                             extractor.sample_rate, extractor.windowing)[0]
+        flops = window_flops(extractor, window) * n_windows
+        results.append({
+            "name": name, "params": params, "precision": extractor.precision,
+            "tracks": len(clips), "windows": n_windows, "notebook": notebook,
+            "model": min(models, key=lambda t: t.wall),  # best of each side; pairs printed
+            "pipeline": min(pipes, key=lambda t: t.wall),
             "pairs": [m.wall / p.wall for m, p in zip(models, pipes, strict=True)],
-            "gflop": flops / 1e9, "note": family.note}
+            "gflop": flops / 1e9, "note": family.note})
+        del extractor
+    return results
 
 
 def report(results: list[dict], rates: dict[str, tuple[float, float]]) -> None:
@@ -305,6 +317,9 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=2, help="30 s GTZAN tracks (at most 10)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--precision", default="float32,auto",
+                        help="comma list of precisions to time (or `default`: the "
+                             "extractor's default config), each against the same notebook")
     parser.add_argument("--memory-minutes", type=float, default=0.0,
                         help="also run one track this long through --memory-family")
     parser.add_argument("--memory-family", choices=list(FAMILIES), default="mert-v1-330m")
@@ -332,11 +347,13 @@ def main() -> None:
         results = []
         for name in names:
             started = time.perf_counter()
-            results.append(bench_family(name, FAMILIES[name], args, work / "models"))
+            results.extend(bench_family(name, FAMILIES[name], args, work / "models"))
             print(f"{name}: done in {time.perf_counter() - started:.0f} s", flush=True)
             if args.memory_minutes and name == args.memory_family:
-                memory = long_track_memory(name, args.memory_minutes, args.batch_size, work)
-                print(f"{name}, one {args.memory_minutes:g}-minute track: peak RSS "
+                spec = with_precision(name, precisions(args.precision)[-1])
+                memory = long_track_memory(spec, args.memory_minutes, args.batch_size, work)
+                print(f"{name} ({memory['precision']}), one {args.memory_minutes:g}-minute "
+                      f"track: peak RSS "
                       f"{memory['peak'] / 2**20:.0f} MiB, {memory['before'] / 2**20:.0f} MiB "
                       f"after the warm-up, growth {(memory['peak'] - memory['before']) / 2**20:.0f}"
                       f" MiB, {memory['n_windows']} windows in {memory['wall']:.0f} s")

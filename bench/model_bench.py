@@ -110,9 +110,20 @@ def model_only(extractor: object, clips: list[Path], batch_size: int) -> tuple[T
     return timing[0], len(windows)
 
 
+def with_precision(name: str, precision: str | None) -> str:
+    """The extractor spec that runs `name` under `precision` (None: its default config)."""
+    return name if precision is None else f"{name}:precision={precision}"
+
+
+def precisions(option: str) -> list[str | None]:
+    """`--precision` of the model benches: `default` (the extractor's default config) or a
+    comma list of precisions, each timed against the same baseline in the same run."""
+    return [None if p == "default" else p for p in option.split(",")]
+
+
 def pipeline(name: str, clips: list[Path], batch_size: int) -> Timing:
-    """`run_extract` over `clips` in a fresh store: decode to Parquet, model load excluded
-    (it is timed from the flow's own extraction loop)."""
+    """`run_extract` of spec `name` over `clips` in a fresh store: decode to Parquet, model
+    load excluded (it is timed from the flow's own extraction loop)."""
     infos = [(i.duration_s, i.sample_rate, i.channels) for i in map(probe, clips)]
     paths = [str(clip.relative_to(GTZAN_FULL)) for clip in clips]
     with tempfile.TemporaryDirectory(prefix="mfs-bench-hf-") as folder:
