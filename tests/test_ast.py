@@ -106,7 +106,7 @@ def test_found_in_the_hf_cache_and_a_models_tree_with_pth(saved: Path, tmp_path:
 
 def test_whole_track_in_consecutive_windows_and_a_short_track_alone(
         saved: Path, tmp_path: Path) -> None:
-    extractor = registry.create_from_spec(f"ast:model_path={saved}")
+    extractor = registry.create_from_spec(f"ast:model_path={saved}:precision=float32")
     extractor.load(torch.device("cpu"))
     long = real_clip(tmp_path, 25.0)
     starts, windows, length = windows_of(extractor, long)

@@ -24,6 +24,7 @@ from mfs.extractors.base import ExtractorUnavailable, OutputSpec
 from mfs.extractors.hubert.extractor import HubertFamily
 from mfs.extractors.hubert.network import zero_mean_unit_var
 from mfs.extractors.pipeline import RowBuilder, TrackFailure, extract_rows, load_mono
+from mfs.extractors.precision import resolve_precision
 from mfs.extractors.windowing import cut_windows
 from mfs.flows.extract import run_extract
 from mfs.store import Store
@@ -185,7 +186,7 @@ def test_rows_through_the_pipeline(name: str, built: dict, clip: Path, tmp_path:
     short = tmp_path / "short.flac"
     audio, native_rate = sf.read(clip, dtype="float32")
     sf.write(short, audio[: 2 * native_rate], native_rate)
-    extractor = registry.create_from_spec(f"{name}:model_path={built[name]}")
+    extractor = registry.create_from_spec(f"{name}:model_path={built[name]}:precision=float32")
     extractor.load(CPU)
     tracks = {"long": clip, "short": short}
     first, again = rows(extractor, tracks), rows(extractor, tracks)
@@ -304,8 +305,9 @@ def test_cli_extract_then_bench_a_layer_and_a_layer_sweep(
     assert code == 0, err
     stored = json.loads(out)
     assert len(stored) == 6
+    # The default precision, auto: bfloat16 on a CPU with AVX-512 BF16 or AMX, else float32.
     assert {(r["n_windows"], r["d0"], r["d2"], r["ds"], r["precision"]) for r in stored} == {
-        (2, 32, 32, 32, "float32")}
+        (2, 32, 32, 32, resolve_precision("auto", CPU))}
     assert all("transformers" in json.loads(r["versions"]) for r in stored)
 
     code, out, err = invoke(*args, env=env)

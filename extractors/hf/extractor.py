@@ -30,7 +30,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class HFConfig(NeuralConfig):
-    """Fields every Hugging Face model extractor has, keyword-only, besides `precision`.
+    """Fields every Hugging Face model extractor has, keyword-only, and its precision.
+
+    `precision` defaults to `auto`: bfloat16 where the hardware computes it natively (about
+    twice float32's matrix-product rate on an AVX-512 BF16 CPU, more on CUDA), where these
+    models' embeddings keep a cosine of 0.99 or more to float32's (tested per family);
+    float32 elsewhere. Each row records the precision it ran in; `precision=float32`
+    gives the same numbers on every machine.
 
     `model_path` names the model folder (else `$MFS_MODELS` and the Hugging Face cache are
     searched, `locate`). It enters the config hash when set, since a folder the user names
@@ -38,6 +44,7 @@ class HFConfig(NeuralConfig):
     cache or under `$MFS_MODELS` is one output, whose weights' hash each row records.
     """
 
+    precision: str = field(default="auto", kw_only=True)
     model_path: str | None = field(default=None, kw_only=True)
 
     def to_dict(self) -> dict:

@@ -64,6 +64,8 @@ class Cnn14Config(NeuralConfig):
     window_seconds: float = 10.25
     hop_seconds: float | None = None
     weights: str | None = field(default=None, kw_only=True)
+    # bfloat16 where native (`HFConfig`'s reasoning; the log-mel stays float32).
+    precision: str = field(default="auto", kw_only=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -46,6 +46,8 @@ class VGGishConfig(NeuralConfig):
     """
 
     pca: bool = True
+    # bfloat16 where native (`HFConfig`'s reasoning; the log-mel stays float32).
+    precision: str = field(default="auto", kw_only=True)
     weights: str | None = field(default=None, kw_only=True)
     pca_params: str | None = field(default=None, kw_only=True)
 
