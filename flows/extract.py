@@ -37,7 +37,7 @@ from mfs.flows.gpu_slot import gpu_slot
 from mfs.flows.plan import Plan, plan_missing
 from mfs.flows.prepare import DEFAULT_EXTRACTORS, create_extractors
 from mfs.flows.scan import run_scan
-from mfs.flows.settings import TRACKS_PER_PART, ExtractSettings
+from mfs.flows.settings import TRACKS_PER_PART, ExtractSettings, flow_store
 from mfs.store import Store
 from mfs.store.failures import Failure
 from mfs.store.runs import Run, recorded
@@ -340,7 +340,7 @@ def extract_library(library: str, extractors: list[str] = list(DEFAULT_EXTRACTOR
     `extractors` are specs (`fma518`, `musicnn-mtt:precision=auto`); `batch_size` is
     windows per model call; `device` auto, cpu, cuda, cuda:1 or mps; `store` the store
     root (default $MFS_STORE, else data/store)."""
-    the_store = Store(store)
+    the_store = flow_store(store)
     scan = scan_task(the_store, library) if rescan else None
     settings = ExtractSettings(batch_size, device, tracks_per_part)
     return {"scan": scan, **_run_in_flow(the_store, library, extractors, settings)}
@@ -354,7 +354,7 @@ def backfill_model(extractor: str | list[str], library: str | None = None,
 
     `extractor` is one spec or a list of them (what `mfs backfill` passes)."""
     specs = [extractor] if isinstance(extractor, str) else extractor
-    return _run_in_flow(Store(store), library, specs,
+    return _run_in_flow(flow_store(store), library, specs,
                         ExtractSettings(batch_size, device, tracks_per_part))
 
 

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
 import urllib.error
 from pathlib import Path
 
 import pytest
-from conftest import MFS, api_get, api_post, stop_group, write_audio
+from conftest import MFS, PREFECT, api_get, api_post, stop_group, wait, write_audio
 
 from mfs.flows.scan import run_scan
 from mfs.store import Store
 
-PREFECT = Path(sys.executable).parent / "prefect"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
@@ -26,15 +23,6 @@ def library(root: Path, n: int) -> Path:
     for i in range(n):
         write_audio(root / f"t{i}.wav", seconds=1.0, rate=16000, freq=200.0 + 50 * i)
     return root
-
-
-def wait(what: str, seconds: float, probe):
-    deadline = time.monotonic() + seconds
-    while not (found := probe()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {seconds:.0f} s")
-        time.sleep(0.3)
-    return found
 
 
 def deployment(url: str, name: str) -> dict | None:
