@@ -33,3 +33,12 @@ def flow_store(store: str | None) -> Store:
         raise ValueError("the run's store parameter is empty: give the store root "
                          "(prefect.yaml takes it from $MFS_STORE when `prefect deploy` runs)")
     return Store(store)
+
+
+def check_cluster(address: str | None, workers: int) -> None:
+    """A Dask cluster is an address or a number of local workers, not both (the CLI's
+    `--dask-address` / `--dask-workers`, a deployment run's `dask_address` /
+    `dask_workers`, mfs.toml's [defaults])."""
+    if workers < 0 or (workers and address):
+        raise ValueError("give --dask-workers N (N > 0) or --dask-address (deployment "
+                         "parameters dask_workers, dask_address), not both")
