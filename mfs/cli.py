@@ -281,12 +281,13 @@ def serve_command(
     limit: Annotated[int, typer.Option(
         help="Flow runs at once; more wait their turn (the store has one writer).")] = 1,
     watch_seconds: Annotated[float, typer.Option(
-        help="How often to look for newly scanned libraries.")] = 10.0,
+        help="How often to look for newly scanned libraries and an edited config.")] = 10.0,
 ) -> None:
     """Serve the store's Prefect deployments until stopped: extract-library/<library>
     (on its cron from mfs.toml), backfill-model/<extractor> and
     export-training-table/<library>. Needs PREFECT_API_URL; creates the concurrency limit
-    `gpu` if missing. A library scanned later gets its deployments without a restart.
+    `gpu` if missing. A library scanned later gets its deployments, and an edited
+    config is applied, without a restart.
 
     Example: mfs serve --config mfs.toml   (then: prefect deployment run 'extract-library/gtzan')
     """
