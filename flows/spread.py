@@ -68,7 +68,7 @@ def require_server(address: str | None) -> None:
 def dask_task_runner(address: str | None, workers: int, api_url: str | None):
     """Prefect's DaskTaskRunner for an existing cluster at `address`, or for a local
     cluster of `workers` single-threaded processes on 127.0.0.1 whose workers use the
-    run's Prefect server `api_url` (the temporary one this process started)."""
+    run's Prefect server `api_url` (`run_api_url`)."""
     from prefect_dask import DaskTaskRunner
 
     if address:
