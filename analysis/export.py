@@ -170,6 +170,8 @@ def _split_column(table: TrainingTable, scheme: str, folds: int, seed: int) -> n
         return table.split
     labelled = np.flatnonzero(table.genre != None)  # noqa: E711 (elementwise)
     column = np.full(len(table.genre), None, dtype=object)
+    if not len(labelled):  # a library without genres (tags): no folds to assign
+        return column
     made = make_folds(scheme, table.genre[labelled].astype(str), table.split[labelled],
                       table.artist[labelled], seed, folds)
     column[labelled] = fold_labels(made, len(labelled))

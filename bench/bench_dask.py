@@ -37,7 +37,6 @@ import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import soundfile as sf  # noqa: E402
 from distributed import LocalCluster  # noqa: E402
-from prefect_dask import DaskTaskRunner  # noqa: E402
 
 from mfs.flows import extract  # noqa: E402
 from mfs.flows.prefect_server import start_temporary_server  # noqa: E402
@@ -122,13 +121,12 @@ def main() -> None:
     started = time.perf_counter()
     cluster = LocalCluster(**dask_task_runner(None, args.workers, api_url).cluster_kwargs)
     cluster_start = time.perf_counter() - started
-    on_dask = extract.extract_library.with_options(
-        task_runner=DaskTaskRunner(address=cluster.scheduler_address))
+    on_dask = {**options, "dask_address": cluster.scheduler_address}
     with cluster:
-        cold = on_dask("bench", [SPEC], **options)["extractors"][SPEC]
+        cold = extract.extract_library("bench", [SPEC], **on_dask)["extractors"][SPEC]
         assert stored(store) == reference, "the Dask workers stored other features"
         forget_features(store)
-        warm = on_dask("bench", [SPEC], **options)["extractors"][SPEC]
+        warm = extract.extract_library("bench", [SPEC], **on_dask)["extractors"][SPEC]
         assert stored(store) == reference, "the Dask workers stored other features"
     noop = timed_cli("extract", "bench", "--extractor", SPEC, "--no-rescan",
                      "--store", str(store.root))

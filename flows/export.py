@@ -8,7 +8,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from mfs.analysis.export import export
 from mfs.flows import report
-from mfs.store import Store
+from mfs.flows.settings import flow_store
 
 
 @flow(name="export-training-table", flow_run_name="export {library} to {out}")
@@ -16,7 +16,7 @@ def export_training_table(library: str, features: list[str], out: str, split: st
                           folds: int = 5, seed: int = 0, store: str | None = None) -> dict:
     """Write the training table of `features` (selections such as `fma518` or
     `musicnn-mtt:tags_mean`) over `library` to `out` (.parquet, .csv or .npz)."""
-    summary = export(Store(store), library, features, split, out, folds, seed)
+    summary = export(flow_store(store), library, features, split, out, folds, seed)
     line = (f"exported {summary.rows} tracks x {summary.feature_columns} features "
             f"(split: {summary.split}) to {summary.path}")
     report.log(line)

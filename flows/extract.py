@@ -37,7 +37,7 @@ from mfs.flows.gpu_slot import gpu_slot
 from mfs.flows.plan import Plan, plan_missing
 from mfs.flows.prepare import DEFAULT_EXTRACTORS, create_extractors
 from mfs.flows.scan import run_scan
-from mfs.flows.settings import TRACKS_PER_PART, ExtractSettings
+from mfs.flows.settings import TRACKS_PER_PART, ExtractSettings, flow_store
 from mfs.store import Store
 from mfs.store.failures import Failure
 from mfs.store.runs import Run, recorded
@@ -212,7 +212,7 @@ def _track_ids(parts: list[Path]) -> frozenset[str]:
 @dataclass(frozen=True)
 class Steps:
     """How a run calls its steps: directly (`DIRECT`), as Prefect tasks (`IN_TASKS`), or
-    with the batches spread over a Dask cluster (`spread.ON_CLUSTER`)."""
+    with the batches spread over a Dask cluster (`spread.cluster_steps`)."""
 
     plan: Callable[[Store, str | None, Extractor, int], Plan] = plan_missing
     batch: Callable[..., dict[str, int]] = extract_batch
@@ -319,14 +319,15 @@ scan_task = task(_scan_logged, name="scan", task_run_name="scan {name}", cache_p
 
 
 def _run_in_flow(store: Store, library: str | None, specs: list[str],
-                 settings: ExtractSettings) -> dict:
-    """`run_extract` as a flow runs it: steps as tasks, a progress artifact beside any
-    progress display, and the summary as a log line and a table artifact."""
-    from mfs.flows.spread import steps_for_this_flow
+                 settings: ExtractSettings, dask_address: str | None, dask_workers: int) -> dict:
+    """`run_extract` as a flow runs it: steps as tasks (the batches spread over a Dask
+    cluster when one is given), a progress artifact beside any progress display, and the
+    summary as a log line and a table artifact."""
+    from mfs.flows.spread import cluster_steps
 
-    result = run_extract(store, library, specs, settings,
-                         report.both(DISPLAY.get(), report.artifact_progress),
-                         steps_for_this_flow(IN_TASKS))
+    with cluster_steps(IN_TASKS, dask_address, dask_workers) as steps:
+        result = run_extract(store, library, specs, settings,
+                             report.both(DISPLAY.get(), report.artifact_progress), steps)
     report.publish_summary(store, result)
     return result
 
@@ -334,28 +335,34 @@ def _run_in_flow(store: Store, library: str | None, specs: list[str],
 @flow(name="extract-library", flow_run_name="extract {library}")
 def extract_library(library: str, extractors: list[str] = list(DEFAULT_EXTRACTORS),  # noqa: B006
                     batch_size: int = 16, device: str = "auto", store: str | None = None,
-                    rescan: bool = True, tracks_per_part: int = TRACKS_PER_PART) -> dict:
+                    rescan: bool = True, tracks_per_part: int = TRACKS_PER_PART,
+                    dask_address: str | None = None, dask_workers: int = 0) -> dict:
     """Rescan a library, then extract whatever features it is missing.
 
     `extractors` are specs (`fma518`, `musicnn-mtt:precision=auto`); `batch_size` is
     windows per model call; `device` auto, cpu, cuda, cuda:1 or mps; `store` the store
-    root (default $MFS_STORE, else data/store)."""
-    the_store = Store(store)
+    root (default $MFS_STORE, else data/store); `dask_address` (tcp://HOST:PORT) or
+    `dask_workers` (a local cluster of N processes) spread the batches over Dask."""
+    the_store = flow_store(store)
     scan = scan_task(the_store, library) if rescan else None
     settings = ExtractSettings(batch_size, device, tracks_per_part)
-    return {"scan": scan, **_run_in_flow(the_store, library, extractors, settings)}
+    return {"scan": scan, **_run_in_flow(the_store, library, extractors, settings,
+                                         dask_address, dask_workers)}
 
 
 @flow(name="backfill-model", flow_run_name="backfill {extractor}")
 def backfill_model(extractor: str | list[str], library: str | None = None,
                    batch_size: int = 16, device: str = "auto", store: str | None = None,
-                   tracks_per_part: int = TRACKS_PER_PART) -> dict:
+                   tracks_per_part: int = TRACKS_PER_PART, dask_address: str | None = None,
+                   dask_workers: int = 0) -> dict:
     """Run (newly added) extractors over every known track of every library (or one).
 
-    `extractor` is one spec or a list of them (what `mfs backfill` passes)."""
+    `extractor` is one spec or a list of them (what `mfs backfill` passes); the other
+    parameters are extract-library's."""
     specs = [extractor] if isinstance(extractor, str) else extractor
-    return _run_in_flow(Store(store), library, specs,
-                        ExtractSettings(batch_size, device, tracks_per_part))
+    return _run_in_flow(flow_store(store), library, specs,
+                        ExtractSettings(batch_size, device, tracks_per_part),
+                        dask_address, dask_workers)
 
 
 __all__ = ["TRACKS_PER_PART", "ExtractSettings", "backfill_model", "extract_library",

@@ -11,6 +11,7 @@ fma-small = "30 2 * * 6"
 extractors = ["fma518", "musicnn-mtt"]
 batch_size = 16
 device = "auto"
+dask_workers = 4                  # or dask_address = "tcp://HOST:8786": batches over Dask
 ```
 
 Read from `--config PATH`, else `<store>/mfs.toml` when it exists, else nothing is
@@ -23,17 +24,19 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mfs.flows.settings import check_cluster
 from mfs.store.store import check_name
 
 CONFIG_NAME = "mfs.toml"
-DEFAULT_KEYS = {"extractors": list, "batch_size": int, "device": str}
+DEFAULT_KEYS = {"extractors": list, "batch_size": int, "device": str, "dask_address": str,
+                "dask_workers": int}
 
 
 @dataclass(frozen=True)
 class ServeConfig:
     schedules: dict[str, str] = field(default_factory=dict)  # library -> cron
     timezone: str = "UTC"
-    defaults: dict = field(default_factory=dict)  # extractors, batch_size, device
+    defaults: dict = field(default_factory=dict)  # DEFAULT_KEYS
     path: Path | None = None
 
 
@@ -79,6 +82,10 @@ def _defaults(path: Path, table: object) -> dict:
             raise ValueError(f"{path}: defaults.{key} is not one of {', '.join(DEFAULT_KEYS)}")
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ValueError(f"{path}: defaults.{key} must be a {kind.__name__}")
+    try:
+        check_cluster(table.get("dask_address"), table.get("dask_workers", 0))
+    except ValueError as error:
+        raise ValueError(f"{path}: [defaults] {error}") from None
     return dict(table)
 
 

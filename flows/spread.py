@@ -1,5 +1,6 @@
-"""A run's batches spread over a Dask cluster (`mfs extract --dask-workers N` for a local
-cluster on one big machine, `--dask-address tcp://HOST:PORT` for an existing cluster).
+"""A run's batches spread over a Dask cluster (`mfs extract`/`mfs backfill --dask-workers N`
+for a local cluster on one big machine, `--dask-address tcp://HOST:PORT` for an existing
+cluster; a deployment run's `dask_workers` / `dask_address` parameters, the same thing).
 
 The store keeps one writer: the run (the flow's process) takes the store lock, plans, and
 records the run; each Dask worker only extracts the batches it is given and writes their
@@ -25,14 +26,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.settings import PREFECT_API_URL
 
@@ -42,7 +43,7 @@ from mfs.extractors.device import pick_device
 from mfs.extractors.pipeline import RowBuilder
 from mfs.flows import report
 from mfs.flows.extract import Batch, ExtractorJob, RunKey, Steps, extract_batch
-from mfs.flows.settings import ExtractSettings
+from mfs.flows.settings import ExtractSettings, check_cluster
 from mfs.store import Store
 from mfs.store.store import StoreWriter
 
@@ -67,7 +68,7 @@ def require_server(address: str | None) -> None:
 def dask_task_runner(address: str | None, workers: int, api_url: str | None):
     """Prefect's DaskTaskRunner for an existing cluster at `address`, or for a local
     cluster of `workers` single-threaded processes on 127.0.0.1 whose workers use the
-    run's Prefect server `api_url` (the temporary one this process started)."""
+    run's Prefect server `api_url` (`run_api_url`)."""
     from prefect_dask import DaskTaskRunner
 
     if address:
@@ -81,20 +82,33 @@ def dask_task_runner(address: str | None, workers: int, api_url: str | None):
         "host": "127.0.0.1", "dashboard_address": None, "env": env})
 
 
-def steps_for_this_flow(steps: Steps) -> Steps:
-    """`steps` with batches spread over the cluster when the running flow was given a
-    DaskTaskRunner (`flow.with_options(task_runner=...)`), else `steps` unchanged."""
-    context = FlowRunContext.get()
-    dask = sys.modules.get("prefect_dask")  # not imported: the runner cannot be Dask's
-    if context is None or dask is None or not isinstance(context.task_runner,
-                                                         dask.DaskTaskRunner):
-        return steps
-    return replace(steps, spread=spread_batches)
+def run_api_url() -> str:
+    """The Prefect API this process's runs report to: `PREFECT_API_URL`, else the
+    temporary server Prefect started for it (a local cluster's workers are sent there,
+    so they do not each start one)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return str(client.api_url)
 
 
-def spread_batches(job: ExtractorJob, todo: list[Batch], settings: ExtractSettings,
+@contextmanager
+def cluster_steps(steps: Steps, address: str | None, workers: int) -> Iterator[Steps]:
+    """`steps` with the batches spread over the cluster at `address`, or over a local
+    cluster of `workers` processes started here and closed on exit; `steps` unchanged
+    when neither is given. The flow's own task runner is left alone: the run's other
+    steps (scan, plan) stay in its process."""
+    check_cluster(address, workers)
+    if address or workers:
+        with dask_task_runner(address, workers, None if address else run_api_url()) as runner:
+            yield replace(steps, spread=partial(spread_batches, runner))
+    else:
+        yield steps
+
+
+def spread_batches(runner, job: ExtractorJob, todo: list[Batch], settings: ExtractSettings,
                    on_tracks: Callable[[int], None]) -> Iterator[dict[str, int]]:
-    """Submit every batch to the flow's Dask workers; yield each one's counts as it ends.
+    """Submit every batch to `runner`'s Dask workers; yield each one's counts as it ends.
 
     Only names cross to a worker (the spec, the store root, the run's key and the lock
     holder's pid and host), never the run's loaded objects."""
@@ -102,7 +116,9 @@ def spread_batches(job: ExtractorJob, todo: list[Batch], settings: ExtractSettin
     root = str(job.writer.store.root.resolve())
     futures = {}
     for batch in todo:
-        future = batch_on_worker.submit(job.spec, root, job.run, owner, batch, settings)
+        future = runner.submit(batch_on_worker, {
+            "spec": job.spec, "store_root": root, "run": job.run, "owner": owner,
+            "batch": batch, "settings": settings})
         futures[future.task_run_id] = (future, len(batch.tracks))
     for future in as_completed([future for future, _ in futures.values()]):
         counts = future.result()  # a batch that failed fails the run, as in one process

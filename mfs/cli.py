@@ -15,10 +15,13 @@ import typer
 from mfs.analysis_commands import register as register_analysis_commands
 from mfs.cli_options import (
     Command,
+    DaskAddressOption,
+    DaskWorkersOption,
     ExtractorOption,
     FormatOption,
     Group,
     StoreOption,
+    dask_parameters,
     debug_enabled,
     one_line_errors,
     set_debug,
@@ -170,11 +173,8 @@ def extract_command(
     rescan: Annotated[bool, typer.Option(help="Rescan the library first.")] = True,
     tracks_per_part: Annotated[int, typer.Option(
         help="Tracks per batch task (what one Dask worker takes) and per stored part.")] = 64,
-    dask_workers: Annotated[int, typer.Option(
-        help="Spread batches over a local Dask cluster of N worker processes.")] = 0,
-    dask_address: Annotated[str | None, typer.Option(
-        help="Spread batches over the Dask cluster at tcp://HOST:PORT (needs "
-             "PREFECT_API_URL).", show_default=False)] = None,
+    dask_workers: DaskWorkersOption = 0,
+    dask_address: DaskAddressOption = None,
     store: StoreOption = None,
 ) -> None:
     """Extract what the library is missing (Prefect flow extract-library; default
@@ -187,16 +187,10 @@ def extract_command(
 
     if tracks_per_part < 1:
         raise ValueError("--tracks-per-part must be at least 1")
-    if dask_workers < 0 or (dask_workers and dask_address):
-        raise ValueError("give --dask-workers N (N > 0) or --dask-address, not both")
-    if dask_address:
-        from mfs.flows.spread import require_server
-
-        require_server(dask_address)
+    cluster = dask_parameters(dask_workers, dask_address)
     specs = extractor_specs(extractor or list(DEFAULT_EXTRACTORS))
     run_extraction("extract-library", Store(store), library, specs,
-                   ExtractSettings(batch_size, device, tracks_per_part), rescan,
-                   (dask_address, dask_workers) if dask_workers or dask_address else None)
+                   ExtractSettings(batch_size, device, tracks_per_part), rescan, cluster)
 
 
 @app.command("backfill")
@@ -207,18 +201,25 @@ def backfill_command(
     extractor: ExtractorOption = None,
     batch_size: Annotated[int, typer.Option(help="Windows per model call.")] = 16,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps")] = "auto",
+    tracks_per_part: Annotated[int, typer.Option(
+        help="Tracks per batch task (what one Dask worker takes) and per stored part.")] = 64,
+    dask_workers: DaskWorkersOption = 0,
+    dask_address: DaskAddressOption = None,
     store: StoreOption = None,
 ) -> None:
     """Run extractors over every known track (Prefect flow backfill-model).
 
-    Example: mfs backfill --extractor musicnn-msd
+    Example: mfs backfill --extractor musicnn-msd --dask-workers 4
     """
     from mfs.flows.settings import ExtractSettings
 
     if not extractor:
         raise ValueError("backfill needs --extractor NAME (see `mfs extractors`)")
+    if tracks_per_part < 1:
+        raise ValueError("--tracks-per-part must be at least 1")
+    cluster = dask_parameters(dask_workers, dask_address)
     run_extraction("backfill-model", Store(store), library, extractor_specs(extractor),
-                   ExtractSettings(batch_size, device), rescan=False)
+                   ExtractSettings(batch_size, device, tracks_per_part), False, cluster)
 
 
 def extractor_specs(values: list[str]) -> list[str]:
@@ -229,12 +230,10 @@ def extractor_specs(values: list[str]) -> list[str]:
 
 
 def run_extraction(flow_name: str, store: Store, library: str | None, specs: list[str],
-                   settings: ExtractSettings, rescan: bool,
-                   cluster: tuple[str | None, int] | None = None) -> None:
+                   settings: ExtractSettings, rescan: bool, cluster: dict) -> None:
     """Check and plan first (no Prefect); start Prefect's flow only when work is missing.
 
-    `cluster` (address, local workers) runs the batches on a Dask cluster
-    (`flows/spread.py`).
+    `cluster` (`dask_parameters`) runs the batches on a Dask cluster (`flows/spread.py`).
 
     The flow plans again itself (a deployment calls it directly), which costs one
     anti-join; it does not rescan again.
@@ -251,16 +250,12 @@ def run_extraction(flow_name: str, store: Store, library: str | None, specs: lis
 
     specs = list(prepared.extractors)
     options = {"batch_size": settings.batch_size, "device": settings.device,
-               "store": str(store.root), "tracks_per_part": settings.tracks_per_part}
+               "store": str(store.root), "tracks_per_part": settings.tracks_per_part,
+               **cluster}
     with quiet_console(enabled=not debug_enabled()), flows.displayed(bar_progress):
-        api_url = start_temporary_server()
+        start_temporary_server()
         if flow_name == "extract-library":
-            flow = flows.extract_library
-            if cluster is not None:
-                from mfs.flows.spread import dask_task_runner
-
-                flow = flow.with_options(task_runner=dask_task_runner(*cluster, api_url))
-            result = flow(library, specs, rescan=False, **options)
+            result = flows.extract_library(library, specs, rescan=False, **options)
         else:
             result = flows.backfill_model(specs, library, **options)
     print_extract_summary(result)
@@ -286,12 +281,13 @@ def serve_command(
     limit: Annotated[int, typer.Option(
         help="Flow runs at once; more wait their turn (the store has one writer).")] = 1,
     watch_seconds: Annotated[float, typer.Option(
-        help="How often to look for newly scanned libraries.")] = 10.0,
+        help="How often to look for newly scanned libraries and an edited config.")] = 10.0,
 ) -> None:
     """Serve the store's Prefect deployments until stopped: extract-library/<library>
     (on its cron from mfs.toml), backfill-model/<extractor> and
     export-training-table/<library>. Needs PREFECT_API_URL; creates the concurrency limit
-    `gpu` if missing. A library scanned later gets its deployments without a restart.
+    `gpu` if missing. A library scanned later gets its deployments, and an edited
+    config is applied, without a restart.
 
     Example: mfs serve --config mfs.toml   (then: prefect deployment run 'extract-library/gtzan')
     """

@@ -64,6 +64,26 @@ ExtractorOption = Annotated[
                  help="Extractor spec (see `mfs extractors`); repeat it or give a comma list."),
 ]
 
+DaskWorkersOption = Annotated[int, typer.Option(
+    "--dask-workers", help="Spread batches over a local Dask cluster of N worker processes.")]
+DaskAddressOption = Annotated[str | None, typer.Option(
+    "--dask-address", help="Spread batches over the Dask cluster at tcp://HOST:PORT (needs "
+    "PREFECT_API_URL).", show_default=False)]
+
+
+def dask_parameters(workers: int, address: str | None) -> dict:
+    """`--dask-workers` / `--dask-address` checked, as the flows' parameters of the same
+    names (empty: one process)."""
+    from mfs.flows.settings import check_cluster
+
+    check_cluster(address, workers)
+    if address:
+        from mfs.flows.spread import require_server
+
+        require_server(address)
+    return {"dask_address": address, "dask_workers": workers} if address or workers else {}
+
+
 _debug = False
 
 

@@ -184,6 +184,7 @@ def feature_rows(track_ids: list[str]) -> pa.Table:
 # A real Prefect server for a test: free loopback port, the test's own PREFECT_HOME.
 
 TESTS = Path(__file__).resolve().parent
+PREFECT = Path(sys.executable).parent / "prefect"
 
 
 @pytest.fixture
@@ -219,7 +220,7 @@ def prefect_server(prefect_env):
     """`prefect server start` on 127.0.0.1; yields its API URL."""
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+        [str(PREFECT), "server", "start", "--host", "127.0.0.1",
          "--port", str(port), "--no-ui"],
         env=prefect_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
@@ -236,6 +237,16 @@ def prefect_server(prefect_env):
         pytest.fail("prefect server did not start within 180 s")
     yield url
     stop_group(server)
+
+
+def wait(what: str, seconds: float, probe):
+    """`probe()`'s first truthy value, polled; the test fails naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (found := probe()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {seconds:.0f} s")
+        time.sleep(0.3)
+    return found
 
 
 def api_post(url: str, path: str, body: dict | None = None) -> list[dict] | dict:

@@ -100,6 +100,27 @@ def test_two_workers_store_what_one_process_does(tmp_path, api_url):
     assert not (spread.root / ".lock").exists()
 
 
+def test_backfill_on_two_workers_stores_what_one_process_does(tmp_path, api_url):
+    alone = scanned(tmp_path, "alone")
+    run_extract(alone, None, ["energy"], extract.ExtractSettings(tracks_per_part=5))
+    spread = scanned(tmp_path, "spread")
+    code, out, err = invoke("backfill", "--extractor", "energy", "--tracks-per-part", "5",
+                            "--dask-workers", "2", "--store", str(spread.root))
+    assert code == 0, out + err
+    assert "energy: 12 extracted, 0 failed" in out
+    assert features(spread, "energy") == features(alone, "energy")
+    assert len(list((spread.features_dir / "energy").glob("*/*-b0000[123]-c000.parquet"))) == 3
+
+
+def test_dask_options_are_checked_once_for_every_command(tmp_path):
+    store = scanned(tmp_path, "store")
+    for command in (["extract", "lib"], ["backfill"]):
+        code, _out, err = invoke(*command, "--extractor", "energy", "--dask-workers", "2",
+                                 "--dask-address", "tcp://127.0.0.1:1",
+                                 "--store", str(store.root))
+        assert code == 1 and "not both" in err and len(err.strip().splitlines()) == 1
+
+
 def test_dask_address_without_a_server_is_one_line(tmp_path, monkeypatch):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     store = scanned(tmp_path, "store")
@@ -111,7 +132,6 @@ def test_dask_address_without_a_server_is_one_line(tmp_path, monkeypatch):
 
 def test_worker_killed_mid_run_leaves_no_duplicates(tmp_path, api_url):
     from distributed import Client, LocalCluster
-    from prefect_dask import DaskTaskRunner
 
     store = scanned(tmp_path, "store")
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -133,18 +153,16 @@ def test_worker_killed_mid_run_leaves_no_duplicates(tmp_path, api_url):
 
         killer = threading.Thread(target=kill_a_busy_worker)
         killer.start()
-        flow = extract.extract_library.with_options(
-            task_runner=DaskTaskRunner(address=cluster.scheduler_address))
+        options = {"store": str(store.root), "rescan": False, "tracks_per_part": 2,
+                   "dask_address": cluster.scheduler_address}
         try:
-            result = flow("lib", ["slow-energy"], store=str(store.root), rescan=False,
-                          tracks_per_part=2)
+            result = extract.extract_library("lib", ["slow-energy"], **options)
         except Exception as error:  # the run may fail; a re-run must then complete it
             result = {"error": error}
         finished.set()
         killer.join()
         assert killed, "no worker was busy while parts were landing"
-        again = flow("lib", ["slow-energy"], store=str(store.root), rescan=False,
-                     tracks_per_part=2)
+        again = extract.extract_library("lib", ["slow-energy"], **options)
     print(f"killed worker pid {killed[0]}; first run: "
           f"{result.get('error') or result['extractors']['slow-energy']}")
     if "error" not in result:

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import urllib.error
 from pathlib import Path
 
 import pytest
-from conftest import MFS, api_get, api_post, stop_group, write_audio
+from conftest import MFS, PREFECT, api_get, api_post, stop_group, wait, write_audio
 
 from mfs.flows.scan import run_scan
 from mfs.store import Store
 
-PREFECT = Path(sys.executable).parent / "prefect"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
@@ -26,15 +24,6 @@ def library(root: Path, n: int) -> Path:
     for i in range(n):
         write_audio(root / f"t{i}.wav", seconds=1.0, rate=16000, freq=200.0 + 50 * i)
     return root
-
-
-def wait(what: str, seconds: float, probe):
-    deadline = time.monotonic() + seconds
-    while not (found := probe()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {seconds:.0f} s")
-        time.sleep(0.3)
-    return found
 
 
 def deployment(url: str, name: str) -> dict | None:
@@ -139,9 +128,66 @@ def test_config_is_read_and_refused_in_one_line(tmp_path):
     assert config.defaults == {"extractors": ["fma518"]}
     for text, words in (('[schedules]\ngtzan = "nightly"\n', "not a cron"),
                         ("[defaults]\ndevise = 'cpu'\n", "defaults.devise"),
-                        ("[schedule]\n", "unknown keys")):
+                        ("[schedule]\n", "unknown keys"),
+                        ('[defaults]\ndask_workers = 2\ndask_address = "tcp://h:1"\n',
+                         "not both")):
         (tmp_path / "bad.toml").write_text(text)
         with pytest.raises(ValueError, match=words):
             read_config(tmp_path, tmp_path / "bad.toml")
     with pytest.raises(ValueError, match="does not exist"):
         read_config(tmp_path, tmp_path / "missing.toml")
+
+
+def test_an_edited_config_applies_without_a_restart(tmp_path, prefect_env, prefect_server):
+    """Schedules and defaults follow mfs.toml while serving; a broken edit is one line and
+    changes nothing; a default `dask_workers` makes the runs spread over a local cluster."""
+    env = {**prefect_env, "PREFECT_API_URL": prefect_server, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    store = Store(tmp_path / "store")
+    run_scan(store, "a", "folder", library(tmp_path / "music-a", 2))
+    config = store.root / "mfs.toml"
+    config.write_text('[schedules]\na = "0 2 * * *"\n')
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        serve = subprocess.Popen([str(MFS), "serve", "--watch-seconds", "1"], env=env,
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def crons() -> list[str] | None:
+        found = deployment(prefect_server, "extract-library/a")
+        return found and [s["schedule"]["cron"] for s in found["schedules"]]
+
+    try:
+        wait("extract-library/a was not deployed", 60,
+             lambda: crons() == ["0 2 * * *"] or (serve.poll() is not None
+                                                  and pytest.fail(log.read_text())))
+        config.write_text('[schedules]\na = "30 3 * * *"\n[defaults]\ndask_workers = 2\n')
+        wait("the new cron was not applied", 60, lambda: crons() == ["30 3 * * *"])
+        assert deployment(prefect_server, "extract-library/a")["parameters"]["dask_workers"] == 2
+        wait("the new default did not reach backfill-model/energy", 60, lambda: deployment(
+            prefect_server, "backfill-model/energy")["parameters"].get("dask_workers") == 2)
+
+        config.write_text('[schedules]\na = "30 3 * *\n')  # unterminated string
+        wait("the broken edit was not reported", 60, lambda: "not valid TOML" in log.read_text())
+        time.sleep(3)  # a few more rounds: said once, serving on, the old schedule kept
+        errors = [line for line in log.read_text().splitlines() if "not valid TOML" in line]
+        assert len(errors) == 1 and str(config) in errors[0] and "keeping" in errors[0]
+        assert serve.poll() is None and crons() == ["30 3 * * *"]
+
+        config.write_text("[defaults]\ndask_workers = 2\n")  # a's schedule removed
+        wait("the removed schedule was not cleared", 60, lambda: crons() == [])
+
+        # A served run with the config's default: its batches on 2 local Dask workers.
+        run = subprocess.run(
+            [str(PREFECT), "deployment", "run", "extract-library/a", "--param",
+             'extractors=["energy"]', "--param", "device=cpu", "--param", "tracks_per_part=1",
+             "--watch", "--watch-interval", "1"],
+            env=env, capture_output=True, text=True, timeout=400)
+        assert run.returncode == 0 and "Completed" in run.stdout, run.stdout + log.read_text()
+        assert len(energy_rows(store, "a")) == 2
+        run_id = api_post(prefect_server, "flow_runs/filter",
+                          {"deployments": {"name": {"any_": ["a"]}}})[0]["id"]
+        wait("no batch was logged from a Dask worker", 60, lambda: [
+            entry for entry in api_post(prefect_server, "logs/filter", {"logs": {
+                "flow_run_id": {"any_": [run_id]}}})
+            if " on " in entry["message"] and "batch 2/2" in entry["message"]])
+    finally:
+        stop_group(serve)
