@@ -80,3 +80,41 @@ def test_bad_segment_s_is_one_line() -> None:
     assert err.strip().splitlines() == [
         "error: extractor spec 'opensmile-compare:segment_s=0': segment_s=0 must be a "
         "positive number of seconds"]
+
+
+def essentia_vector(path: Path, **slice_: float) -> np.ndarray:
+    """MusicExtractor's own pool of `path` (or of a slice of it), flattened."""
+    import essentia.standard
+
+    from mfs.extractors.essentia.extractor import SLOTS, flatten
+
+    pool, _ = essentia.standard.MusicExtractor(**slice_)(str(path))
+    return flatten({name: pool[name] for name in pool.descriptorNames() if name in SLOTS})
+
+
+def test_essentia_segments_and_whole() -> None:
+    """A clip up to `segment_s` is MusicExtractor's vector of the whole file, as before;
+    segment_s=6 on a 15 s clip is the documented combination of its three slices."""
+    extractor = registry.create("essentia-music")
+    if extractor.unavailable_reason():
+        pytest.skip(extractor.unavailable_reason())
+    extractor.load("cpu")
+    whole, seconds = extractor.embed_file(blues())
+    np.testing.assert_array_equal(whole["features"][0], essentia_vector(blues()))
+
+    segmented = registry.create_from_spec("essentia-music:segment_s=6")
+    segmented.load("cpu")
+    got, same_seconds = segmented.embed_file(blues())
+    assert same_seconds == seconds
+    ends = segment_ends(seconds, 6.0)
+    assert len(ends) == 3
+    starts = [0.0, *ends[:-1]]
+    slices = [essentia_vector(blues(), startTime=a, endTime=b)
+              for a, b in zip(starts, [*ends[:-1], 1e6], strict=True)]
+    want = combine(np.stack(slices), np.diff([*starts, seconds]))
+    vector = got["features"][0]
+    assert vector.shape == whole["features"][0].shape and np.all(np.isfinite(vector))
+    np.testing.assert_allclose(vector, want, rtol=1e-5, atol=1e-6)  # float32 sums
+    names = extractor.outputs[0].feature_names
+    keys = [i for i, name in enumerate(names) if name.startswith("tonal.key_edma.key=")]
+    assert vector[keys].sum() == pytest.approx(1.0)  # fractions of the track's duration
