@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mfs.audio.decode import probe
 from mfs.extractors.base import Extractor, OutputSpec, Windowing
 from mfs.extractors.essentia.layout import NUMERIC, STRINGS
 from mfs.extractors.segments import SegmentedConfig, combine, segment_ends
@@ -169,6 +168,8 @@ class EssentiaMusic(Extractor):
         raise NotImplementedError("essentia-music reads files (embed_file), not samples")
 
     def embed_file(self, path: Path) -> tuple[dict[str, np.ndarray], float]:
+        from mfs.audio.decode import probe
+
         ends = segment_ends(probe(path).duration_s, self.config.segment_s)
         starts = [0.0, *ends[:-1]]
         ends[-1] = END_OF_FILE  # whatever the header said, the last segment reads to the end
