@@ -9,7 +9,9 @@ The segmented vector is compared with the whole one (median and 90th percentile 
 relative difference over dimensions: how far the documented combination is from it).
 
     .venv/bin/python bench/bench_segments.py --minutes 60 --specs opensmile-compare
-    .venv/bin/python bench/bench_segments.py --minutes 60 --specs essentia-music
+    .venv/bin/python bench/bench_segments.py --minutes 15 --specs essentia-music
+    .venv/bin/python bench/bench_segments.py --minutes 15 --specs essentia-music \
+        --segment-s 300 --no-whole
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--specs", nargs="+", default=["opensmile-compare"])
+    parser.add_argument("--segment-s", type=float, nargs="*", default=[],
+                        help="segment_s values to run besides the extractor's default")
+    parser.add_argument("--no-whole", action="store_true", help="skip the whole-track run")
     parser.add_argument("--work", type=Path, default=None, help="folder for the WAVs")
     args = parser.parse_args()
     if not GTZAN_FULL.is_dir():
@@ -82,15 +87,17 @@ def main() -> None:
     print(f"{'spec':<40} {'before MiB':>10} {'peak MiB':>9} {'growth MiB':>10} {'wall s':>7}"
           "  vs whole: median / p90 rel diff")
     for spec in args.specs:
-        whole_spec = f"{spec}:segment_s={args.minutes * 60 + 1:g}"
+        whole_run = f"{spec}:segment_s={args.minutes * 60 + 1:g}"
+        runs = [*([] if args.no_whole else [whole_run]), spec,
+                *(f"{spec}:segment_s={s:g}" for s in args.segment_s)]
         whole = None
-        for run in (whole_spec, spec):
+        for run in runs:
             result = measure(run, warm, path)
             vector = np.asarray(result["vector"])
             diff = ""
-            if whole is None:
+            if run == whole_run:
                 whole = vector
-            else:
+            elif whole is not None:
                 error = np.abs(vector - whole) / np.maximum(np.abs(whole), 1e-2)
                 diff = f"{np.nanmedian(error):.1e} / {np.nanpercentile(error, 90):.1e}"
             print(f"{run:<40} {result['before'] / 2**20:>10.0f} {result['peak'] / 2**20:>9.0f} "

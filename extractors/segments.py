@@ -1,14 +1,15 @@
 """Whole-track features of long tracks in bounded memory: per segment, then combined.
 
 Libraries whose whole-track statistics keep every frame (openSMILE's functionals, Essentia's
-MusicExtractor pool) grow with the track: ComParE ~25 MB per minute, MusicExtractor ~10 MB
-per minute. Their extractors take `segment_s` (`SegmentedConfig`). A track of at most
-`segment_s` seconds is analysed whole, exactly as the library does. A longer one is cut into
-n = ceil(duration / segment_s) equal, consecutive segments (each at most `segment_s` and
-more than half of it, so no short tail gets the weight of a whole segment's statistics),
-each analysed alone as if it were a track, and the track's vector is the duration-weighted
-mean of the segments' vectors, dimension by dimension (`combine`). What that rule makes
-exact and what it approximates is the extractor's to say (its docstring).
+MusicExtractor pool) grow with the track: ComParE ~30 MB per minute, MusicExtractor ~45 MB
+per minute (bench/RESULTS.md, "Long tracks by segments"). Their extractors take `segment_s`
+(`SegmentedConfig`). A track of at most `segment_s` seconds is analysed whole, exactly as
+the library does. A longer one is cut into n = ceil(duration / segment_s) equal, consecutive
+segments (each at most `segment_s` and more than half of it, so no short tail gets the
+weight of a whole segment's statistics), each analysed alone as if it were a track, and the
+track's vector is the duration-weighted mean of the segments' vectors, dimension by
+dimension (`combine`). What that rule makes exact and what it approximates is the
+extractor's to say (its docstring).
 
 The default, 600 s, keeps every 30 s GTZAN/FMA clip and songs up to 10 minutes whole, as
 before `segment_s` existed; memory then peaks with a 10-minute segment whatever the track.

@@ -7,21 +7,22 @@ the algorithm), and feeding it samples would mean rebuilding its ~30 algorithms 
 network on arrays, a second copy of Essentia's recipe that could drift from it. So the
 pipeline decodes nothing for this extractor.
 
-MusicExtractor keeps every frame of the slice it analyses (and the whole slice for its
-rhythm: ~10 MB per minute), so `segment_s` bounds it (`mfs.extractors.segments`, the rule
-openSMILE's extractors follow): a track of at most `segment_s` seconds (default 600; length
-from the file's header) is analysed whole, exactly as before; a longer one as equal
-segments of at most `segment_s`, each MusicExtractor's own slice (`startTime`, `endTime`:
-it decodes from the file's start and drops what precedes the slice, so decoding costs
-grow with the number of segments, memory does not), and each dimension of the vector is
-the duration-weighted mean of the segments' values. Close to the whole's under that rule:
-the `.mean` of frame-wise descriptors (each segment has its own replay gain, which scales
-the level-dependent ones, and its own frame edges). Approximations, the mean of the
-segments' value instead of the whole's: every other statistic (`var`, `stdev`, `median`,
-`min`, `max`, the `d*` derivatives, covariances), track-level estimates (`rhythm.bpm` and
-the rest of rhythm, `average_loudness`, loudness range, key strength) and string
-descriptors, whose one-hot columns become the fraction of the track's duration whose
-segments found each value (`tonal.key_edma.key=F#` 0.7, `=C#` 0.3).
+MusicExtractor keeps every frame of the slice it analyses and the slice itself (~45 MB per
+minute of track: 727 MiB for 15 minutes, bench/RESULTS.md), so `segment_s` bounds it
+(`mfs.extractors.segments`, the rule openSMILE's extractors follow): a track of at most
+`segment_s` seconds (default 600; length from the file's header) is analysed whole, exactly
+as before; a longer one as equal segments of at most `segment_s`, each MusicExtractor's own
+slice (`startTime`, `endTime`: it decodes from the file's start and drops what precedes the
+slice, so decoding costs grow with the number of segments, memory does not), and each
+dimension of the vector is the duration-weighted mean of the segments' values. Close to the
+whole's under that rule: the `.mean` of frame-wise descriptors (each segment has its own
+replay gain, which scales the level-dependent ones, and its own frame edges).
+Approximations, the mean of the segments' value instead of the whole's: every other
+statistic (`var`, `stdev`, `median`, `min`, `max`, the `d*` derivatives, covariances),
+track-level estimates (`rhythm.bpm` and the rest of rhythm, `average_loudness`, loudness
+range, key strength) and string descriptors, whose one-hot columns become the fraction of
+the track's duration whose segments found each value (`tonal.key_edma.key=F#` 0.7, `=C#`
+0.3).
 
 The vector's layout is fixed by `layout.py`, not by the track: numbers are
 `<descriptor>`, lists `<descriptor>/<NN>` per element (from 00), covariances their upper

@@ -5,7 +5,7 @@ Audio is resampled to 16 kHz, the rate both feature sets were designed and publi
 (ComParE's spectral bands stop at 8 kHz, its Nyquist frequency there), so one track gives
 the same features whatever its file's rate. The track is streamed into openSMILE block by
 block (`stream.py`), never held whole. What grows with the track is what openSMILE keeps
-for functionals over all of it, its per-frame descriptors (ComParE ~25 MB per minute), so
+for functionals over all of it, its per-frame descriptors (ComParE ~30 MB per minute), so
 `segment_s` bounds it (`mfs.extractors.segments`): a track of at most `segment_s` seconds
 (default 600) gets openSMILE's functionals of the whole track, exactly; a longer one is cut
 into equal segments of at most `segment_s`, each given to a fresh openSMILE as a track of
