@@ -4,15 +4,19 @@ duration-weighted mean of its equal segments' vectors, each segment analysed as 
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import invoke, shared
+from conftest import invoke, run_mfs, shared
 
 from mfs.extractors import registry
 from mfs.extractors.pipeline import decode_ahead
 from mfs.extractors.segments import combine, segment_ends, split_blocks
+from mfs.store import Store
+from mfs.store.views import view_name
 
 
 def blues() -> Path:
@@ -118,3 +122,30 @@ def test_essentia_segments_and_whole() -> None:
     names = extractor.outputs[0].feature_names
     keys = [i for i, name in enumerate(names) if name.startswith("tonal.key_edma.key=")]
     assert vector[keys].sum() == pytest.approx(1.0)  # fractions of the track's duration
+
+
+def test_segments_through_the_cli(tmp_path: Path) -> None:
+    """`mfs extract` with `opensmile-egemaps:segment_s=6` stores the combined vector (its
+    config in the row), beside the default config's whole-track row of the same clip."""
+    music = tmp_path / "music"
+    music.mkdir()
+    shutil.copy(blues(), music)
+    store = tmp_path / "store"
+    env = {"PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
+    assert run_mfs("scan", str(music), "--kind", "folder", "--name", "lib",
+                   "--store", str(store)).returncode == 0
+    specs = ["opensmile-egemaps:segment_s=6", "opensmile-egemaps"]
+    result = run_mfs("extract", "lib", "--store", str(store), "-e", specs[0], "-e", specs[1],
+                     env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = Store(store).connect().execute(
+        f'SELECT config, functionals FROM "{view_name("opensmile-egemaps")}"').fetchall()
+    stored = {json.dumps(json.loads(config), sort_keys=True): np.asarray(vector)
+              for config, vector in rows}
+    blocks = decode_ahead(blues(), 16000)
+    for spec in specs:
+        extractor = registry.create_from_spec(spec)
+        want = extractor.embed_track(blocks, 16000)["functionals"].numpy()[0]
+        got = stored[json.dumps(extractor.config.to_dict(), sort_keys=True)]
+        np.testing.assert_allclose(got, want, rtol=1e-6)
