@@ -140,6 +140,9 @@ class Extractor(ABC):
     # torch intra-op threads the model runs best with on a CPU (None: torch's default).
     # Models of many small ops lose more to thread hand-offs than they gain from threads.
     cpu_threads: ClassVar[int | None] = None
+    # Windows per model call when a run names none (`mfs extract` without --batch-size;
+    # `ExtractSettings.batch_size_for`): what the model runs fastest with (bench/RESULTS.md).
+    default_batch_size: ClassVar[int] = 16
     # Whole-track extractors (`Windowing(seconds=None)`) that can read a track block by
     # block set this and implement `embed_track`: the pipeline then hands each track over
     # as `TrackBlocks` and never holds it decoded whole, so an hour costs no more memory

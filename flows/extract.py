@@ -242,7 +242,8 @@ def run_extract(store: Store, library: str | None, specs: list[str],
             recorded(writer, run):
         for spec, extractor in zip(specs, extractors, strict=True):
             plan = steps.plan(store, library, extractor, settings.max_attempts)
-            job = ExtractorJob(spec, extractor, writer, RunKey.of(run), settings.batch_size)
+            job = ExtractorJob(spec, extractor, writer, RunKey.of(run),
+                               settings.batch_size_for(extractor))
             run.counts[spec] = extract_plan(job, plan, settings, progress, steps)
     return {"run_id": run.run_id, "library": library, "extractors": run.counts}
 
@@ -334,15 +335,17 @@ def _run_in_flow(store: Store, library: str | None, specs: list[str],
 
 @flow(name="extract-library", flow_run_name="extract {library}")
 def extract_library(library: str, extractors: list[str] = list(DEFAULT_EXTRACTORS),  # noqa: B006
-                    batch_size: int = 16, device: str = "auto", store: str | None = None,
-                    rescan: bool = True, tracks_per_part: int = TRACKS_PER_PART,
-                    dask_address: str | None = None, dask_workers: int = 0) -> dict:
+                    batch_size: int | None = None, device: str = "auto",
+                    store: str | None = None, rescan: bool = True,
+                    tracks_per_part: int = TRACKS_PER_PART, dask_address: str | None = None,
+                    dask_workers: int = 0) -> dict:
     """Rescan a library, then extract whatever features it is missing.
 
     `extractors` are specs (`fma518`, `musicnn-mtt:precision=auto`); `batch_size` is
-    windows per model call; `device` auto, cpu, cuda, cuda:1 or mps; `store` the store
-    root (default $MFS_STORE, else data/store); `dask_address` (tcp://HOST:PORT) or
-    `dask_workers` (a local cluster of N processes) spread the batches over Dask."""
+    windows per model call (None: each extractor's own, `Extractor.default_batch_size`);
+    `device` auto, cpu, cuda, cuda:1 or mps; `store` the store root (default $MFS_STORE,
+    else data/store); `dask_address` (tcp://HOST:PORT) or `dask_workers` (a local cluster
+    of N processes) spread the batches over Dask."""
     the_store = flow_store(store)
     scan = scan_task(the_store, library) if rescan else None
     settings = ExtractSettings(batch_size, device, tracks_per_part)
@@ -352,9 +355,9 @@ def extract_library(library: str, extractors: list[str] = list(DEFAULT_EXTRACTOR
 
 @flow(name="backfill-model", flow_run_name="backfill {extractor}")
 def backfill_model(extractor: str | list[str], library: str | None = None,
-                   batch_size: int = 16, device: str = "auto", store: str | None = None,
-                   tracks_per_part: int = TRACKS_PER_PART, dask_address: str | None = None,
-                   dask_workers: int = 0) -> dict:
+                   batch_size: int | None = None, device: str = "auto",
+                   store: str | None = None, tracks_per_part: int = TRACKS_PER_PART,
+                   dask_address: str | None = None, dask_workers: int = 0) -> dict:
     """Run (newly added) extractors over every known track of every library (or one).
 
     `extractor` is one spec or a list of them (what `mfs backfill` passes); the other

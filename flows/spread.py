@@ -153,7 +153,7 @@ def worker_job(spec: str, store_root: Path, run: RunKey, owner: dict,
         extractor.load(pick_device(settings.device))
         _LOADED[key] = extractor
     job = ExtractorJob(spec, extractor, StoreWriter(Store(store_root), owner), run,
-                       settings.batch_size)
+                       settings.batch_size_for(extractor))
     builder_key = (*key, run.run_id)
     if builder_key not in _BUILDERS:
         _BUILDERS.clear()  # one run at a time per worker is the usual case: keep one

@@ -168,7 +168,9 @@ def extractors_command(fmt: FormatOption = "table") -> None:
 def extract_command(
     library: Annotated[str, typer.Argument(help="Library name (as given to `mfs scan --name`).")],
     extractor: ExtractorOption = None,
-    batch_size: Annotated[int, typer.Option(help="Windows per model call.")] = 16,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Windows per model call (default: each extractor's own; 16, vggish 64).",
+        show_default=False)] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps")] = "auto",
     rescan: Annotated[bool, typer.Option(help="Rescan the library first.")] = True,
     tracks_per_part: Annotated[int, typer.Option(
@@ -199,7 +201,9 @@ def backfill_command(
     library: Annotated[str | None, typer.Argument(
         help="Only this library (default: every library).", show_default=False)] = None,
     extractor: ExtractorOption = None,
-    batch_size: Annotated[int, typer.Option(help="Windows per model call.")] = 16,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Windows per model call (default: each extractor's own; 16, vggish 64).",
+        show_default=False)] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps")] = "auto",
     tracks_per_part: Annotated[int, typer.Option(
         help="Tracks per batch task (what one Dask worker takes) and per stored part.")] = 64,

@@ -192,3 +192,18 @@ def test_misfitting_checkpoints_are_one_line(tmp_path: Path,
     with pytest.raises(ExtractorUnavailable, match=r"v\.pth: not a VGGish checkpoint: missing "
                        r"features\.0\.bias, .*wrong shapes: features\.0\.weight \(3,\)"):
         VGGish(VGGishConfig(pca=False, weights=str(tmp_path / "v.pth"))).load(CPU)
+
+
+def test_vggish_runs_64_windows_per_call_unless_told() -> None:
+    """A run that names no --batch-size gives vggish 64 windows per model call (its fastest
+    on a CPU, bench/RESULTS.md), CNN14 and the rest 16; a named size is every extractor's."""
+    from conftest import invoke
+
+    from mfs.flows.settings import ExtractSettings
+
+    vggish, cnn14 = create("vggish"), create("panns-cnn14")
+    assert ExtractSettings().batch_size_for(vggish) == 64
+    assert ExtractSettings().batch_size_for(cnn14) == 16
+    assert ExtractSettings(batch_size=8).batch_size_for(vggish) == 8
+    code, out, _ = invoke("extract", "--help")
+    assert code == 0 and "vggish 64" in out

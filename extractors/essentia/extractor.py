@@ -5,8 +5,24 @@ MusicExtractor is given the file's path and decodes it itself (`Extractor.reads_
 it is file-based (its AudioLoader, resampling to 44.1 kHz and replay gain are inside
 the algorithm), and feeding it samples would mean rebuilding its ~30 algorithms as a
 network on arrays, a second copy of Essentia's recipe that could drift from it. So the
-pipeline decodes nothing for this extractor. MusicExtractor holds the whole track in
-memory (mono float32 at 44.1 kHz: ~635 MB for an hour), as Essentia does.
+pipeline decodes nothing for this extractor.
+
+MusicExtractor keeps every frame of the slice it analyses and the slice itself (~45 MB per
+minute of track: 727 MiB for 15 minutes, bench/RESULTS.md), so `segment_s` bounds it
+(`mfs.extractors.segments`, the rule openSMILE's extractors follow): a track of at most
+`segment_s` seconds (default 600; length from the file's header) is analysed whole, exactly
+as before; a longer one as equal segments of at most `segment_s`, each MusicExtractor's own
+slice (`startTime`, `endTime`: it decodes from the file's start and drops what precedes the
+slice, so decoding costs grow with the number of segments, memory does not), and each
+dimension of the vector is the duration-weighted mean of the segments' values. Close to the
+whole's under that rule: the `.mean` of frame-wise descriptors (each segment has its own
+replay gain, which scales the level-dependent ones, and its own frame edges).
+Approximations, the mean of the segments' value instead of the whole's: every other
+statistic (`var`, `stdev`, `median`, `min`, `max`, the `d*` derivatives, covariances),
+track-level estimates (`rhythm.bpm` and the rest of rhythm, `average_loudness`, loudness
+range, key strength) and string descriptors, whose one-hot columns become the fraction of
+the track's duration whose segments found each value (`tonal.key_edma.key=F#` 0.7, `=C#`
+0.3).
 
 The vector's layout is fixed by `layout.py`, not by the track: numbers are
 `<descriptor>`, lists `<descriptor>/<NN>` per element (from 00), covariances their upper
@@ -27,8 +43,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mfs.extractors.base import Extractor, ExtractorConfig, OutputSpec, Windowing
+from mfs.extractors.base import Extractor, OutputSpec, Windowing
 from mfs.extractors.essentia.layout import NUMERIC, STRINGS
+from mfs.extractors.segments import SegmentedConfig, combine, segment_ends
 
 if TYPE_CHECKING:
     import torch
@@ -71,6 +88,7 @@ def _layout() -> tuple[tuple[str, ...], Slots]:
 
 
 FEATURE_NAMES, SLOTS = _layout()
+END_OF_FILE = 1e6  # MusicExtractor's default `endTime`, seconds: the whole file
 
 
 def flatten(pool: dict[str, object]) -> np.ndarray:
@@ -97,8 +115,9 @@ def flatten(pool: dict[str, object]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class EssentiaMusicConfig(ExtractorConfig):
-    """No settings: MusicExtractor's defaults (its statistics, 44.1 kHz analysis)."""
+class EssentiaMusicConfig(SegmentedConfig):
+    """`segment_s`, the longest track analysed whole (module docstring); otherwise
+    MusicExtractor's defaults (its statistics, 44.1 kHz analysis)."""
 
 
 class EssentiaMusic(Extractor):
@@ -106,6 +125,7 @@ class EssentiaMusic(Extractor):
 
     name = "essentia-music"
     config_class = EssentiaMusicConfig
+    config: EssentiaMusicConfig
     version = 1  # bump when the features change (Extractor.version)
     reads_file = True
 
@@ -149,7 +169,18 @@ class EssentiaMusic(Extractor):
         raise NotImplementedError("essentia-music reads files (embed_file), not samples")
 
     def embed_file(self, path: Path) -> tuple[dict[str, np.ndarray], float]:
-        pool, _ = self.music_extractor()(str(path))
-        values = {name: pool[name] for name in pool.descriptorNames() if name in SLOTS}
-        seconds = float(pool["metadata.audio_properties.length"])
-        return {"features": flatten(values)[None]}, seconds
+        from mfs.audio.decode import probe
+
+        ends = segment_ends(probe(path).duration_s, self.config.segment_s)
+        starts = [0.0, *ends[:-1]]
+        ends[-1] = END_OF_FILE  # whatever the header said, the last segment reads to the end
+        vectors, seconds = [], 0.0
+        for start, end in zip(starts, ends, strict=True):
+            music = self.music_extractor()
+            music.configure(startTime=start, endTime=end)
+            pool, _ = music(str(path))
+            seconds = float(pool["metadata.audio_properties.length"])  # the file's
+            values = {name: pool[name] for name in pool.descriptorNames() if name in SLOTS}
+            vectors.append(flatten(values))
+        durations = np.maximum(np.diff([*starts, seconds]), 0.0)
+        return {"features": combine(np.stack(vectors), durations)[None]}, seconds

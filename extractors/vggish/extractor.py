@@ -74,6 +74,9 @@ class VGGish(NeuralExtractor):
     name = "vggish"
     config_class = VGGishConfig
     version = 1
+    # Its many small convs per example run 1.7x faster per example at 64 than at 16 on a
+    # CPU (bench/RESULTS.md, "CNN extractors"): 61 s of audio per call.
+    default_batch_size = 64
     config: VGGishConfig
 
     @property
