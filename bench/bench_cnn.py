@@ -54,11 +54,13 @@ from bench_extract import Timing, timed  # noqa: E402
 from cnn_weights import write_labels, write_models_tree  # noqa: E402
 from model_bench import (  # noqa: E402
     full_clips,
+    lowest_cosine,
     matmul_rate,
     model_only,
     pipeline,
     precisions,
     window_flops,
+    window_outputs,
     with_precision,
 )
 
@@ -191,6 +193,9 @@ def bench_model(name: str, args: argparse.Namespace, models: Path,
             timing, n_windows = model_only(extractor, clips, args.batch_size)
             ours[i].append(timing)
             pipes[i].append(pipeline(spec, clips, args.batch_size))
+    cosines = [{} if extractor.precision == "float32" else lowest_cosine(
+        window_outputs(extractor, clips[0], "float32"), window_outputs(extractor, clips[0]))
+        for extractor in extractors]
     window = cut_windows(load_mono(clips[0], rate)[0], rate, extractors[0].windowing)[0]
     n, gflop = len(clips), window_flops(extractors[0], window) * n_windows / len(clips) / 1e9
     return [{"name": name, "precision": extractor.precision, "tracks": n,
@@ -199,7 +204,8 @@ def bench_model(name: str, args: argparse.Namespace, models: Path,
              "model": min(ours[i], key=lambda t: t.wall),
              "pipeline": min(pipes[i], key=lambda t: t.wall),
              "ratios": [nv.wall / p.wall for nv, p in zip(naives, pipes[i], strict=True)],
-             "gflop": gflop, "naive_gflop": naive_flops(one, rate, clips[0]) / 1e9}
+             "gflop": gflop, "naive_gflop": naive_flops(one, rate, clips[0]) / 1e9,
+             "cosine": cosines[i]}
             for i, extractor in enumerate(extractors)]
 
 
@@ -229,7 +235,9 @@ def report(results: list[dict], rates: dict[str, tuple[float, float]]) -> None:
         print(f"{r['name']} ({r['precision']}): pipeline / naive per back-to-back repeat "
               f"[{ratios}], median "
               f"{statistics.median(r['ratios']):.2f}; CPU s naive {r['naive'].cpu:.1f}, model "
-              f"{r['model'].cpu:.1f}, pipeline {r['pipeline'].cpu:.1f} (with its model load)")
+              f"{r['model'].cpu:.1f}, pipeline {r['pipeline'].cpu:.1f} (with its model load)"
+              + "".join(f"; lowest cosine to float32, {name} {value:.4f}"
+                        for name, value in r["cosine"].items()))
 
 
 def main() -> None:

@@ -61,11 +61,13 @@ from bench_extract import Timing, timed  # noqa: E402
 from bench_memory import music, write_track  # noqa: E402
 from model_bench import (  # noqa: E402
     full_clips,
+    lowest_cosine,
     matmul_rate,
     model_only,
     pipeline,
     precisions,
     window_flops,
+    window_outputs,
     with_precision,
 )
 
@@ -274,13 +276,15 @@ def bench_family(name: str, family: Family, args: argparse.Namespace,
         window = cut_windows(load_mono(clips[0], extractor.sample_rate)[0],
                              extractor.sample_rate, extractor.windowing)[0]
         flops = window_flops(extractor, window) * n_windows
+        cosine = {} if extractor.precision == "float32" else lowest_cosine(
+            window_outputs(extractor, clips[0], "float32"), window_outputs(extractor, clips[0]))
         results.append({
             "name": name, "params": params, "precision": extractor.precision,
             "tracks": len(clips), "windows": n_windows, "notebook": notebook,
             "model": min(models, key=lambda t: t.wall),  # best of each side; pairs printed
             "pipeline": min(pipes, key=lambda t: t.wall),
             "pairs": [m.wall / p.wall for m, p in zip(models, pipes, strict=True)],
-            "gflop": flops / 1e9, "note": family.note})
+            "gflop": flops / 1e9, "note": family.note, "cosine": cosine})
         del extractor
     return results
 
@@ -305,6 +309,9 @@ def report(results: list[dict], rates: dict[str, tuple[float, float]]) -> None:
     for r in results:
         pairs = ", ".join(f"{p:.2f}" for p in r["pairs"])
         note = f"; {r['note']}" if r["note"] else ""
+        if r["cosine"]:
+            note += "; lowest cosine to float32 over the first track's windows: " + ", ".join(
+                f"{name} {value:.4f}" for name, value in r["cosine"].items())
         print(f"{r['name']}: model only / pipeline wall per back-to-back pair [{pairs}], median "
               f"{statistics.median(r['pairs']):.2f}; CPU s "
               f"notebook {r['notebook'].cpu:.1f}, model {r['model'].cpu:.1f}, pipeline "

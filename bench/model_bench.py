@@ -110,6 +110,31 @@ def model_only(extractor: object, clips: list[Path], batch_size: int) -> tuple[T
     return timing[0], len(windows)
 
 
+def window_outputs(extractor: object, clip: Path,
+                   precision: str | None = None) -> dict[str, np.ndarray]:
+    """Every output of `embed` on `clip`'s windows under `precision` (default: the
+    extractor's), as float32 arrays (windows, dim) or (windows, layers, dim): what a
+    precision's closeness to float32 is measured on."""
+    rate = extractor.sample_rate
+    windows = torch.from_numpy(cut_windows(load_mono(clip, rate)[0], rate, extractor.windowing))
+    device = torch.device("cpu")
+    with torch.inference_mode(), autocast(device, precision or extractor.precision):
+        outputs = extractor.embed(windows, rate)
+    return {name: value.float().numpy() for name, value in outputs.items()}
+
+
+def lowest_cosine(reference: dict[str, np.ndarray],
+                  other: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per output, the lowest cosine similarity between two precisions' vectors over
+    windows (and over layers, each layer's vector compared on its own)."""
+    lowest = {}
+    for name, a in reference.items():
+        b = other[name]
+        norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+        lowest[name] = float(((a * b).sum(-1) / np.maximum(norms, 1e-12)).min())
+    return lowest
+
+
 def with_precision(name: str, precision: str | None) -> str:
     """The extractor spec that runs `name` under `precision` (None: its default config)."""
     return name if precision is None else f"{name}:precision={precision}"
