@@ -93,6 +93,10 @@ def _encodec_latent_mean(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
     return model.encoder(inputs["input_values"]).mean(dim=-1)
 
 
+def _ast_logits(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
+    return model(**inputs).logits  # the model card's snippet
+
+
 def _clap_audio_features(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
     return model.get_audio_features(**inputs)
 
@@ -143,7 +147,9 @@ FAMILIES: dict[str, Family] = {
         config_json={"architectures": ["Wav2Vec2Model"]},
         note="the lv60 layout assumed (stable layer norm, conv bias)"),
     # ASTConfig's defaults are MIT/ast-finetuned-audioset-10-10-0.4593's values.
-    "ast": Family("ASTConfig", "ASTModel", {}, "ASTFeatureExtractor", {},
+    # The AudioSet head (527 classes) is part of the checkpoint the extractor loads.
+    "ast": Family("ASTConfig", "ASTForAudioClassification", {"num_labels": 527},
+                  "ASTFeatureExtractor", {}, notebook=_ast_logits,
                   config_json={"architectures": ["ASTForAudioClassification"]},
                   note="notebook: the feature extractor keeps the first 10.24 s"),
     # larger_clap_music's audio tower is HTSAT-base: ClapConfig's defaults (HTSAT-tiny)
@@ -354,8 +360,15 @@ def main() -> None:
         results = []
         for name in names:
             started = time.perf_counter()
-            results.extend(bench_family(name, FAMILIES[name], args, work / "models"))
+            try:
+                done = bench_family(name, FAMILIES[name], args, work / "models")
+            except Exception as error:  # noqa: BLE001 - one family's failure, the rest go on
+                print(f"{name}: FAILED: {type(error).__name__}: {error}", flush=True)
+                shutil.rmtree(work / "models", ignore_errors=True)
+                continue
+            results.extend(done)
             print(f"{name}: done in {time.perf_counter() - started:.0f} s", flush=True)
+            report(done, rates)  # as it goes: a later family cannot lose this one
             if args.memory_minutes and name == args.memory_family:
                 spec = with_precision(name, precisions(args.precision)[-1])
                 memory = long_track_memory(spec, args.memory_minutes, args.batch_size, work)

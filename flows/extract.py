@@ -269,7 +269,10 @@ def extract_plan(job: ExtractorJob, plan: Plan, settings: ExtractSettings,
         if steps.spread is not None:  # the workers load the model, the run only waits
             results = steps.spread(job, todo, settings, on_tracks)
         else:
+            loading = time.monotonic()
             job.load(settings.device)
+            # Apart, so a benchmark can tell a run's fixed cost from its rate.
+            counts["load_seconds"] = round(time.monotonic() - loading, 3)
             results = (steps.batch(job, batch, on_tracks) for batch in todo)
         for batch_counts in results:
             counts["ok"] += batch_counts["ok"]
