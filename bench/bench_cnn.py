@@ -183,14 +183,16 @@ def bench_model(name: str, args: argparse.Namespace, models: Path,
                              f"{models}")
         extractor.load(torch.device("cpu"))
     if args.profile:
-        profile(extractors[-1], one, clips[0], args.batch_size)
+        profile(extractors[-1], one, clips[0],
+                args.batch_size or extractors[-1].default_batch_size)
     naives: list[Timing] = []
     ours: list[list[Timing]] = [[] for _ in specs]
     pipes: list[list[Timing]] = [[] for _ in specs]
     for _ in range(args.repeats):
         naives.append(naive_loop(one, rate, clips))
         for i, (spec, extractor) in enumerate(zip(specs, extractors, strict=True)):
-            timing, n_windows = model_only(extractor, clips, args.batch_size)
+            batch = args.batch_size or extractor.default_batch_size  # as `mfs extract`
+            timing, n_windows = model_only(extractor, clips, batch)
             ours[i].append(timing)
             pipes[i].append(pipeline(spec, clips, args.batch_size))
     cosines = [{} if extractor.precision == "float32" else lowest_cosine(
@@ -244,7 +246,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=[*MODELS, "all"], default="all")
     parser.add_argument("--tracks", type=int, default=2, help="30 s GTZAN tracks (at most 10)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="windows per model call (default: each extractor's own, as "
+                             "`mfs extract` uses: panns-cnn14 16, vggish 64)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--precision", default="float32,auto",
                         help="comma list of precisions to time (or `default`: the "

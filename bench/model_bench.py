@@ -146,7 +146,7 @@ def precisions(option: str) -> list[str | None]:
     return [None if p == "default" else p for p in option.split(",")]
 
 
-def pipeline(name: str, clips: list[Path], batch_size: int) -> Timing:
+def pipeline(name: str, clips: list[Path], batch_size: int | None) -> Timing:
     """`run_extract` of spec `name` over `clips` in a fresh store: decode to Parquet, model
     load excluded (it is timed from the flow's own extraction loop)."""
     infos = [(i.duration_s, i.sample_rate, i.channels) for i in map(probe, clips)]
