@@ -36,17 +36,21 @@ import soxr
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GTZAN_FULL = DATA / "gtzan-full" / "genres"
 
-CHILD = """
+# What every peak-RSS child process starts with (this file's, bench_segments.py's and
+# bench_transformers.py's): its imports and `status`, a /proc/self/status field in bytes.
+CHILD_PRELUDE = """
 import json, sys, time
 from pathlib import Path
 import torch
-from mfs.extractors.fma518.extractor import Fma518
-from mfs.extractors.pipeline import RowBuilder, extract_rows, keep_freed_memory, load_mono
 
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
+"""
+
+CHILD = CHILD_PRELUDE + """from mfs.extractors.fma518.extractor import Fma518
+from mfs.extractors.pipeline import RowBuilder, extract_rows, keep_freed_memory, load_mono
 
 mode, warm, path = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 keep_freed_memory()  # as extract_rows does, for both paths

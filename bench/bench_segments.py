@@ -25,19 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from bench_memory import GTZAN_FULL, music, write_track
+from bench_memory import CHILD_PRELUDE, GTZAN_FULL, music, write_track
 
-CHILD = """
-import json, sys, time
-from pathlib import Path
-import torch
-from mfs.extractors import registry
+CHILD = CHILD_PRELUDE + """from mfs.extractors import registry
 from mfs.extractors.pipeline import RowBuilder, extract_rows, keep_freed_memory
-
-def status(key):
-    for line in open("/proc/self/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
 
 spec, warm, path = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 keep_freed_memory()

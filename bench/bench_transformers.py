@@ -58,7 +58,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from bench_extract import Timing, timed  # noqa: E402
-from bench_memory import music, write_track  # noqa: E402
+from bench_memory import CHILD_PRELUDE, music, write_track  # noqa: E402
 from model_bench import (  # noqa: E402
     full_clips,
     lowest_cosine,
@@ -212,17 +212,8 @@ def notebook_loop(model: torch.nn.Module, feature_extractor: object, family: Fam
     return timing[0]
 
 
-MEMORY_CHILD = """
-import json, sys, time
-from pathlib import Path
-import torch
-from mfs.extractors import registry
+MEMORY_CHILD = CHILD_PRELUDE + """from mfs.extractors import registry
 from mfs.extractors.pipeline import RowBuilder, extract_rows
-
-def status(key):
-    for line in open("/proc/self/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
 
 name, warm, path, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 extractor = registry.create(name)
