@@ -85,8 +85,9 @@ def _stale_note(coverage: list[dict]) -> str | None:
 
 
 def _runs(rows: list[dict], holder: dict, recent: int) -> list[dict]:
-    """The running runs, then the `recent` newest others; a `started` run shows as
-    `running` or `interrupted` (its process is gone, e.g. killed), with a reason."""
+    """The running runs, then the `recent` newest others and every interrupted one; a
+    `started` run shows as `running` or `interrupted` (its process is gone, e.g. killed),
+    with a reason."""
     shown = []
     for row in rows:
         state = run_state(row, holder)
@@ -95,8 +96,11 @@ def _runs(rows: list[dict], holder: dict, recent: int) -> list[dict]:
                              "recording an end (killed or crashed)")
         shown.append({**{c: row.get(c) for c in RUN_COLUMNS}, "status": state})
     running = [r for r in shown if r["status"] == RUNNING]
-    others = [r for r in shown if r["status"] != RUNNING][:recent]
-    return running + others
+    others = [r for r in shown if r["status"] != RUNNING]
+    # Every died run stays listed (the SQL keeps every `started` row for that), however
+    # many runs came after it: it is what a user has to look at.
+    newest = {id(r) for r in others[:recent]}
+    return running + [r for r in others if id(r) in newest or r["status"] == INTERRUPTED]
 
 
 def _records(result) -> list[dict]:
