@@ -288,8 +288,9 @@ FMA518_LONG_RUN = textwrap.dedent("""
 
 def test_fma518_long_track_in_bounded_memory(tmp_path):
     """20 minutes at 22.05 kHz (101 MiB decoded): fma518 through the pipeline grows peak
-    memory by less than the decoded track (the whole-track path took 7x it), holding a
-    segment at a time and the track's frame features (bench/RESULTS.md, fma518 memory)."""
+    memory by less than the decoded track and its frame features (the whole-track path
+    took 7x the decoded track), holding a segment at a time and the track's frame
+    features (bench/RESULTS.md, fma518 memory)."""
     rate, minutes = 22050, 20
     long_path, warm_path = tmp_path / "long.flac", tmp_path / "warm.flac"
     with sf.SoundFile(long_path, "w", rate, 1, subtype="PCM_16") as out:
@@ -302,8 +303,13 @@ def test_fma518_long_track_in_bounded_memory(tmp_path):
     assert child.returncode == 0, child.stderr[-2000:]
     measured = json.loads(child.stdout.strip().splitlines()[-1])
     decoded_bytes = minutes * 60 * rate * 4
+    # What may grow with the track is its frame features (~0.5 KB a frame of 512 samples,
+    # README): 25 MiB here. The bound is the decoded track plus those; the whole-track path
+    # took 7x the decoded track. (Growth measured 95-111 MiB: 111 in the full suite.)
+    frame_bytes = minutes * 60 * rate // 512 * 512
     assert measured["seconds"] == pytest.approx(minutes * 60)
     assert measured["finite"]
-    assert measured["growth"] < decoded_bytes, (
+    assert measured["growth"] < decoded_bytes + frame_bytes, (
         f"peak RSS grew {measured['growth'] / 2**20:.0f} MiB for a track of "
-        f"{decoded_bytes / 2**20:.0f} MiB decoded")
+        f"{decoded_bytes / 2**20:.0f} MiB decoded and "
+        f"{frame_bytes / 2**20:.0f} MiB of frame features")
