@@ -216,7 +216,7 @@ MEMORY_CHILD = CHILD_PRELUDE + """from mfs.extractors import registry
 from mfs.extractors.pipeline import RowBuilder, extract_rows
 
 name, warm, path, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-extractor = registry.create(name)
+extractor = registry.create_from_spec(name)
 extractor.load(torch.device("cpu"))
 builder = RowBuilder(extractor, "bench")
 list(extract_rows(builder, [("warm", Path(warm))], batch_size=batch))
