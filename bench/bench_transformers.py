@@ -62,7 +62,7 @@ from bench_memory import CHILD_PRELUDE, music, write_track  # noqa: E402
 from model_bench import (  # noqa: E402
     full_clips,
     lowest_cosine,
-    matmul_rate,
+    machine_rates,
     model_only,
     pipeline,
     precisions,
@@ -341,13 +341,7 @@ def main() -> None:
         os.environ.update({"MFS_MODELS": str(work / "models"), "HF_HUB_OFFLINE": "1",
                            "HF_HUB_CACHE": str(work / "empty-hub"),
                            "PREFECT_HOME": str(work / "prefect")})
-        rates = {"float32": matmul_rate(torch.float32),
-                 "bfloat16": matmul_rate(torch.bfloat16)}
-        load = os.getloadavg()
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"{os.cpu_count()} cores, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
-        for dtype, (wall, cpu) in rates.items():
-            print(f"torch.mm {dtype}: {wall:.1f} GFLOP/s wall, {cpu:.1f} GFLOP per CPU s")
+        rates = machine_rates()
         results = []
         for name in names:
             started = time.perf_counter()

@@ -5,6 +5,7 @@ beforehand; the whole `run_extract` pipeline into a fresh store)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -38,6 +39,18 @@ def full_clips(count: int) -> list[Path]:
 
 
 # --- machine rates ----------------------------------------------------------------------
+def machine_rates() -> dict[str, tuple[float, float]]:
+    """`matmul_rate` in float32 and bfloat16, printed with torch's threads and the load
+    average, as both model benches start."""
+    rates = {"float32": matmul_rate(torch.float32), "bfloat16": matmul_rate(torch.bfloat16)}
+    load = os.getloadavg()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} cores, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+    for dtype, (wall, cpu) in rates.items():
+        print(f"torch.mm {dtype}: {wall:.1f} GFLOP/s wall, {cpu:.1f} GFLOP per CPU s")
+    return rates
+
+
 def matmul_rate(dtype: torch.dtype, seconds: float = 2.0) -> tuple[float, float]:
     """(GFLOP per wall second, GFLOP per CPU second) of square `torch.mm` in `dtype`, best
     call of a loop of about `seconds`, with torch's default threads. The size is picked so
