@@ -15,13 +15,19 @@ real 30 s GTZAN tracks (`../shared/data/gtzan-full`), in the same run:
   last hidden state (EnCodec: of the encoder's latent; CLAP: `get_audio_features`). This
   is what the model card's snippet does: AST's and CLAP's feature extractors keep only the
   first 10.24 s / a 10 s crop of a 30 s track, so their notebook does less work per track
-  than the pipeline, which covers every sample;
+  than the pipeline, which covers every sample. For those two a second notebook does the
+  same work as the pipeline: the track cut into consecutive 10.24 s / 10 s pieces, all of
+  them through the feature extractor and the model in one call ("whole-track notebook");
 * model only: the extractor's `embed` over the track's windows, decoded and cut
   beforehand, in batches of `--batch-size`, under its resolved precision: the most the
   pipeline can reach; once per `--precision` (default `float32,auto`: float32, then
   bfloat16 where the CPU runs it natively), each against the same notebook loop;
 * pipeline: `run_extract` (what `mfs extract` runs, without Prefect): plan, decode,
   resample, windows, batches, model, pooling, Parquet parts, in a fresh store.
+
+The three run back to back in each of `--repeats` rounds, so each round's ratios share
+the machine's speed of the moment (on this shared VM it drifts by up to 20 % within
+minutes); the per-round ratios and their median are printed.
 
 Reported per family: tracks/s of each, pipeline / notebook (target >= 2x), pipeline /
 model only (target >= 0.90), the model's FLOPs (torch's `FlopCounterMode` on one window,
@@ -115,6 +121,10 @@ class Family:
     notebook: Callable[[torch.nn.Module, dict], torch.Tensor] = _last_hidden_mean
     config_json: dict = field(default_factory=dict)
     note: str = ""
+    # For a model whose feature extractor keeps one crop of a track (AST, CLAP): the input
+    # length in seconds of a second notebook, which covers the whole track as the extractor
+    # does (consecutive pieces of this length, the last one shorter, all in one call).
+    whole_track_seconds: float | None = None
 
 
 FAMILIES: dict[str, Family] = {
@@ -151,7 +161,8 @@ FAMILIES: dict[str, Family] = {
     "ast": Family("ASTConfig", "ASTForAudioClassification", {"num_labels": 527},
                   "ASTFeatureExtractor", {}, notebook=_ast_logits,
                   config_json={"architectures": ["ASTForAudioClassification"]},
-                  note="notebook: the feature extractor keeps the first 10.24 s"),
+                  note="notebook: the feature extractor keeps the first 10.24 s",
+                  whole_track_seconds=10.24),
     # larger_clap_music's audio tower is HTSAT-base: ClapConfig's defaults (HTSAT-tiny)
     # with these three values, as diffusers' MusicLDM conversion sets them for LAION's
     # music CLAP; fusion off (ClapAudioConfig's default). Established offline from that
@@ -163,7 +174,8 @@ FAMILIES: dict[str, Family] = {
         "ClapFeatureExtractor", {"truncation": "rand_trunc"}, notebook=_clap_audio_features,
         config_json={"architectures": ["ClapModel"]},
         note="HTSAT-base audio config and rand_trunc assumed (an unfused model takes one "
-             "mel input, not fusion's four); notebook: one random 10 s crop"),
+             "mel input, not fusion's four); notebook: one random 10 s crop",
+        whole_track_seconds=10.0),
     # EncodecConfig's defaults are facebook/encodec_24khz's values.
     "encodec-24khz": Family("EncodecConfig", "EncodecModel", {}, "EncodecFeatureExtractor",
                             {"feature_size": 1, "sampling_rate": 24000},
@@ -195,12 +207,18 @@ def save_full_size(name: str, family: Family, root: Path) -> tuple[torch.nn.Modu
 
 # --- the three ways through the tracks ----------------------------------------------------
 def notebook_loop(model: torch.nn.Module, feature_extractor: object, family: Family,
-                  clips: list[Path]) -> Timing:
-    """One track at a time: decode + resample, feature extractor, fp32 model, mean."""
+                  clips: list[Path], whole_track: bool = False) -> Timing:
+    """One track at a time: decode + resample, feature extractor, fp32 model, mean. With
+    `whole_track`, the track cut into consecutive pieces of `family.whole_track_seconds`
+    (the last one what is left), all passed to the feature extractor and the model in
+    one call: what a notebook does to see all of a track through a fixed-length model."""
     rate = feature_extractor.sampling_rate
 
     def one(clip: Path) -> None:
         audio, _ = load_mono(clip, rate)
+        if whole_track:
+            size = round(family.whole_track_seconds * rate)
+            audio = [audio[start:start + size] for start in range(0, len(audio), size)]
         inputs = feature_extractor(audio, sampling_rate=rate, return_tensors="pt")
         with torch.no_grad():
             family.notebook(model, dict(inputs))
@@ -249,13 +267,11 @@ def long_track_memory(name: str, minutes: float, batch_size: int, work: Path) ->
 # --- the run ----------------------------------------------------------------------------
 def bench_family(name: str, family: Family, args: argparse.Namespace,
                  root: Path) -> list[dict]:
-    """The notebook loop once, then model only and pipeline per `--precision`, all on the
-    same tracks in this run; one result per precision."""
+    """Per `--precision`, rounds of notebook loop(s), model only and pipeline, back to
+    back on the same tracks; one result per precision."""
     clips = full_clips(args.tracks)
     model, feature_extractor = save_full_size(name, family, root)
     params = sum(p.numel() for p in model.parameters())
-    notebook = notebook_loop(model, feature_extractor, family, clips)
-    del model
     results = []
     for precision in precisions(args.precision):
         spec = with_precision(name, precision)
@@ -265,8 +281,12 @@ def bench_family(name: str, family: Family, args: argparse.Namespace,
             raise SystemExit(f"{name}: found {extractor.found.directory} ({where}), not the "
                              f"bench's model under {root}")
         extractor.load(torch.device("cpu"))
-        models, pipes = [], []
-        for _ in range(args.repeats):  # back to back, so both share the load of the moment
+        notebooks, wholes, models, pipes = [], [], [], []
+        for _ in range(args.repeats):  # back to back, so all share the load of the moment
+            notebooks.append(notebook_loop(model, feature_extractor, family, clips))
+            if family.whole_track_seconds:
+                wholes.append(notebook_loop(model, feature_extractor, family, clips,
+                                            whole_track=True))
             timing, n_windows = model_only(extractor, clips, args.batch_size)
             models.append(timing)
             pipes.append(pipeline(spec, clips, args.batch_size))
@@ -277,12 +297,17 @@ def bench_family(name: str, family: Family, args: argparse.Namespace,
             window_outputs(extractor, clips[0], "float32"), window_outputs(extractor, clips[0]))
         results.append({
             "name": name, "params": params, "precision": extractor.precision,
-            "tracks": len(clips), "windows": n_windows, "notebook": notebook,
+            "tracks": len(clips), "windows": n_windows,
+            "notebook": min(notebooks, key=lambda t: t.wall),
+            "whole_track_notebook": min(wholes, key=lambda t: t.wall) if wholes else None,
+            "ratios": [nb.wall / p.wall for nb, p in zip(notebooks, pipes, strict=True)],
+            "whole_ratios": [w.wall / p.wall for w, p in zip(wholes, pipes, strict=False)],
             "model": min(models, key=lambda t: t.wall),  # best of each side; pairs printed
             "pipeline": min(pipes, key=lambda t: t.wall),
             "pairs": [m.wall / p.wall for m, p in zip(models, pipes, strict=True)],
             "gflop": flops / 1e9, "note": family.note, "cosine": cosine})
         del extractor
+    del model
     return results
 
 
@@ -304,13 +329,24 @@ def report(results: list[dict], rates: dict[str, tuple[float, float]]) -> None:
               f"{wall_rate / fp_wall:.0%} | {cpu_rate:.1f} | {cpu_rate / bf_cpu:.0%} | "
               f"{cpu_rate / fp_cpu:.0%} |")
     for r in results:
+        if whole := r["whole_track_notebook"]:
+            rate = r["tracks"] / whole.wall
+            print(f"{r['name']}: whole-track notebook (the track in consecutive "
+                  f"{FAMILIES[r['name']].whole_track_seconds:g} s pieces, one call) "
+                  f"{rate:.3f} tracks/s, CPU s {whole.cpu:.1f}: **pipeline / whole-track "
+                  f"notebook {r['tracks'] / r['pipeline'].wall / rate:.2f}x** (per "
+                  f"back-to-back repeat [{', '.join(f'{x:.2f}' for x in r['whole_ratios'])}], "
+                  f"median {statistics.median(r['whole_ratios']):.2f})")
+    for r in results:
         pairs = ", ".join(f"{p:.2f}" for p in r["pairs"])
         note = f"; {r['note']}" if r["note"] else ""
         if r["cosine"]:
             note += "; lowest cosine to float32 over the first track's windows: " + ", ".join(
                 f"{name} {value:.4f}" for name, value in r["cosine"].items())
-        print(f"{r['name']}: model only / pipeline wall per back-to-back pair [{pairs}], median "
-              f"{statistics.median(r['pairs']):.2f}; CPU s "
+        ratios = ", ".join(f"{x:.2f}" for x in r["ratios"])
+        print(f"{r['name']}: pipeline / notebook per back-to-back repeat [{ratios}], median "
+              f"{statistics.median(r['ratios']):.2f}; model only / pipeline wall per pair "
+              f"[{pairs}], median {statistics.median(r['pairs']):.2f}; CPU s "
               f"notebook {r['notebook'].cpu:.1f}, model {r['model'].cpu:.1f}, pipeline "
               f"{r['pipeline'].cpu:.1f} (with its model load){note}")
 

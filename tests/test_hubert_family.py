@@ -321,3 +321,36 @@ def test_cli_extract_then_bench_a_layer_and_a_layer_sweep(
     code, out, err = invoke("leaderboard", "--format", "json", "--store", store)
     features = sorted(row["feature_set"] for row in json.loads(out))
     assert features == ["mert-v1-95m:layer=0", "mert-v1-95m:layer=1", "mert-v1-95m:layer=2"]
+
+
+@pytest.mark.parametrize(("norm", "bias"), [("group", False), ("group", True),
+                                            ("layer", True), ("layer", False)])
+def test_time_major_feature_encoder_equals_transformers(norm: str, bias: bool) -> None:
+    """The time-major front end on the loaded modules equals transformers' own feature
+    encoder: to float32 rounding, and within bfloat16's rounding under autocast (the group
+    norm folded into the first convolution, the convolutions as matrix products)."""
+    from transformers import HubertConfig, HubertModel
+
+    from mfs.extractors.hubert.frontend import TimeMajorFeatureEncoder
+
+    torch.manual_seed(0)
+    config = HubertConfig(conv_dim=(24,) * 7, feat_extract_norm=norm, conv_bias=bias,
+                          hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                          intermediate_size=37)
+    encoder = HubertModel(config).eval().feature_extractor
+    for module in encoder.modules():  # norms away from identity, so the fold is tested
+        if isinstance(module, torch.nn.GroupNorm | torch.nn.LayerNorm):
+            torch.nn.init.normal_(module.weight, 1.0, 0.3)
+            torch.nn.init.normal_(module.bias, 0.0, 0.3)
+    ours = TimeMajorFeatureEncoder(encoder)
+    audio = torch.randn(3, 16000) * torch.tensor([[0.05], [0.5], [1.0]]) + 0.01
+    with torch.inference_mode():
+        expected, got = encoder(audio), ours(audio)
+        assert got.shape == expected.shape
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low_expected, low_got = encoder(audio).float(), ours(audio).float()
+    cosine = torch.nn.functional.cosine_similarity(low_got.flatten(1), low_expected.flatten(1))
+    assert float(cosine.min()) > 0.999
+    assert float(torch.nn.functional.cosine_similarity(
+        low_got.flatten(1), expected.flatten(1)).min()) > 0.999

@@ -10,6 +10,7 @@ from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Mode
 from mfs.extractors.base import ExtractorUnavailable
 from mfs.extractors.hf.loading import load_model, model_config
 from mfs.extractors.hf.locate import FoundModel
+from mfs.extractors.hubert.frontend import TimeMajorFeatureEncoder
 
 GRAPHS = {"hubert": (HubertConfig, HubertModel), "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model)}
 # Wav2Vec2FeatureExtractor's `zero_mean_unit_var_norm` adds this to the variance.
@@ -25,7 +26,10 @@ def build_model(graph: str, found: FoundModel) -> torch.nn.Module:
         raise ExtractorUnavailable(
             f"{found.directory}: a MERT with deepnorm or CQT input features is not HuBERT's "
             "graph (only MERT-v1's plain HuBERT graph runs without its remote code)")
-    return load_model(model_class, model_config(config_class, found), found)
+    model = load_model(model_class, model_config(config_class, found), found)
+    # the same convolutions and norms, time-major: ~2x faster on a CPU (frontend.py)
+    model.feature_extractor = TimeMajorFeatureEncoder(model.feature_extractor)
+    return model
 
 
 def zero_mean_unit_var(windows: torch.Tensor) -> torch.Tensor:
