@@ -102,9 +102,16 @@ class Encodec24kHz(HFExtractor):
             raise ExtractorUnavailable(
                 f"{found.directory}: an EnCodec with {settings}, not the 24 kHz mono model "
                 f"{self.name} runs ({', '.join(f'{k}={v}' for k, v in PUBLISHED.items())})")
+        from mfs.extractors.encodec.encoder import TimeMajorEncodecEncoder
+
         # The whole checkpoint is loaded, so weights that do not fit are refused; only the
-        # encoder is kept: the quantiser and decoder take no part in the latent.
-        return load_model(EncodecModel, config, found).encoder
+        # encoder is kept (the quantiser and decoder take no part in the latent), computed
+        # time-major on its own weights: ~3x faster on a CPU (encoder.py).
+        encoder = load_model(EncodecModel, config, found).encoder
+        try:
+            return TimeMajorEncodecEncoder(encoder)
+        except ValueError as error:
+            raise ExtractorUnavailable(f"{found.directory}: {error}") from None
 
     def forward(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
         latent = self.model(windows[:, None, :]).float()  # (batch, dim, frames)
