@@ -106,7 +106,7 @@ class Encodec24kHz(HFExtractor):
 
         # The whole checkpoint is loaded, so weights that do not fit are refused; only the
         # encoder is kept (the quantiser and decoder take no part in the latent), computed
-        # time-major on its own weights: ~3x faster on a CPU (encoder.py).
+        # time-major on its own weights: ~1.8x faster on a CPU (encoder.py).
         encoder = load_model(EncodecModel, config, found).encoder
         try:
             return TimeMajorEncodecEncoder(encoder)

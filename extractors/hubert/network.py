@@ -27,7 +27,7 @@ def build_model(graph: str, found: FoundModel) -> torch.nn.Module:
             f"{found.directory}: a MERT with deepnorm or CQT input features is not HuBERT's "
             "graph (only MERT-v1's plain HuBERT graph runs without its remote code)")
     model = load_model(model_class, model_config(config_class, found), found)
-    # the same convolutions and norms, time-major: ~2x faster on a CPU (frontend.py)
+    # the same convolutions and norms, time-major: faster on a CPU (frontend.py)
     model.feature_extractor = TimeMajorFeatureEncoder(model.feature_extractor)
     return model
 
