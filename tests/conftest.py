@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -249,13 +250,30 @@ def wait(what: str, seconds: float, probe):
     return found
 
 
+# What Prefect's own client retries: a busy server (its SQLite locked by a worker's
+# writes) answers 503 for a moment; CI saw one such answer fail a test.
+RETRIED_STATUSES = (429, 502, 503)
+
+
+def api_call(request: urllib.request.Request | str, attempts: int = 6) -> list[dict] | dict:
+    """The JSON answer of a Prefect API request, retried with backoff as Prefect's client
+    retries it."""
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            if error.code not in RETRIED_STATUSES or attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def api_post(url: str, path: str, body: dict | None = None) -> list[dict] | dict:
     request = urllib.request.Request(f"{url}/{path}", data=json.dumps(body or {}).encode(),
                                      method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
+    return api_call(request)
 
 
 def api_get(url: str, path: str) -> list[dict] | dict:
-    with urllib.request.urlopen(f"{url}/{path}") as response:
-        return json.load(response)
+    return api_call(f"{url}/{path}")
