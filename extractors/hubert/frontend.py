@@ -81,18 +81,21 @@ def group_normalised_kernel(patches: torch.Tensor, kernel: torch.Tensor, bias: t
 
     Output channel c is y = p·k_c + b_c over frames p, so its mean is m·k_c + b_c and its
     mean square k_cᵀ S k_c + 2 b_c m·k_c + b_c², from the frames' mean m and second
-    moments S (float64: the variance is a difference of the two)."""
+    moments S. In float64 (autocast leaves it alone), as the variance is a difference of
+    the two; MPS has no float64, and there the normalised waveform's near-zero mean keeps
+    float32 exact enough."""
     frames = patches.shape[1]
-    p = patches.double()
+    wide = torch.float32 if patches.device.type == "mps" else torch.float64
+    p = patches.to(wide)
     mean_patch = p.mean(dim=1)  # (batch, width)
     moments = torch.bmm(p.transpose(1, 2), p) / frames  # (batch, width, width)
-    k, b = kernel.double(), bias.double()
+    k, b = kernel.to(wide), bias.to(wide)
     linear = mean_patch @ k  # (batch, out)
     mean = linear + b
     square = torch.einsum("nij,ic,jc->nc", moments, k, k) + 2 * b * linear + b * b
     variance = (square - mean * mean).clamp(min=0.0)
-    scale = norm.weight.double() * torch.rsqrt(variance + norm.eps)  # (batch, out)
-    shift = norm.bias.double() - mean * scale + b * scale
+    scale = norm.weight.to(wide) * torch.rsqrt(variance + norm.eps)  # (batch, out)
+    shift = norm.bias.to(wide) - mean * scale + b * scale
     return (k[None] * scale[:, None, :]).float(), shift.float()
 
 
