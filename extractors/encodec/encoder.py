@@ -133,10 +133,12 @@ class ResidualBlock(nn.Module):
         if self.last.span != 1 or self.shortcut.span != 1:
             raise ValueError("an EnCodec residual block whose last or shortcut convolution "
                              "is wider than 1 is not the 24 kHz model's layout")
+        # both kernel-1 convs' biases land in the one output
+        self.register_buffer("bias", self.shortcut.bias + self.last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = F.elu(self.first(x, elu=True), inplace=True)
-        out = pointwise(x, self.shortcut.weight, self.shortcut.bias + self.last.bias)
+        out = pointwise(x, self.shortcut.weight, self.bias)
         batch, frames, channels = out.shape
         out2d = out.view(batch * frames, channels)
         hidden2d = hidden.reshape(batch * frames, -1)

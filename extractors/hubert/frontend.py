@@ -37,12 +37,15 @@ class TimeMajorFeatureEncoder(nn.Module):
 
     def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
-        self.conv_layers = encoder.conv_layers  # the loaded weights, shared, not copied
-        for layer in self.conv_layers:
+        self.conv_layers = encoder.conv_layers  # the loaded modules, shared, not copied
+        for index, layer in enumerate(self.conv_layers):
             norm = getattr(layer, "layer_norm", None)
             if isinstance(norm, nn.GroupNorm) and norm.num_groups != norm.num_channels:
                 raise ValueError("a group norm with several channels per group is not "
                                  "HuBERT's feature encoder")
+            if index:  # laid out once for `convolution`, not re-laid on every call
+                self.register_buffer(f"kernel{index}", channels_last_kernel(layer.conv),
+                                     persistent=False)
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
         x = input_values
@@ -51,7 +54,8 @@ class TimeMajorFeatureEncoder(nn.Module):
             if index == 0:
                 x = first_convolution(x, layer.conv, norm)
             else:
-                x = normalised(convolution(x, layer.conv), norm)
+                kernel = getattr(self, f"kernel{index}")
+                x = normalised(convolution(x, kernel, layer.conv), norm)
             x = layer.activation(x)
         return x.transpose(1, 2)
 
@@ -99,12 +103,18 @@ def group_normalised_kernel(patches: torch.Tensor, kernel: torch.Tensor, bias: t
     return (k[None] * scale[:, None, :]).float(), shift.float()
 
 
-def convolution(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
-    """A 1-D convolution of time-major (batch, frames, in) as a 2-D one over its
-    channels-last view (batch, in, 1, frames): (batch, frames', out), time-major."""
+def channels_last_kernel(conv: nn.Conv1d) -> torch.Tensor:
+    """`conv`'s weight (out, in, kernel) as the (out, in, 1, kernel) channels-last
+    kernel `convolution` passes to the 2-D convolution."""
+    return conv.weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
+def convolution(x: torch.Tensor, kernel: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """`conv` (its bias and stride, with its weight laid out as `kernel`) on time-major
+    (batch, frames, in), as a 2-D convolution over the channels-last view (batch, in, 1,
+    frames): (batch, frames', out), time-major."""
     view = x.transpose(1, 2).unsqueeze(2)
-    weight = conv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-    out = F.conv2d(view, weight, conv.bias, stride=(1, conv.stride[0]))
+    out = F.conv2d(view, kernel, conv.bias, stride=(1, conv.stride[0]))
     return out.squeeze(2).transpose(1, 2)
 
 
