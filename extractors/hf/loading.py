@@ -14,6 +14,7 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.utils import logging as transformers_logging
 
 from mfs.extractors.base import ExtractorUnavailable
+from mfs.extractors.hf import cpu_attention
 from mfs.extractors.hf.locate import FoundModel
 
 # Parameters a checkpoint may lack without changing inference: training-only masks.
@@ -49,10 +50,11 @@ def read_state_dict(files: tuple[Path, ...]) -> dict[str, torch.Tensor]:
 
 def model_config(config_class: type[PreTrainedConfig], found: FoundModel,
                  **overrides: object) -> PreTrainedConfig:
-    """`found`'s config.json as `config_class`, remote-code keys dropped, with SDPA."""
+    """`found`'s config.json as `config_class`, remote-code keys dropped, with SDPA
+    attention through `cpu_attention` (our bfloat16 kernel where it applies)."""
     values = {k: v for k, v in found.config.items() if k not in REMOTE_CODE_KEYS}
     config = config_class.from_dict({**values, **overrides})
-    config._attn_implementation = "sdpa"
+    config._attn_implementation = cpu_attention.NAME
     return config
 
 
