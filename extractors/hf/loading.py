@@ -14,7 +14,7 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.utils import logging as transformers_logging
 
 from mfs.extractors.base import ExtractorUnavailable
-from mfs.extractors.hf import cpu_attention
+from mfs.extractors.hf import bfloat_linear, cpu_attention
 from mfs.extractors.hf.locate import FoundModel
 
 # Parameters a checkpoint may lack without changing inference: training-only masks.
@@ -60,7 +60,8 @@ def model_config(config_class: type[PreTrainedConfig], found: FoundModel,
 
 def load_model(model_class: type[PreTrainedModel], config: PreTrainedConfig,
                found: FoundModel) -> PreTrainedModel:
-    """`model_class` built from `config` with `found`'s weights, on the CPU, in eval mode.
+    """`model_class` built from `config` with `found`'s weights, on the CPU, in eval mode,
+    its linear layers fused for CPU bfloat16 (`bfloat_linear`; float32 is unchanged).
 
     Every parameter the model has must come from the checkpoint (bar `TRAINING_ONLY`):
     weights that do not fit are a folder of another model, said in one line, never a
@@ -84,7 +85,7 @@ def load_model(model_class: type[PreTrainedModel], config: PreTrainedConfig,
             f"{found.directory}: weights do not fit {model_class.__name__}: "
             f"{len(missing)} parameters missing, {len(wrong)} of another shape "
             f"(e.g. {example}); is this folder the model it claims to be?")
-    return model.eval()
+    return bfloat_linear.install(model.eval())
 
 
 def _first_line(error: BaseException) -> str:
