@@ -1,5 +1,5 @@
-"""The C kernels: fma518's (extractors/fma518/native.py) and the transformers' bfloat16
-attention (extractors/hf/cpu_attention.py); they need a C compiler at install. Everything
+"""The C kernels: fma518's (extractors/fma518/native.py), and the transformers' bfloat16
+attention (extractors/hf/cpu_attention.py). They need a C compiler at install. Everything
 else is in pyproject.toml: the extensions are here because setuptools still calls
 `[tool.setuptools.ext-modules]` experimental and warns about it on every install."""
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from conftest import shared
 from hf_checks import bf16_cosines
+from tiny_hubert import save_hubert
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from mfs.extractors import registry
@@ -85,8 +86,13 @@ def test_calls_the_kernel_does_not_compute_go_to_sdpa(case: str) -> None:
     assert torch.equal(ours, expected)
 
 
-def save_ast_with_heads_of_64(folder: Path) -> None:
-    """A tiny AST whose heads have the real model's size (64), so the kernel runs."""
+def save_with_heads_of_64(name: str, folder: Path) -> None:
+    """A tiny model of family `name` whose heads have the real models' size (64), so the
+    kernel runs: AST, or HuBERT-large (the graph MERT and wav2vec2 share)."""
+    if name == "hubert-large":
+        save_hubert(folder, stable_layer_norm=True, hidden_size=128, num_attention_heads=2,
+                    intermediate_size=256)
+        return
     from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
 
     torch.manual_seed(0)
@@ -97,21 +103,22 @@ def save_ast_with_heads_of_64(folder: Path) -> None:
 
 
 @needs_kernel
+@pytest.mark.parametrize(("name", "tokens"), [("ast", 1214), ("hubert-large", 511)])
 def test_an_extractor_under_bfloat16_runs_through_the_kernel(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`ast` as the CLI builds it (`ast:model_path=DIR`, precision auto): its attention
-    calls go to the kernel under bfloat16, and its outputs keep cosine ≥ 0.99 to float32
-    (where every call goes to SDPA) on a real clip."""
-    save_ast_with_heads_of_64(tmp_path / "ast")
+        name: str, tokens: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extractor as the CLI builds it (`NAME:model_path=DIR`, precision auto): its
+    attention calls go to the kernel under bfloat16, and its outputs keep cosine ≥ 0.99
+    to float32 (where every call goes to SDPA) on a real clip's 10.24 s."""
+    save_with_heads_of_64(name, tmp_path / name)
     samples, rate = sf.read(shared("gtzan-excerpts/genres/jazz/jazz.00001.flac"),
                             dtype="float32")
     window = soxr.resample(samples, rate, 16000).astype(np.float32)[:163840]
-    extractor = registry.create_from_spec(f"ast:model_path={tmp_path / 'ast'}")
+    extractor = registry.create_from_spec(f"{name}:model_path={tmp_path / name}")
     extractor.load(torch.device("cpu"))
     calls = []
     kernel = cpu_attention.attention_bf16
     monkeypatch.setattr(cpu_attention, "attention_bf16",
                         lambda *args: calls.append(args[0].shape) or kernel(*args))
     cosines = bf16_cosines(extractor, torch.from_numpy(window)[None])
-    assert calls == [(1, 2, 1214, 64)] * 2  # both layers, under bfloat16 only
+    assert calls == [(1, 2, tokens, 64)] * 2  # both layers, under bfloat16 only
     assert min(cosines.values()) >= 0.99, cosines

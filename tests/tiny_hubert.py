@@ -55,7 +55,7 @@ def save_hubert(folder: Path, stable_layer_norm: bool, seed: int = 0, **config: 
     from transformers import HubertConfig, HubertModel
 
     torch.manual_seed(seed)
-    model = HubertModel(HubertConfig(**SMALL, **norms(stable_layer_norm), **config))
+    model = HubertModel(HubertConfig(**{**SMALL, **norms(stable_layer_norm), **config}))
     jitter(model)
     model.save_pretrained(folder)
     write_preprocessor(folder, 16000)

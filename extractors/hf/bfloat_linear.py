@@ -22,8 +22,10 @@ import torch.nn.functional as F
 from transformers.activations import GELUActivation
 
 # (linear, activation) attribute pairs of the feed-forward blocks of our families:
-# AST's `ASTMLP`, the HuBERT graph's `HubertFeedForward` (MERT, HuBERT, wav2vec2).
-FEED_FORWARDS = (("fc1", "activation_fn"), ("intermediate_dense", "intermediate_act_fn"))
+# AST's `ASTMLP`, the HuBERT graph's `HubertFeedForward` (MERT, HuBERT, wav2vec2), and
+# CLAP's `ClapAudioIntermediate` / `ClapTextIntermediate`.
+FEED_FORWARDS = (("fc1", "activation_fn"), ("intermediate_dense", "intermediate_act_fn"),
+                 ("dense", "intermediate_act_fn"))
 ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 

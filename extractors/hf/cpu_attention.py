@@ -16,14 +16,13 @@ Registered with transformers' `AttentionInterface` as `mfs_sdpa`, the name
 from __future__ import annotations
 
 import ctypes
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from mfs.extractors.hf import _attention
+from mfs.extractors.hf.kernel_threads import run_ranges
 
 NAME = "mfs_sdpa"
 HEAD_SIZE = 64  # DIM in _attention.c
@@ -41,18 +40,6 @@ LIB.attention_bf16.argtypes = [
     _INT, _INT,  # first and last (window, head) item
 ]
 SUPPORTED = bool(LIB.attention_supported())
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
-def _workers(threads: int) -> ThreadPoolExecutor:
-    """A pool of `threads` workers, kept for the next call of as many threads."""
-    with _pools_lock:
-        if threads not in _pools:
-            _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="mfs-attention")
-        return _pools[threads]
-
 
 def kernel_applies(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                    attention_mask: torch.Tensor | None, dropout: float,
@@ -80,9 +67,6 @@ def attention_bf16(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     out = torch.empty(windows, tokens_q, heads, HEAD_SIZE, dtype=torch.bfloat16)
     strides = [torch.tensor(t.stride()[:3], dtype=torch.int64) for t in (query, key, value)]
     out_strides = torch.tensor((out.stride(0), out.stride(2), out.stride(1)), dtype=torch.int64)
-    items = windows * heads
-    threads = max(1, min(torch.get_num_threads(), items))
-    cuts = [items * i // threads for i in range(threads + 1)]
 
     def run(first: int, last: int) -> int:
         return LIB.attention_bf16(
@@ -90,11 +74,7 @@ def attention_bf16(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
             key.data_ptr(), strides[1].data_ptr(), value.data_ptr(), strides[2].data_ptr(),
             key.shape[2], out.data_ptr(), out_strides.data_ptr(), heads, scale, first, last)
 
-    if threads == 1:
-        codes = [run(0, items)]
-    else:
-        codes = list(_workers(threads).map(run, cuts[:-1], cuts[1:]))
-    if any(codes):
+    if any(run_ranges(run, windows * heads)):
         raise MemoryError(f"bfloat16 attention: no scratch memory for {key.shape[2]} tokens")
     return out
 
