@@ -4,6 +4,9 @@ loaded through the product's path running through it."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +66,34 @@ def test_threads_split_the_heads_without_changing_a_bit() -> None:
     finally:
         torch.set_num_threads(before)
     assert torch.equal(alone, split)
+
+
+def _attend_in_child(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     expected: torch.Tensor) -> None:
+    torch.set_num_threads(2)
+    os._exit(0 if torch.equal(cpu_attention.attention_bf16(q, k, v, 0.1), expected) else 1)
+
+
+@needs_kernel
+def test_a_forked_worker_gets_threads_of_its_own() -> None:
+    """A Dask or multiprocessing worker forked after the parent ran the kernel inherits
+    the parent's thread pools without their threads: it must make its own, not wait."""
+    q, k, v = (heads_view(2, 4, 50, seed) for seed in range(3))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        expected = cpu_attention.attention_bf16(q, k, v, 0.1)  # the parent's pool exists
+    finally:
+        torch.set_num_threads(before)
+    time.sleep(0.5)  # the parent's workers idle, waiting for work, as between two batches
+    child = multiprocessing.get_context("fork").Process(target=_attend_in_child,
+                                                        args=(q, k, v, expected))
+    child.start()
+    child.join(30)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked worker hung on the parent's thread pool")
+    assert child.exitcode == 0
 
 
 @pytest.mark.parametrize("case", ["float32", "mask", "head size 32", "gradients"])

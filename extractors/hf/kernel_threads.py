@@ -8,22 +8,26 @@ runtime beside torch's; torch's own threads are idle while a kernel runs.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
 
 def _workers(threads: int) -> ThreadPoolExecutor:
-    """A pool of `threads` workers, kept for the next call of as many threads."""
+    """A pool of `threads` workers, kept for the next call of as many threads. Keyed by
+    process too: a forked child (a Dask or multiprocessing worker) inherits the parent's
+    pools without their threads, and would wait on them forever."""
+    key = (os.getpid(), threads)
     with _pools_lock:
-        if threads not in _pools:
-            _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="mfs-kernel")
-        return _pools[threads]
+        if key not in _pools:
+            _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="mfs-kernel")
+        return _pools[key]
 
 
 def run_ranges(kernel: Callable[[int, int], int], items: int) -> list[int]:
