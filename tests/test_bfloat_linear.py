@@ -4,11 +4,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_ast import save_ast
 from transformers import ASTConfig, ASTForAudioClassification, HubertConfig, HubertModel
 
+from mfs.extractors import registry
 from mfs.extractors.hf import bfloat_linear
 
 needs_onednn = pytest.mark.skipif(not bfloat_linear.ONEDNN,
@@ -77,3 +81,19 @@ def test_install_fuses_gelu_into_each_feed_forward_and_keeps_float32(family: str
         activations = [layer.feed_forward.intermediate_act_fn for layer in model.encoder.layers]
     assert all(isinstance(a, torch.nn.Identity) for a in activations)
     assert torch.equal(before, after)
+
+
+@needs_onednn
+@pytest.mark.usefixtures("hf_offline")
+@pytest.mark.parametrize("precision", ["bfloat16", "float32"])
+def test_loading_in_bfloat16_makes_the_weights_then(precision: str, tmp_path: Path) -> None:
+    """`ast:model_path=DIR:precision=P` as the CLI loads it: in bfloat16 every linear
+    layer's bfloat16 weights exist once loaded (the first batch does not pay for them);
+    in float32 none are made."""
+    save_ast(tmp_path / "ast")
+    spec = f"ast:model_path={tmp_path / 'ast'}:precision={precision}"
+    extractor = registry.create_from_spec(spec)
+    extractor.load(torch.device("cpu"))
+    linears = [m for m in extractor.model.modules() if isinstance(m, bfloat_linear.BfloatLinear)]
+    assert linears
+    assert all((m._bfloat is not None) == (precision == "bfloat16") for m in linears)

@@ -85,6 +85,15 @@ def is_exact_gelu(module: torch.nn.Module) -> bool:
             and getattr(module, "act", None) is torch.nn.functional.gelu)
 
 
+def prepare(model: torch.nn.Module) -> None:
+    """Every BfloatLinear's bfloat16 weights made now rather than on the first bfloat16
+    call (nothing without oneDNN, where they are never used)."""
+    if ONEDNN:
+        for module in model.modules():
+            if isinstance(module, BfloatLinear):
+                module._bfloat_weights()
+
+
 def install(model: torch.nn.Module) -> torch.nn.Module:
     """Every linear layer of `model` as a BfloatLinear; in each feed-forward block whose
     activation is the exact GELU, the GELU moved into its first layer (the block's own

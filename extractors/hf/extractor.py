@@ -115,6 +115,16 @@ class HFExtractor(NeuralExtractor):
         except ExtractorUnavailable:
             return None
 
+    def load(self, device: torch.device) -> None:
+        """As every neural extractor loads, then, for bfloat16 on a CPU, the linear layers'
+        bfloat16 weights made now (`bfloat_linear.prepare`): part of loading the model,
+        not of its first batch."""
+        super().load(device)
+        if self.precision == "bfloat16" and device.type == "cpu":
+            from mfs.extractors.hf import bfloat_linear
+
+            bfloat_linear.prepare(self.model)
+
     def forward(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
         """Outputs of windows (batch, samples) that are all real audio, one per OutputSpec."""
         raise NotImplementedError
