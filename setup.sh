@@ -24,7 +24,7 @@ step() {
 
 [ -x .venv/bin/python ] || step "creating .venv with $PYTHON" "$PYTHON" -m venv .venv
 step "upgrading pip" .venv/bin/pip install -q --upgrade pip
-step "installing mfs and its dependencies (a few minutes; compiles extractors/fma518/_native.c)" \
+step "installing mfs and its dependencies (a few minutes; compiles the C kernels in extractors/fma518 and extractors/hf)" \
     .venv/bin/pip install -q -c constraints.txt -e ".[test]"
 # musicnn ships the real published weights; its own dependencies (TensorFlow 1) are never installed.
 step "installing the musicnn 0.1.0 weights" .venv/bin/pip install -q --no-deps musicnn==0.1.0

@@ -30,7 +30,7 @@ from mfs.store.lock import read_holder
 
 SEED = 20
 KILLS = 20
-CLIPS = 120  # enough work that kills keep landing mid-run (a run of all takes ~15 s)
+CLIPS = 200  # enough work that kills keep landing mid-run (a run of all takes ~25 s)
 EXTRACTORS = ["fma518", "musicnn-mtt"]
 LIBRARY = "clips"
 ORPHAN_GRACE_S = 2.0  # a child noticing its parent's death may take a moment to exit
