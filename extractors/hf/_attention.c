@@ -110,21 +110,24 @@ AVX512_BF16 INLINE __m512 exp2_nonpositive(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+/* The lanes of block b of a row of `tokens` that hold a token (all 16 but in the last). */
+INLINE __mmask16 tokens_in_block(int64_t tokens, int64_t b) {
+    int64_t left = tokens - b * LANES;
+    return left >= LANES ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+}
+
 /* One row's softmax numerators exp(scale · (s - max)) rounded to bfloat16 into `weights`
  * (zero past `tokens`, up to `blocks` × 16); returns their float32 sum. */
 AVX512_BF16 static float softmax_row(const float *scores, int64_t tokens, int64_t blocks,
                                      float log2e_scale, uint16_t *weights) {
     __m512 top = _mm512_set1_ps(-__builtin_inff());
-    for (int64_t b = 0; b < blocks; b++) {
-        int64_t left = tokens - b * LANES;
-        __mmask16 valid = left >= LANES ? 0xFFFF : (__mmask16)((1u << left) - 1u);
-        top = _mm512_max_ps(top, _mm512_mask_loadu_ps(top, valid, scores + b * LANES));
-    }
+    for (int64_t b = 0; b < blocks; b++)
+        top = _mm512_max_ps(top, _mm512_mask_loadu_ps(top, tokens_in_block(tokens, b),
+                                                       scores + b * LANES));
     __m512 shift = _mm512_set1_ps(-_mm512_reduce_max_ps(top) * log2e_scale);
     __m512 factor = _mm512_set1_ps(log2e_scale), total = _mm512_setzero_ps();
     for (int64_t b = 0; b < blocks; b++) {
-        int64_t left = tokens - b * LANES;
-        __mmask16 valid = left >= LANES ? 0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1u) : 0;
+        __mmask16 valid = tokens_in_block(tokens, b);
         __m512 s = _mm512_maskz_loadu_ps(valid, scores + b * LANES);
         __m512 e = _mm512_maskz_mov_ps(valid, exp2_nonpositive(_mm512_fmadd_ps(s, factor, shift)));
         total = _mm512_add_ps(total, e);

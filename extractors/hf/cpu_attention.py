@@ -41,6 +41,7 @@ LIB.attention_bf16.argtypes = [
 ]
 SUPPORTED = bool(LIB.attention_supported())
 
+
 def kernel_applies(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                    attention_mask: torch.Tensor | None, dropout: float,
                    is_causal: bool | None, **kwargs: object) -> bool:
@@ -52,8 +53,8 @@ def kernel_applies(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
             and all(t.device.type == "cpu" and t.dtype == torch.bfloat16 for t in tensors)
             and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
             and query.shape[-1] == HEAD_SIZE and key.shape[-1] == HEAD_SIZE
-            and query.shape[:2] == key.shape[:2] == value.shape[:2]
-            and key.shape == value.shape and query.shape[2] > 0 and key.shape[2] > 0)
+            and query.shape[:2] == key.shape[:2] and key.shape == value.shape
+            and query.shape[2] > 0 and key.shape[2] > 0)
 
 
 def attention_bf16(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
